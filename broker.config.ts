@@ -1,0 +1,95 @@
+/**
+ * The one BrokerOptions of every node, built from env vars (see lib/config.ts for the list, its
+ * defaults and meanings). moleculer-runner loads this file's default export; tests build brokers
+ * from `createBrokerOptions(loadConfig(env))` so every node of a test cluster is configured the same
+ * way as in production.
+ *
+ * Fault tolerance is on and tuned rather than left at Moleculer's defaults (all off, no timeout):
+ * every call has a timeout; only retryable errors are retried, with backoff, and actions that are
+ * not idempotent switch retries off in their own schema; a circuit breaker per endpoint stops
+ * calling a failing node; password hashing runs behind a bulkhead declared on the auth actions.
+ */
+import type { BrokerOptions, Errors } from "moleculer";
+import { loadConfig, type PlatformConfig } from "./lib/config.ts";
+import { ConfigError } from "./lib/env.ts";
+import { PLATFORM_CONFIG } from "./lib/platform.ts";
+
+export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
+  return {
+    namespace: config.namespace,
+    nodeID: config.nodeId,
+    logger: {
+      type: "Pino",
+      options: { level: config.logLevel, pino: { options: { base: { node: config.nodeId } } } },
+    },
+    transporter: config.transporter
+      ? {
+          type: "NATS",
+          options: { url: config.transporter, maxReconnectAttempts: -1, reconnectTimeWait: 250 },
+        }
+      : null,
+    serializer: "JSON",
+    requestTimeout: config.requestTimeoutMs,
+    retryPolicy: {
+      enabled: config.retryMax > 0,
+      retries: config.retryMax,
+      delay: 100,
+      maxDelay: 1_000,
+      factor: 2,
+      check: (err: Error) => Boolean((err as Errors.MoleculerError).retryable),
+    },
+    circuitBreaker: {
+      enabled: true,
+      threshold: config.circuitBreaker.threshold,
+      minRequestCount: config.circuitBreaker.minRequests,
+      windowTime: config.circuitBreaker.windowS,
+      halfOpenTime: config.circuitBreaker.halfOpenMs,
+      check: (err: Error) => ((err as Errors.MoleculerError).code ?? 500) >= 500,
+    },
+    bulkhead: { enabled: false },
+    heartbeatInterval: 5,
+    heartbeatTimeout: 15,
+    registry: { strategy: "RoundRobin", preferLocal: true },
+    tracking: { enabled: true, shutdownTimeout: 10_000 },
+    cacher: config.redisUrl
+      ? {
+          type: "Redis",
+          options: {
+            prefix: `${config.namespace}-cache`,
+            ttl: config.profileCacheTtlS,
+            redis: config.redisUrl,
+          },
+        }
+      : { type: "MemoryLRU", options: { max: 10_000, ttl: config.profileCacheTtlS } },
+    validator: true,
+    metrics: {
+      enabled: config.metricsEnabled,
+      reporter: [
+        {
+          type: "Prometheus",
+          options: {
+            port: config.metricsPort,
+            path: "/metrics",
+            defaultLabels: () => ({ node: config.nodeId }),
+          },
+        },
+      ],
+    },
+    tracing: { enabled: false },
+    [PLATFORM_CONFIG]: config,
+  } as BrokerOptions;
+}
+
+function fromEnv(): BrokerOptions {
+  try {
+    return createBrokerOptions(loadConfig(process.env));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`Invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+export default fromEnv();

@@ -1,0 +1,116 @@
+/**
+ * Local verification of access tokens: the JWKS is fetched from auth once and cached (refetched
+ * on an unknown `kid`, on a rotation event and periodically), and sessions revoked by logout are
+ * held in memory until their tokens would have expired anyway. No bus round trip per request.
+ */
+import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from "jose";
+import type { AuthUser, Revocation } from "../lib/contracts.ts";
+import { UnauthorizedError } from "../lib/errors.ts";
+
+const ALGORITHMS = ["EdDSA"];
+const TOKEN_TYPE = "at+jwt";
+const MAX_TOKEN_LENGTH = 4096;
+const MIN_REFETCH_INTERVAL_MS = 5_000;
+
+export interface VerifierSettings {
+  issuer: string;
+  audience: string;
+  fetchJwks(): Promise<JSONWebKeySet>;
+  fetchRevocations(): Promise<Revocation[]>;
+}
+
+export class AccessTokenVerifier {
+  private readonly settings: VerifierSettings;
+  private keySet: ReturnType<typeof createLocalJWKSet> | undefined;
+  private lastFetch = 0;
+  private fetching: Promise<void> | undefined;
+  private readonly revoked = new Map<string, number>();
+
+  constructor(settings: VerifierSettings) {
+    this.settings = settings;
+  }
+
+  get hasKeys(): boolean {
+    return this.keySet !== undefined;
+  }
+
+  /** Fetches the JWKS and the recent revocations; concurrent callers share one fetch. */
+  sync(): Promise<void> {
+    this.fetching ??= (async () => {
+      try {
+        const [jwks, revocations] = await Promise.all([
+          this.settings.fetchJwks(),
+          this.settings.fetchRevocations(),
+        ]);
+        this.keySet = createLocalJWKSet(jwks);
+        this.lastFetch = Date.now();
+        this.revoke(revocations);
+      } finally {
+        this.fetching = undefined;
+      }
+    })();
+    return this.fetching;
+  }
+
+  revoke(revocations: Revocation[]): void {
+    const now = Date.now();
+    for (const r of revocations) {
+      const until = Date.parse(r.until);
+      if (until > now) this.revoked.set(r.sessionId, Math.max(until, this.revoked.get(r.sessionId) ?? 0));
+    }
+    for (const [sessionId, until] of this.revoked) if (until <= now) this.revoked.delete(sessionId);
+  }
+
+  isRevoked(sessionId: string): boolean {
+    const until = this.revoked.get(sessionId);
+    return until !== undefined && until > Date.now();
+  }
+
+  async verify(token: string): Promise<AuthUser> {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
+    if (!this.keySet) await this.sync();
+    let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
+    try {
+      payload = await this.verifyOnce(token);
+    } catch (err) {
+      if (
+        !(err instanceof errors.JWKSNoMatchingKey) ||
+        Date.now() - this.lastFetch < MIN_REFETCH_INTERVAL_MS
+      ) {
+        throw toUnauthorized(err);
+      }
+      await this.sync();
+      payload = await this.verifyOnce(token).catch((e) => {
+        throw toUnauthorized(e);
+      });
+    }
+    const sessionId = payload.sid;
+    if (typeof payload.sub !== "string" || typeof sessionId !== "string") throw invalid();
+    if (this.isRevoked(sessionId)) throw new UnauthorizedError("The session was revoked", "TOKEN_REVOKED");
+    return { id: payload.sub, sessionId };
+  }
+
+  private async verifyOnce(token: string) {
+    if (!this.keySet) throw invalid();
+    const { payload } = await jwtVerify(token, this.keySet, {
+      algorithms: ALGORITHMS,
+      issuer: this.settings.issuer,
+      audience: this.settings.audience,
+      typ: TOKEN_TYPE,
+      requiredClaims: ["exp", "iat", "sub", "sid"],
+      clockTolerance: 5,
+    });
+    return payload;
+  }
+}
+
+function invalid(): UnauthorizedError {
+  return new UnauthorizedError("The access token is invalid", "INVALID_TOKEN");
+}
+
+function toUnauthorized(err: unknown): UnauthorizedError {
+  if (err instanceof errors.JWTExpired)
+    return new UnauthorizedError("The access token has expired", "TOKEN_EXPIRED");
+  if (err instanceof UnauthorizedError) return err;
+  return invalid();
+}

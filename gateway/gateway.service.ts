@@ -1,0 +1,207 @@
+/**
+ * The gateway node role: REST through moleculer-web, built only from the route table in
+ * routes.ts (no auto-aliases, so nothing internal such as $node.* is reachable), with access
+ * tokens verified locally, one error mapping, request ids, compression, CORS, health and OpenAPI.
+ */
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import compression from "compression";
+import type { JSONWebKeySet } from "jose";
+import { type Context, Service, type ServiceBroker } from "moleculer";
+import ApiGateway from "moleculer-web";
+import { type CallMeta, call, type Revocation } from "../lib/contracts.ts";
+import { ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
+import { platformConfig } from "../lib/platform.ts";
+import { AccessTokenVerifier } from "./access-tokens.ts";
+import { clientIpResolver } from "./client-ip.ts";
+import { toHttpError } from "./error-mapping.ts";
+import { buildOpenApi } from "./openapi.ts";
+import { Readiness } from "./readiness.ts";
+import { ROUTES, type RouteDef } from "./routes.ts";
+
+/** Services this gateway fronts; it is ready once each is discovered and answers. */
+const NEEDED_SERVICES = ["auth", "profile"];
+const SYNC_INTERVAL_MS = 30_000;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+type Req = IncomingMessage & { $alias?: { action?: string }; $ctx?: Context<unknown, CallMeta> };
+type Ctx = Context<unknown, CallMeta>;
+
+export default class GatewayService extends Service {
+  private verifier!: AccessTokenVerifier;
+  private readiness!: Readiness;
+  private syncTimer: NodeJS.Timeout | undefined;
+
+  constructor(broker: ServiceBroker) {
+    super(broker);
+    const config = platformConfig(broker);
+    const clientIp = clientIpResolver(config.trustedProxies);
+    const byAction = new Map<string, RouteDef>(ROUTES.map((r) => [r.action, r]));
+    const openApi = JSON.stringify(buildOpenApi());
+
+    const aliases = (auth: boolean) =>
+      Object.fromEntries(
+        ROUTES.filter((r) => r.auth === auth).map((r) => [`${r.method} ${r.path}`, r.action]),
+      );
+
+    const apiRoute = (auth: boolean) => ({
+      name: auth ? "authenticated" : "public",
+      path: "/",
+      mappingPolicy: "restrict",
+      autoAliases: false,
+      authentication: auth,
+      mergeParams: true,
+      bodyParsers: { json: { strict: true, limit: config.bodyLimitBytes }, urlencoded: false },
+      aliases: aliases(auth),
+      onBeforeCall: async (ctx: Ctx, _route: unknown, req: Req) => {
+        await this.assertReady();
+        ctx.meta.clientIp = clientIp(req);
+        ctx.meta.userAgent = String(req.headers["user-agent"] ?? "").slice(0, 256);
+        const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
+        if (def) ctx.meta.$statusCode = def.status;
+      },
+      onAfterCall: (ctx: Ctx, _route: unknown, req: Req, _res: ServerResponse, data: unknown) => {
+        const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
+        if (def?.location) (ctx.meta as { $location?: string }).$location = def.location(data as never);
+        return def?.status === 204 ? null : data;
+      },
+    });
+
+    this.parseServiceSchema({
+      name: "gateway",
+      mixins: [ApiGateway],
+      settings: {
+        port: config.port,
+        ip: config.host,
+        use: [compression({ threshold: 1024 })],
+        rootCallOptions: (options: { requestID?: string }, req: Req, res: ServerResponse) => {
+          const given = req.headers["x-request-id"];
+          const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+          options.requestID = id;
+          res.setHeader("X-Request-Id", id);
+        },
+        cors: config.corsOrigins.length
+          ? {
+              origin: config.corsOrigins,
+              methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+              allowedHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
+              exposedHeaders: ["X-Request-Id", "Retry-After", "WWW-Authenticate"],
+              credentials: false,
+              maxAge: 600,
+            }
+          : undefined,
+        routes: [
+          {
+            name: "health",
+            path: "/",
+            mappingPolicy: "restrict",
+            autoAliases: false,
+            bodyParsers: false,
+            aliases: {
+              "GET /health/live": (_req: Req, res: ServerResponse) => sendJson(res, 200, { status: "ok" }),
+              "GET /health/ready": (_req: Req, res: ServerResponse) => void this.sendReadiness(res),
+              "GET /openapi.json": (_req: Req, res: ServerResponse) => {
+                res.setHeader("Content-Type", "application/json; charset=utf-8");
+                res.end(openApi);
+              },
+            },
+          },
+          apiRoute(false),
+          apiRoute(true),
+        ],
+        onError: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
+        log4XXResponses: false,
+        logRequestParams: null,
+        logResponseData: null,
+      } as Record<string, unknown>,
+      methods: {
+        authenticate: (_ctx: Ctx, _route: unknown, req: Req) => this.authenticateRequest(req),
+      },
+      events: {
+        "auth.sessions.revoked": {
+          handler: (ctx: Context<{ revocations: Revocation[] }>) =>
+            this.verifier.revoke(ctx.params.revocations),
+        },
+        "auth.keys.rotated": { handler: () => this.verifier.sync().catch(() => undefined) },
+      },
+      created: () => {
+        this.verifier = new AccessTokenVerifier({
+          issuer: config.jwt.issuer,
+          audience: config.jwt.audience,
+          fetchJwks: async () => (await call(this.broker, "auth.jwks", {})) as unknown as JSONWebKeySet,
+          fetchRevocations: async () => (await call(this.broker, "auth.revocations", {})).revocations,
+        });
+        this.readiness = new Readiness({
+          services: NEEDED_SERVICES,
+          isDiscovered: (name) =>
+            this.broker.registry
+              .getServiceList({ onlyAvailable: true, skipInternal: true })
+              .some((s: { name: string }) => s.name === name),
+          ping: async (name) => {
+            await this.broker.call(`${name}.ready`, {}, { timeout: 2_000, retries: 0 });
+          },
+          ensureKeys: () => (this.verifier.hasKeys ? Promise.resolve() : this.verifier.sync()),
+        });
+      },
+      started: () => {
+        this.syncTimer = setInterval(
+          () => void this.verifier.sync().catch(() => undefined),
+          SYNC_INTERVAL_MS,
+        );
+        this.syncTimer.unref();
+      },
+      stopped: () => clearInterval(this.syncTimer),
+    });
+  }
+
+  /** The port the HTTP server listens on (useful when PORT=0). */
+  get port(): number {
+    return ((this as unknown as { server: { address(): AddressInfo } }).server.address() as AddressInfo).port;
+  }
+
+  private async assertReady(): Promise<void> {
+    if (this.readiness.isKnownReady()) return;
+    const state = await this.readiness.state();
+    if (!state.ready) throw new ServiceUnavailableError("Not ready yet", "NOT_READY");
+  }
+
+  private async sendReadiness(res: ServerResponse): Promise<void> {
+    const state = await this.readiness.state();
+    if (!state.ready) res.setHeader("Retry-After", "1");
+    sendJson(res, state.ready ? 200 : 503, {
+      status: state.ready ? "ready" : "not_ready",
+      checks: state.checks,
+    });
+  }
+
+  private async authenticateRequest(req: Req) {
+    const header = req.headers.authorization;
+    const match = typeof header === "string" ? /^Bearer ([^\s]+)$/i.exec(header) : null;
+    if (!match?.[1]) throw new UnauthorizedError();
+    return this.verifier.verify(match[1]);
+  }
+
+  private answerError(req: Req, res: ServerResponse, err: unknown): void {
+    const mapped = toHttpError(err);
+    if (mapped.status >= 500) {
+      const level = mapped.status === 500 ? "error" : "warn";
+      this.logger[level](`${req.method} ${req.url} failed`, {
+        requestId: res.getHeader("X-Request-Id"),
+        err,
+      });
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(mapped.headers)) res.setHeader(name, value);
+    sendJson(res, mapped.status, mapped.body);
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status;
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.end(JSON.stringify(body));
+}

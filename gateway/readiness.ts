@@ -1,0 +1,69 @@
+/**
+ * Readiness: a gateway answers only once the services it fronts are discovered, answer their
+ * `ready` action (which pings their store), and the access-token keys are loaded. Until then every
+ * routed request gets 503 with Retry-After, never a wrong answer. The result is cached briefly so
+ * a busy gateway does not ping on every request.
+ */
+const CACHE_MS = 1_000;
+
+export interface ReadinessChecks {
+  services: string[];
+  isDiscovered(service: string): boolean;
+  ping(service: string): Promise<void>;
+  ensureKeys(): Promise<void>;
+}
+
+export interface ReadinessState {
+  ready: boolean;
+  checks: Record<string, "ok" | "missing" | "failing">;
+}
+
+export class Readiness {
+  private readonly checks: ReadinessChecks;
+  private last: { at: number; state: ReadinessState } | undefined;
+  private running: Promise<ReadinessState> | undefined;
+
+  constructor(checks: ReadinessChecks) {
+    this.checks = checks;
+  }
+
+  /** The current state, probing when the cached one is older than a second. */
+  state(): Promise<ReadinessState> {
+    if (this.last && Date.now() - this.last.at < CACHE_MS) return Promise.resolve(this.last.state);
+    this.running ??= this.probe().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Once ready, requests skip the probe until a check fails again. */
+  isKnownReady(): boolean {
+    return this.last?.state.ready === true && Date.now() - this.last.at < CACHE_MS;
+  }
+
+  private async probe(): Promise<ReadinessState> {
+    const checks: ReadinessState["checks"] = {};
+    await Promise.all(
+      this.checks.services.map(async (service) => {
+        if (!this.checks.isDiscovered(service)) {
+          checks[service] = "missing";
+          return;
+        }
+        checks[service] = await this.checks.ping(service).then(
+          () => "ok" as const,
+          () => "failing" as const,
+        );
+      }),
+    );
+    const servicesOk = Object.values(checks).every((c) => c === "ok");
+    checks.keys = servicesOk
+      ? await this.checks.ensureKeys().then(
+          () => "ok" as const,
+          () => "failing" as const,
+        )
+      : "missing";
+    const state = { ready: Object.values(checks).every((c) => c === "ok"), checks };
+    this.last = { at: Date.now(), state };
+    return state;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Every HTTP route of the platform, in one table: the gateway builds its moleculer-web aliases
+ * from it and the OpenAPI document at /openapi.json is generated from it and the action params of
+ * lib/contracts.ts. A route that is not here is not reachable over HTTP.
+ */
+import type { ActionMap } from "../lib/contracts.ts";
+
+export type HttpMethod = "GET" | "POST" | "PATCH" | "DELETE";
+
+export interface RouteDef {
+  method: HttpMethod;
+  /** moleculer-web path, with `:name` parameters. */
+  path: string;
+  action: keyof ActionMap;
+  /** A valid access token is required. */
+  auth: boolean;
+  /** Status on success; 204 sends no body. */
+  status: 200 | 201 | 204;
+  summary: string;
+  tag: "auth" | "users";
+  /** Failure statuses the route documents, besides 400, 413, 422 and 503 that any route may give. */
+  errors: number[];
+  /** The Location header of a 201, from the answer. */
+  location?: (data: never) => string;
+}
+
+export const ROUTES: RouteDef[] = [
+  {
+    method: "POST",
+    path: "/auth/register",
+    action: "auth.register",
+    auth: false,
+    status: 201,
+    summary: "Create an account and sign in",
+    tag: "auth",
+    errors: [409, 429],
+    location: (data: { user: { id: string } }) => `/users/${encodeURIComponent(data.user.id)}`,
+  },
+  {
+    method: "POST",
+    path: "/auth/login",
+    action: "auth.login",
+    auth: false,
+    status: 200,
+    summary: "Sign in with email or username and password",
+    tag: "auth",
+    errors: [401, 429],
+  },
+  {
+    method: "POST",
+    path: "/auth/refresh",
+    action: "auth.refresh",
+    auth: false,
+    status: 200,
+    summary: "Trade a refresh token for a new token pair (the old refresh token is spent)",
+    tag: "auth",
+    errors: [401],
+  },
+  {
+    method: "POST",
+    path: "/auth/logout",
+    action: "auth.logout",
+    auth: true,
+    status: 204,
+    summary: "Revoke the caller's session",
+    tag: "auth",
+    errors: [401],
+  },
+  {
+    method: "POST",
+    path: "/auth/logout-all",
+    action: "auth.logoutAll",
+    auth: true,
+    status: 204,
+    summary: "Revoke every session of the caller",
+    tag: "auth",
+    errors: [401],
+  },
+  {
+    method: "GET",
+    path: "/auth/sessions",
+    action: "auth.sessions",
+    auth: true,
+    status: 200,
+    summary: "List the caller's live sessions",
+    tag: "auth",
+    errors: [401],
+  },
+  {
+    method: "DELETE",
+    path: "/auth/sessions/:id",
+    action: "auth.revokeSession",
+    auth: true,
+    status: 204,
+    summary: "Revoke one of the caller's sessions",
+    tag: "auth",
+    errors: [401, 404],
+  },
+  {
+    method: "GET",
+    path: "/.well-known/jwks.json",
+    action: "auth.jwks",
+    auth: false,
+    status: 200,
+    summary: "Public keys that verify access tokens",
+    tag: "auth",
+    errors: [],
+  },
+  {
+    method: "GET",
+    path: "/users/me",
+    action: "profile.me",
+    auth: true,
+    status: 200,
+    summary: "The caller's own profile, with email",
+    tag: "users",
+    errors: [401],
+  },
+  {
+    method: "PATCH",
+    path: "/users/me",
+    action: "profile.update",
+    auth: true,
+    status: 200,
+    summary: "Change displayName, bio or avatarUrl",
+    tag: "users",
+    errors: [401],
+  },
+  {
+    method: "GET",
+    path: "/users/by-username/:username",
+    action: "profile.byUsername",
+    auth: true,
+    status: 200,
+    summary: "A public profile by username (case-insensitive)",
+    tag: "users",
+    errors: [401, 404],
+  },
+  {
+    method: "GET",
+    path: "/users/:id",
+    action: "profile.get",
+    auth: true,
+    status: 200,
+    summary: "A public profile by id",
+    tag: "users",
+    errors: [401, 404],
+  },
+  {
+    method: "GET",
+    path: "/users",
+    action: "profile.search",
+    auth: true,
+    status: 200,
+    summary: "Users whose username starts with q, by username, with a cursor",
+    tag: "users",
+    errors: [401],
+  },
+];
+
+export function aliasKey(def: Pick<RouteDef, "method" | "path">): string {
+  return `${def.method} ${def.path}`;
+}

@@ -1,0 +1,134 @@
+/**
+ * Every setting of a node, read from env vars and validated at start. The README's env var table
+ * lists the same variables; test/unit/lib/config.test.ts checks the two stay in step.
+ *
+ *   NODE_ID                       node id on the bus                      host name + pid
+ *   NAMESPACE                     bus namespace (isolates clusters)       social
+ *   TRANSPORTER                   nats://host:port[,nats://...]           unset: one local broker
+ *   MONGO_URL                     mongodb://... store                      unset: embedded store
+ *   DATA_DIR                      embedded store folder                   ./data
+ *   REDIS_URL                     redis://... cache, limits, presence     unset: in memory
+ *   HOST / PORT                   gateway HTTP listen address             0.0.0.0 / 3000
+ *   METRICS_PORT                  Prometheus /metrics port (0: any free)  3030
+ *   METRICS_ENABLED               serve Prometheus metrics                true
+ *   LOG_LEVEL                     fatal|error|warn|info|debug|trace       info
+ *   REQUEST_TIMEOUT_MS            timeout of every bus call               10000
+ *   RETRY_MAX                     retries of retryable errors             2
+ *   CIRCUIT_BREAKER_THRESHOLD     failure ratio that opens a circuit      0.5
+ *   CIRCUIT_BREAKER_MIN_REQUESTS  calls in a window before it can open    10
+ *   CIRCUIT_BREAKER_WINDOW_S      window the ratio is measured over       30
+ *   CIRCUIT_BREAKER_HALF_OPEN_MS  open time before one probe call         5000
+ *   HASH_CONCURRENCY              hashes run at once per action and node  2
+ *   HASH_QUEUE_SIZE               hashes waiting before 503               200
+ *   ARGON2_MEMORY_KIB / ARGON2_TIME_COST / ARGON2_PARALLELISM   19456 / 2 / 1 (OWASP minimum)
+ *   JWT_ISSUER / JWT_AUDIENCE     access token iss / aud                  social-platform
+ *   ACCESS_TOKEN_TTL_S            access token lifetime                   900
+ *   REFRESH_TOKEN_TTL_S           refresh token lifetime                  2592000 (30 days)
+ *   SIGNING_KEY_ROTATION_S        age at which a new signing key is made  604800 (7 days)
+ *   RATE_LIMIT_REGISTER_IP        registrations per client IP             20/3600
+ *   RATE_LIMIT_LOGIN_IP           login attempts per client IP            60/60
+ *   RATE_LIMIT_LOGIN_ACCOUNT      failed logins per account               10/900
+ *   TRUSTED_PROXIES               proxies whose X-Forwarded-For counts    none
+ *   CORS_ORIGINS                  origins allowed by CORS                 none
+ *   BODY_LIMIT_BYTES              largest JSON body                       65536
+ *   PROFILE_CACHE_TTL_S           profile read cache lifetime             300
+ */
+import os from "node:os";
+import path from "node:path";
+import { type Env, EnvReader } from "./env.ts";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+
+export interface Rate {
+  points: number;
+  duration: number;
+}
+
+export interface PlatformConfig {
+  nodeId: string;
+  namespace: string;
+  transporter: string | undefined;
+  mongoUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string | undefined;
+  host: string;
+  port: number;
+  metricsEnabled: boolean;
+  metricsPort: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  requestTimeoutMs: number;
+  retryMax: number;
+  circuitBreaker: { threshold: number; minRequests: number; windowS: number; halfOpenMs: number };
+  hashing: {
+    concurrency: number;
+    queueSize: number;
+    memoryKiB: number;
+    timeCost: number;
+    parallelism: number;
+  };
+  jwt: { issuer: string; audience: string; accessTtlS: number; refreshTtlS: number; keyRotationS: number };
+  rateLimits: { registerIp: Rate; loginIp: Rate; loginAccount: Rate };
+  trustedProxies: string[];
+  corsOrigins: string[];
+  bodyLimitBytes: number;
+  profileCacheTtlS: number;
+}
+
+export function loadConfig(env: Env = process.env): PlatformConfig {
+  const e = new EnvReader(env);
+  return readConfig(e);
+}
+
+/** The names of every variable loadConfig reads. */
+export function configVariables(): string[] {
+  const e = new EnvReader({});
+  readConfig(e);
+  return [...e.read].sort();
+}
+
+function readConfig(e: EnvReader): PlatformConfig {
+  return {
+    nodeId: e.string("NODE_ID", `${os.hostname()}-${process.pid}`),
+    namespace: e.string("NAMESPACE", "social"),
+    transporter: e.url("TRANSPORTER", ["nats:"]),
+    mongoUrl: e.url("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
+    dataDir: path.resolve(e.string("DATA_DIR", "./data")),
+    redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
+    host: e.string("HOST", "0.0.0.0"),
+    port: e.int("PORT", 3000, 0, 65535),
+    metricsEnabled: e.bool("METRICS_ENABLED", true),
+    metricsPort: e.int("METRICS_PORT", 3030, 0, 65535),
+    logLevel: e.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    requestTimeoutMs: e.int("REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
+    retryMax: e.int("RETRY_MAX", 2, 0, 10),
+    circuitBreaker: {
+      threshold: e.number("CIRCUIT_BREAKER_THRESHOLD", 0.5, 0.01, 1),
+      minRequests: e.int("CIRCUIT_BREAKER_MIN_REQUESTS", 10, 1),
+      windowS: e.int("CIRCUIT_BREAKER_WINDOW_S", 30, 1),
+      halfOpenMs: e.int("CIRCUIT_BREAKER_HALF_OPEN_MS", 5_000, 100),
+    },
+    hashing: {
+      concurrency: e.int("HASH_CONCURRENCY", 2, 1, 64),
+      queueSize: e.int("HASH_QUEUE_SIZE", 200, 0, 100_000),
+      memoryKiB: e.int("ARGON2_MEMORY_KIB", 19_456, 19_456, 4_194_304),
+      timeCost: e.int("ARGON2_TIME_COST", 2, 2, 100),
+      parallelism: e.int("ARGON2_PARALLELISM", 1, 1, 16),
+    },
+    jwt: {
+      issuer: e.string("JWT_ISSUER", "social-platform"),
+      audience: e.string("JWT_AUDIENCE", "social-platform"),
+      accessTtlS: e.int("ACCESS_TOKEN_TTL_S", 900, 1, 86_400),
+      refreshTtlS: e.int("REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 365 * 86_400),
+      keyRotationS: e.int("SIGNING_KEY_ROTATION_S", 7 * 86_400, 60),
+    },
+    rateLimits: {
+      registerIp: e.rate("RATE_LIMIT_REGISTER_IP", "20/3600"),
+      loginIp: e.rate("RATE_LIMIT_LOGIN_IP", "60/60"),
+      loginAccount: e.rate("RATE_LIMIT_LOGIN_ACCOUNT", "10/900"),
+    },
+    trustedProxies: e.list("TRUSTED_PROXIES"),
+    corsOrigins: e.list("CORS_ORIGINS"),
+    bodyLimitBytes: e.int("BODY_LIMIT_BYTES", 65_536, 1_024, 10_485_760),
+    profileCacheTtlS: e.int("PROFILE_CACHE_TTL_S", 300, 1),
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * A small typed env-var parser. Each reader returns the parsed value or throws a ConfigError that
+ * names the variable, so a bad setting stops the node at start with a message an operator can act on.
+ */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+export type Env = Record<string, string | undefined>;
+
+export class EnvReader {
+  readonly env: Env;
+  /** Every variable read, so tests can check the docs and deployment files name them all. */
+  readonly read = new Set<string>();
+
+  constructor(env: Env) {
+    this.env = env;
+  }
+
+  private raw(name: string): string | undefined {
+    this.read.add(name);
+    const value = this.env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optionalString(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  int(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `expected an integer, got "${value}"`);
+    const n = Number(value);
+    if (n < min || n > max)
+      throw new ConfigError(name, `expected an integer from ${min} to ${max}, got ${n}`);
+    return n;
+  }
+
+  number(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new ConfigError(name, `expected a number from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (/^(1|true|yes|on)$/i.test(value)) return true;
+    if (/^(0|false|no|off)$/i.test(value)) return false;
+    throw new ConfigError(name, `expected true or false, got "${value}"`);
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      throw new ConfigError(name, `expected one of ${allowed.join(", ")}, got "${value}"`);
+    }
+    return value as T;
+  }
+
+  list(name: string): string[] {
+    const value = this.raw(name);
+    return value === undefined
+      ? []
+      : value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean);
+  }
+
+  url(name: string, protocols: readonly string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      throw new ConfigError(name, `expected a URL, got "${value}"`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
+    }
+    return value;
+  }
+
+  /** A rate written "points/seconds", such as "10/60" for ten per minute. */
+  rate(name: string, fallback: string): { points: number; duration: number } {
+    const value = this.raw(name) ?? fallback;
+    const match = /^(\d+)\/(\d+)$/.exec(value);
+    const points = Number(match?.[1]);
+    const duration = Number(match?.[2]);
+    if (!match || points < 1 || duration < 1) {
+      throw new ConfigError(name, `expected "points/seconds" such as "10/60", got "${value}"`);
+    }
+    return { points, duration };
+  }
+}

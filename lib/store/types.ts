@@ -1,0 +1,74 @@
+/**
+ * The storage contract every backend implements: a small, explicit subset of MongoDB's query and
+ * update language, so the same repository code runs on MongoDB (and MongoDB-wire servers such as
+ * FerretDB) and on the embedded on-disk store. No transactions and no change streams are needed.
+ */
+
+/** Every stored document has a string `_id`. */
+export interface Doc {
+  _id: string;
+}
+
+/** Field conditions allowed in a filter. Values are always plain data built by repositories. */
+export interface FieldCondition {
+  $eq?: unknown;
+  $ne?: unknown;
+  $gt?: unknown;
+  $gte?: unknown;
+  $lt?: unknown;
+  $lte?: unknown;
+  $in?: unknown[];
+  $exists?: boolean;
+  /** An anchored prefix match on a string field; backends escape it themselves. */
+  $prefix?: string;
+}
+
+export type Filter = Record<string, unknown | FieldCondition>;
+
+export interface Update {
+  $set?: Record<string, unknown>;
+  $unset?: Record<string, true>;
+  $inc?: Record<string, number>;
+}
+
+export interface FindOptions {
+  sort?: Record<string, 1 | -1>;
+  limit?: number;
+  skip?: number;
+}
+
+export interface IndexSpec {
+  /** Stable name, used in duplicate-key errors. */
+  name: string;
+  fields: Record<string, 1 | -1>;
+  unique?: boolean;
+  /** Documents missing the indexed field(s) are left out of the index. */
+  sparse?: boolean;
+  /** Documents are removed once the date in this single field is older than the given seconds. */
+  expireAfterSeconds?: number;
+}
+
+export interface Collection<T extends Doc> {
+  readonly name: string;
+  /** Throws DuplicateKeyError when a unique index is violated. */
+  insertOne(doc: T): Promise<T>;
+  findOne(filter: Filter): Promise<T | null>;
+  find(filter: Filter, options?: FindOptions): Promise<T[]>;
+  count(filter: Filter): Promise<number>;
+  /** Updates the first matching document; resolves how many matched (0 or 1). */
+  updateOne(filter: Filter, update: Update): Promise<number>;
+  updateMany(filter: Filter, update: Update): Promise<number>;
+  /** Atomically updates one matching document and resolves it as it is after the update. */
+  findOneAndUpdate(filter: Filter, update: Update, options?: { upsert?: boolean }): Promise<T | null>;
+  deleteOne(filter: Filter): Promise<number>;
+  deleteMany(filter: Filter): Promise<number>;
+  ensureIndexes(indexes: IndexSpec[]): Promise<void>;
+}
+
+export interface Store {
+  readonly kind: "mongo" | "embedded";
+  collection<T extends Doc>(name: string): Collection<T>;
+  /** Resolves when the store answers; rejects (StoreUnavailableError) otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

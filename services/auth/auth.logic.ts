@@ -1,0 +1,227 @@
+/**
+ * Accounts, logins and sessions, free of Moleculer: the service schema adapts it to the bus.
+ */
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import {
+  InvalidCredentialsError,
+  InvalidRefreshTokenError,
+  NotFoundError,
+  ServiceUnavailableError,
+  WeakPasswordError,
+} from "../../lib/errors.ts";
+import type { RateLimit } from "../../lib/rate-limiter.ts";
+import type { Account, AccountsRepository } from "./accounts.repo.ts";
+import { isCommonPassword, type PasswordHasher } from "./passwords.ts";
+import type { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
+import type { SessionsRepository } from "./sessions.repo.ts";
+import type { SigningKeys } from "./signing-keys.ts";
+
+export interface PublicUser {
+  id: string;
+  email: string;
+  username: string;
+  displayName: string;
+  createdAt: string;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+}
+
+export interface ClientInfo {
+  ip: string;
+  userAgent: string;
+}
+
+/** What auth needs from the profile service, as plain functions. */
+export interface ProfilePort {
+  create(profile: { id: string; email: string; username: string; displayName: string }): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+export interface AuthDeps {
+  accounts: AccountsRepository;
+  sessions: SessionsRepository;
+  refreshTokens: RefreshTokensRepository;
+  hasher: PasswordHasher;
+  keys: SigningKeys;
+  profiles: ProfilePort;
+  limits: { registerIp: RateLimit; loginIp: RateLimit; loginAccount: RateLimit };
+  accessTtlS: number;
+  refreshTtlS: number;
+  /** Told of every revoked session so gateways stop accepting its access tokens at once. */
+  onRevoked(sessionIds: string[]): Promise<void>;
+}
+
+export function hashRefreshToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+export class AuthLogic {
+  private readonly d: AuthDeps;
+
+  constructor(deps: AuthDeps) {
+    this.d = deps;
+  }
+
+  async register(
+    input: { email: string; username: string; password: string; displayName?: string },
+    client: ClientInfo,
+  ): Promise<{ user: PublicUser } & TokenPair> {
+    await this.d.limits.registerIp.consume(client.ip);
+    if (isCommonPassword(input.password)) throw new WeakPasswordError();
+    const email = input.email.trim().toLowerCase();
+    const displayName = input.displayName?.trim() || input.username;
+    const passwordHash = await this.d.hasher.hash(input.password);
+    const account = await this.d.accounts.insertPending({
+      _id: randomUUID(),
+      email,
+      username: input.username,
+      usernameLower: input.username.toLowerCase(),
+      passwordHash,
+    });
+    try {
+      await this.d.profiles.create({ id: account._id, email, username: account.username, displayName });
+      if ((await this.d.accounts.activate(account._id)) !== 1)
+        throw new Error("The account vanished mid-registration");
+    } catch (err) {
+      await this.undoRegistration(account._id);
+      throw new ServiceUnavailableError(
+        "Registration could not complete; nothing was kept",
+        "SERVICE_UNAVAILABLE",
+        err,
+      );
+    }
+    const tokens = await this.openSession(account._id, client);
+    return { user: toPublicUser(account, displayName), ...tokens };
+  }
+
+  /** Removes what a failed registration made; a stale-pending sweep catches what this misses. */
+  async undoRegistration(accountId: string): Promise<void> {
+    await this.d.profiles.remove(accountId).catch(() => undefined);
+    await this.d.accounts.remove(accountId).catch(() => undefined);
+  }
+
+  async sweepStalePending(olderThan: Date): Promise<number> {
+    const stale = await this.d.accounts.findStalePending(olderThan);
+    for (const account of stale) await this.undoRegistration(account._id);
+    return stale.length;
+  }
+
+  async login(
+    input: { email?: string; username?: string; password: string },
+    client: ClientInfo,
+    displayNameOf: (id: string, username: string) => Promise<string>,
+  ): Promise<{ user: PublicUser } & TokenPair> {
+    const accountKey = input.email
+      ? `e:${input.email.trim().toLowerCase()}`
+      : `u:${input.username?.toLowerCase()}`;
+    await this.d.limits.loginIp.consume(client.ip);
+    await this.d.limits.loginAccount.check(accountKey);
+    const account = input.email
+      ? await this.d.accounts.findActiveByEmail(input.email.trim().toLowerCase())
+      : await this.d.accounts.findActiveByUsername(input.username ?? "");
+    const ok = account
+      ? await this.d.hasher.verify(account.passwordHash, input.password)
+      : await this.d.hasher.verifyNothing(input.password);
+    if (!account || !ok) {
+      await this.d.limits.loginAccount.consume(accountKey);
+      throw new InvalidCredentialsError();
+    }
+    if (this.d.hasher.needsRehash(account.passwordHash)) {
+      await this.d.accounts.setPasswordHash(account._id, await this.d.hasher.hash(input.password));
+    }
+    const tokens = await this.openSession(account._id, client);
+    return { user: toPublicUser(account, await displayNameOf(account._id, account.username)), ...tokens };
+  }
+
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const now = new Date();
+    const hash = hashRefreshToken(refreshToken);
+    const record = await this.d.refreshTokens.find(hash);
+    if (!record || record.expiresAt <= now) throw new InvalidRefreshTokenError();
+    if (!(await this.d.refreshTokens.spend(hash, now))) {
+      // A spent token came back: someone holds a copy. Revoke the whole family.
+      if (await this.d.sessions.revoke(record.userId, record.sessionId, now)) {
+        await this.d.onRevoked([record.sessionId]);
+      }
+      throw new InvalidRefreshTokenError();
+    }
+    const session = await this.d.sessions.findLive(record.sessionId, now);
+    if (!session) throw new InvalidRefreshTokenError();
+    await this.d.sessions.touch(session._id, now);
+    return this.issue(session.userId, session._id, now);
+  }
+
+  async logout(userId: string, sessionId: string): Promise<void> {
+    if (await this.d.sessions.revoke(userId, sessionId, new Date())) await this.d.onRevoked([sessionId]);
+  }
+
+  async logoutAll(userId: string): Promise<void> {
+    const ids = await this.d.sessions.revokeAll(userId, new Date());
+    if (ids.length > 0) await this.d.onRevoked(ids);
+  }
+
+  async listSessions(userId: string, currentSessionId: string) {
+    const sessions = await this.d.sessions.listLive(userId, new Date());
+    return sessions.map((s) => ({
+      id: s._id,
+      createdAt: s.createdAt.toISOString(),
+      lastUsedAt: s.lastUsedAt.toISOString(),
+      userAgent: s.userAgent,
+      current: s._id === currentSessionId,
+    }));
+  }
+
+  async revokeSession(userId: string, sessionId: string): Promise<void> {
+    if (!(await this.d.sessions.revoke(userId, sessionId, new Date()))) throw new NotFoundError("Session");
+    await this.d.onRevoked([sessionId]);
+  }
+
+  /** Sessions revoked recently enough that access tokens signed for them may still be unexpired. */
+  async recentRevocations(now = new Date()): Promise<{ sessionId: string; until: string }[]> {
+    const since = new Date(now.getTime() - this.d.accessTtlS * 1000);
+    const revoked = await this.d.sessions.revokedSince(since);
+    return revoked.map((s) => ({
+      sessionId: s._id,
+      until: new Date((s.revokedAt ?? now).getTime() + this.d.accessTtlS * 1000).toISOString(),
+    }));
+  }
+
+  private async openSession(userId: string, client: ClientInfo): Promise<TokenPair> {
+    const now = new Date();
+    const session = await this.d.sessions.create({
+      _id: randomUUID(),
+      userId,
+      userAgent: client.userAgent.slice(0, 256),
+      ip: client.ip,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + this.d.refreshTtlS * 1000),
+    });
+    return this.issue(userId, session._id, now);
+  }
+
+  private async issue(userId: string, sessionId: string, now: Date): Promise<TokenPair> {
+    const refreshToken = randomBytes(32).toString("base64url");
+    await this.d.refreshTokens.insert({
+      _id: hashRefreshToken(refreshToken),
+      sessionId,
+      userId,
+      expiresAt: new Date(now.getTime() + this.d.refreshTtlS * 1000),
+    });
+    const accessToken = await this.d.keys.sign({ userId, sessionId });
+    return { accessToken, refreshToken, expiresIn: this.d.accessTtlS };
+  }
+}
+
+function toPublicUser(account: Account, displayName: string): PublicUser {
+  return {
+    id: account._id,
+    email: account.email,
+    username: account.username,
+    displayName,
+    createdAt: account.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * The auth service: accounts, passwords, tokens, sessions and signing keys. The schema validates
+ * and hands off to AuthLogic; see lib/contracts.ts for the params of each action.
+ */
+import type { Redis } from "ioredis";
+import { type Context, Service, type ServiceBroker } from "moleculer";
+import { broadcast, type CallMeta, call, PARAMS } from "../../lib/contracts.ts";
+import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { platformConfig } from "../../lib/platform.ts";
+import { RateLimit } from "../../lib/rate-limiter.ts";
+import { createRedis } from "../../lib/redis.ts";
+import { openStore } from "../../lib/store/index.ts";
+import type { Store } from "../../lib/store/types.ts";
+import { AccountsRepository } from "./accounts.repo.ts";
+import { AuthLogic, type ClientInfo } from "./auth.logic.ts";
+import { PasswordHasher } from "./passwords.ts";
+import { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
+import { SessionsRepository } from "./sessions.repo.ts";
+import { SigningKeysRepository } from "./signing-keys.repo.ts";
+import { SigningKeys } from "./signing-keys.ts";
+
+const HOUSEKEEPING_INTERVAL_MS = 30_000;
+/** A registration still pending after this long was cut off by a failure; it is undone. */
+const STALE_PENDING_MS = 120_000;
+
+type Ctx<P = Record<string, never>> = Context<P, CallMeta>;
+
+export default class AuthService extends Service {
+  private store!: Store;
+  private redis: Redis | undefined;
+  private keys!: SigningKeys;
+  private logic!: AuthLogic;
+  private housekeeping: NodeJS.Timeout | undefined;
+
+  constructor(broker: ServiceBroker) {
+    super(broker);
+    const config = platformConfig(broker);
+    const hashingBulkhead = {
+      enabled: true,
+      concurrency: config.hashing.concurrency,
+      maxQueueSize: config.hashing.queueSize,
+    };
+    const noRetry = { enabled: false };
+    this.parseServiceSchema({
+      name: "auth",
+      settings: {},
+      actions: {
+        register: {
+          params: PARAMS["auth.register"],
+          bulkhead: hashingBulkhead,
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ email: string; username: string; password: string; displayName?: string }>) =>
+            this.logic.register(ctx.params, clientOf(ctx)),
+        },
+        login: {
+          params: PARAMS["auth.login"],
+          bulkhead: hashingBulkhead,
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ email?: string; username?: string; password: string }>) => {
+            const { email, username } = ctx.params;
+            if ((email === undefined) === (username === undefined)) {
+              throw new ValidationFailedError([
+                { field: "email", type: "required", message: "Give either email or username, not both" },
+              ]);
+            }
+            return this.logic.login(ctx.params, clientOf(ctx), (id, username) =>
+              this.displayNameOf(ctx, id, username),
+            );
+          },
+        },
+        refresh: {
+          params: PARAMS["auth.refresh"],
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ refreshToken: string }>) => this.logic.refresh(ctx.params.refreshToken),
+        },
+        logout: {
+          params: PARAMS["auth.logout"],
+          handler: async (ctx: Ctx) => {
+            const user = userOf(ctx);
+            await this.logic.logout(user.id, user.sessionId);
+            return null;
+          },
+        },
+        logoutAll: {
+          params: PARAMS["auth.logoutAll"],
+          handler: async (ctx: Ctx) => {
+            await this.logic.logoutAll(userOf(ctx).id);
+            return null;
+          },
+        },
+        sessions: {
+          params: PARAMS["auth.sessions"],
+          handler: async (ctx: Ctx) => {
+            const user = userOf(ctx);
+            return { sessions: await this.logic.listSessions(user.id, user.sessionId) };
+          },
+        },
+        revokeSession: {
+          params: PARAMS["auth.revokeSession"],
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            await this.logic.revokeSession(userOf(ctx).id, ctx.params.id);
+            return null;
+          },
+        },
+        jwks: { params: PARAMS["auth.jwks"], handler: () => this.keys.jwks() },
+        revocations: { handler: async () => ({ revocations: await this.logic.recentRevocations() }) },
+        rotateKeys: {
+          handler: async () => {
+            await this.keys.rotate();
+            await broadcast(this.broker, "auth.keys.rotated", {});
+            return { keys: this.keys.jwks().keys.length };
+          },
+        },
+        ready: {
+          handler: async () => {
+            await this.store.ping();
+            return { ok: true };
+          },
+        },
+      },
+      events: {
+        "auth.keys.rotated": { handler: () => this.keys.refresh().then(() => undefined) },
+      },
+      started: () => this.start(),
+      stopped: () => this.stop(),
+    });
+  }
+
+  private async start(): Promise<void> {
+    const config = platformConfig(this.broker);
+    this.store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
+    const accounts = new AccountsRepository(this.store.collection("accounts"));
+    const sessions = new SessionsRepository(this.store.collection("sessions"));
+    const refreshTokens = new RefreshTokensRepository(this.store.collection("refresh_tokens"));
+    const keysRepo = new SigningKeysRepository(this.store.collection("signing_keys"));
+    await Promise.all([accounts.init(), sessions.init(), refreshTokens.init(), keysRepo.init()]);
+    this.keys = new SigningKeys(keysRepo, {
+      issuer: config.jwt.issuer,
+      audience: config.jwt.audience,
+      accessTtlS: config.jwt.accessTtlS,
+      keyRotationS: config.jwt.keyRotationS,
+    });
+    this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-auth`) : undefined;
+    const limit = (name: string, rate: { points: number; duration: number }) =>
+      new RateLimit(name, rate, this.redis, config.namespace);
+    this.logic = new AuthLogic({
+      accounts,
+      sessions,
+      refreshTokens,
+      hasher: new PasswordHasher(config.hashing),
+      keys: this.keys,
+      profiles: {
+        create: async (profile) => {
+          await call(this.broker, "profile.create", profile);
+        },
+        remove: async (id) => {
+          await call(this.broker, "profile.remove", { id });
+        },
+      },
+      limits: {
+        registerIp: limit("register-ip", config.rateLimits.registerIp),
+        loginIp: limit("login-ip", config.rateLimits.loginIp),
+        loginAccount: limit("login-account", config.rateLimits.loginAccount),
+      },
+      accessTtlS: config.jwt.accessTtlS,
+      refreshTtlS: config.jwt.refreshTtlS,
+      onRevoked: (ids) => this.announceRevoked(ids),
+    });
+    if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});
+    this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_INTERVAL_MS);
+    this.housekeeping.unref();
+  }
+
+  private async stop(): Promise<void> {
+    clearInterval(this.housekeeping);
+    this.redis?.disconnect();
+    await this.store?.close();
+  }
+
+  private async tidy(): Promise<void> {
+    try {
+      if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});
+      const swept = await this.logic.sweepStalePending(new Date(Date.now() - STALE_PENDING_MS));
+      if (swept > 0) this.logger.warn(`Undid ${swept} registrations that never completed`);
+    } catch (err) {
+      this.logger.warn("Auth housekeeping failed; it runs again shortly", err);
+    }
+  }
+
+  private async announceRevoked(sessionIds: string[]): Promise<void> {
+    const until = new Date(Date.now() + platformConfig(this.broker).jwt.accessTtlS * 1000).toISOString();
+    await broadcast(this.broker, "auth.sessions.revoked", {
+      revocations: sessionIds.map((sessionId) => ({ sessionId, until })),
+    });
+  }
+
+  private async displayNameOf(ctx: Ctx<unknown>, id: string, username: string): Promise<string> {
+    try {
+      return (await call(ctx, "profile.get", { id })).displayName;
+    } catch (err) {
+      this.logger.warn("Profile unavailable at login; answering with the username", err);
+      return username;
+    }
+  }
+}
+
+function clientOf(ctx: Ctx<unknown>): ClientInfo {
+  return { ip: ctx.meta.clientIp ?? "internal", userAgent: ctx.meta.userAgent ?? "" };
+}
+
+function userOf(ctx: Ctx<unknown>) {
+  if (!ctx.meta.user) throw new UnauthorizedError();
+  return ctx.meta.user;
+}

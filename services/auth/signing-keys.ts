@@ -1,0 +1,103 @@
+/**
+ * Ed25519 signing keys, shared by every auth instance through the store. The newest key signs; a
+ * key stays published in the JWKS until every token it signed has expired, so rotating never logs
+ * anyone out.
+ */
+import { randomBytes } from "node:crypto";
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import type { SigningKeyRecord, SigningKeysRepository } from "./signing-keys.repo.ts";
+
+export const ACCESS_TOKEN_ALG = "EdDSA";
+export const ACCESS_TOKEN_TYP = "at+jwt";
+
+export interface TokenSettings {
+  issuer: string;
+  audience: string;
+  accessTtlS: number;
+  keyRotationS: number;
+}
+
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+}
+
+interface LoadedKey {
+  kid: string;
+  createdAt: Date;
+  publicJwk: JWK;
+  privateKey: CryptoKey;
+}
+
+export class SigningKeys {
+  private readonly repo: SigningKeysRepository;
+  private readonly settings: TokenSettings;
+  private keys: LoadedKey[] = [];
+
+  constructor(repo: SigningKeysRepository, settings: TokenSettings) {
+    this.repo = repo;
+    this.settings = settings;
+  }
+
+  /** Loads the keys, making a new one when there is none or the newest is due for rotation. */
+  async refresh(now = new Date()): Promise<{ rotated: boolean }> {
+    await this.load();
+    const newest = this.keys[0];
+    if (newest && now.getTime() - newest.createdAt.getTime() < this.settings.keyRotationS * 1000) {
+      return { rotated: false };
+    }
+    await this.rotate();
+    return { rotated: true };
+  }
+
+  /** Makes a new signing key now; older keys stay published until their tokens expire. */
+  async rotate(): Promise<void> {
+    const { publicKey, privateKey } = await generateKeyPair(ACCESS_TOKEN_ALG, {
+      crv: "Ed25519",
+      extractable: true,
+    });
+    const kid = randomBytes(12).toString("base64url");
+    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: ACCESS_TOKEN_ALG, use: "sig" };
+    const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: ACCESS_TOKEN_ALG };
+    await this.repo.insert({ _id: kid, alg: ACCESS_TOKEN_ALG, publicJwk, privateJwk });
+    await this.load();
+  }
+
+  private async load(): Promise<void> {
+    const records = await this.repo.newestFirst(20);
+    const loaded: LoadedKey[] = [];
+    for (const record of records) loaded.push(await this.toLoaded(record));
+    this.keys = loaded;
+  }
+
+  private async toLoaded(record: SigningKeyRecord): Promise<LoadedKey> {
+    const known = this.keys.find((k) => k.kid === record._id);
+    if (known) return known;
+    const privateKey = (await importJWK(record.privateJwk, ACCESS_TOKEN_ALG)) as CryptoKey;
+    return { kid: record._id, createdAt: record.createdAt, publicJwk: record.publicJwk, privateKey };
+  }
+
+  /** The public keys whose tokens may still be valid: the newest, and any superseded recently. */
+  jwks(now = new Date()): { keys: JWK[] } {
+    const graceMs = (this.settings.accessTtlS + 60) * 1000;
+    const keys = this.keys.filter((_key, i) => {
+      const supersededAt = this.keys[i - 1]?.createdAt;
+      return !supersededAt || supersededAt.getTime() + graceMs > now.getTime();
+    });
+    return { keys: keys.map((k) => k.publicJwk) };
+  }
+
+  async sign(claims: AccessClaims): Promise<string> {
+    const key = this.keys[0];
+    if (!key) throw new Error("No signing key loaded");
+    return new SignJWT({ sid: claims.sessionId })
+      .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: key.kid, typ: ACCESS_TOKEN_TYP })
+      .setSubject(claims.userId)
+      .setIssuer(this.settings.issuer)
+      .setAudience(this.settings.audience)
+      .setIssuedAt()
+      .setJti(randomBytes(12).toString("base64url"))
+      .setExpirationTime(`${this.settings.accessTtlS}s`)
+      .sign(key.privateKey);
+  }
+}

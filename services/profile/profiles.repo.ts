@@ -1,0 +1,69 @@
+import { BaseRepository } from "../../lib/store/base-repository.ts";
+import type { IndexSpec } from "../../lib/store/types.ts";
+
+export interface Profile {
+  _id: string;
+  email: string;
+  username: string;
+  usernameLower: string;
+  displayName: string;
+  bio: string | null;
+  avatarUrl: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type ProfileChanges = Partial<Pick<Profile, "displayName" | "bio" | "avatarUrl">>;
+
+export class ProfilesRepository extends BaseRepository<Profile> {
+  indexes(): IndexSpec[] {
+    return [{ name: "username_unique", fields: { usernameLower: 1 }, unique: true }];
+  }
+
+  /** Idempotent: a retried create of the same id leaves one profile. */
+  async create(input: {
+    id: string;
+    email: string;
+    username: string;
+    displayName: string;
+  }): Promise<Profile> {
+    const existing = await this.collection.findOne({ _id: input.id });
+    if (existing) return existing;
+    return this.collection.insertOne(
+      this.stampNew({
+        _id: input.id,
+        email: input.email,
+        username: input.username,
+        usernameLower: input.username.toLowerCase(),
+        displayName: input.displayName,
+        bio: null,
+        avatarUrl: null,
+      }) as Profile,
+    );
+  }
+
+  remove(id: string): Promise<number> {
+    return this.collection.deleteOne({ _id: id });
+  }
+
+  findById(id: string): Promise<Profile | null> {
+    return this.collection.findOne({ _id: id });
+  }
+
+  findByUsername(username: string): Promise<Profile | null> {
+    return this.collection.findOne({ usernameLower: username.toLowerCase() });
+  }
+
+  update(id: string, changes: ProfileChanges): Promise<Profile | null> {
+    return this.collection.findOneAndUpdate({ _id: id }, this.stampUpdate({ $set: { ...changes } }));
+  }
+
+  /** Usernames starting with the prefix (case-insensitive), in order, after the cursor. */
+  searchByPrefix(prefix: string, after: string | undefined, limit: number): Promise<Profile[]> {
+    const lower = prefix.toLowerCase();
+    const filter: Record<string, unknown> = {
+      usernameLower: after ? { $prefix: lower, $gt: after } : { $prefix: lower },
+    };
+    return this.collection.find(filter, { sort: { usernameLower: 1 }, limit });
+  }
+}

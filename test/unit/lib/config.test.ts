@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import { configVariables, loadConfig } from "../../../lib/config.ts";
+import { ConfigError } from "../../../lib/env.ts";
+
+describe("loadConfig", () => {
+  test("defaults give the embedded single-process platform on port 3000", () => {
+    const config = loadConfig({});
+    assert.equal(config.transporter, undefined);
+    assert.equal(config.mongoUrl, undefined);
+    assert.equal(config.redisUrl, undefined);
+    assert.equal(config.port, 3000);
+    assert.equal(config.jwt.accessTtlS, 900);
+    assert.deepEqual(config.hashing, {
+      concurrency: 2,
+      queueSize: 200,
+      memoryKiB: 19_456,
+      timeCost: 2,
+      parallelism: 1,
+    });
+  });
+
+  test("a cluster is configured by TRANSPORTER, MONGO_URL and REDIS_URL", () => {
+    const config = loadConfig({
+      TRANSPORTER: "nats://127.0.0.1:4222",
+      MONGO_URL: "mongodb://127.0.0.1:27017/social",
+      REDIS_URL: "redis://127.0.0.1:6379",
+    });
+    assert.equal(config.transporter, "nats://127.0.0.1:4222");
+    assert.equal(config.mongoUrl, "mongodb://127.0.0.1:27017/social");
+    assert.equal(config.redisUrl, "redis://127.0.0.1:6379");
+  });
+
+  const bad: [string, string][] = [
+    ["PORT", "http"],
+    ["PORT", "70000"],
+    ["TRANSPORTER", "tcp://127.0.0.1:4222"],
+    ["MONGO_URL", "not a url"],
+    ["REDIS_URL", "http://x"],
+    ["LOG_LEVEL", "loud"],
+    ["ARGON2_MEMORY_KIB", "1024"],
+    ["ARGON2_TIME_COST", "1"],
+    ["RATE_LIMIT_LOGIN_IP", "ten per minute"],
+    ["METRICS_ENABLED", "maybe"],
+    ["CIRCUIT_BREAKER_THRESHOLD", "2"],
+  ];
+  for (const [name, value] of bad) {
+    test(`${name}=${value} is refused with a message naming ${name}`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (err: unknown) => err instanceof ConfigError && err.variable === name && err.message.startsWith(name),
+      );
+    });
+  }
+
+  test("every variable the code reads is in the README's env var table", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    for (const name of configVariables())
+      assert.match(readme, new RegExp(`\\| \`${name}\``), `${name} missing`);
+  });
+});
