@@ -3,7 +3,7 @@
  * on an unknown `kid`, on a rotation event and periodically), and sessions revoked by logout are
  * held in memory until their tokens would have expired anyway. No bus round trip per request.
  */
-import { createLocalJWKSet, errors, type JSONWebKeySet, jwtVerify } from "jose";
+import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTPayload, jwtVerify } from "jose";
 import type { AuthUser, Revocation } from "../lib/contracts.ts";
 import { UnauthorizedError } from "../lib/errors.ts";
 
@@ -67,9 +67,14 @@ export class AccessTokenVerifier {
   }
 
   async verify(token: string): Promise<AuthUser> {
+    return (await this.verifyWithExpiry(token)).user;
+  }
+
+  /** The user and session of a valid token, and when (ms since epoch) the token expires. */
+  async verifyWithExpiry(token: string): Promise<{ user: AuthUser; expiresAt: number }> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
     if (!this.keySet) await this.sync();
-    let payload: Awaited<ReturnType<typeof jwtVerify>>["payload"];
+    let payload: JWTPayload;
     try {
       payload = await this.verifyOnce(token);
     } catch (err) {
@@ -80,17 +85,19 @@ export class AccessTokenVerifier {
         throw toUnauthorized(err);
       }
       await this.sync();
-      payload = await this.verifyOnce(token).catch((e) => {
+      payload = await this.verifyOnce(token).catch((e: unknown) => {
         throw toUnauthorized(e);
       });
     }
     const sessionId = payload.sid;
-    if (typeof payload.sub !== "string" || typeof sessionId !== "string") throw invalid();
+    if (typeof payload.sub !== "string" || typeof sessionId !== "string" || typeof payload.exp !== "number") {
+      throw invalid();
+    }
     if (this.isRevoked(sessionId)) throw new UnauthorizedError("The session was revoked", "TOKEN_REVOKED");
-    return { id: payload.sub, sessionId };
+    return { user: { id: payload.sub, sessionId }, expiresAt: payload.exp * 1000 };
   }
 
-  private async verifyOnce(token: string) {
+  private async verifyOnce(token: string): Promise<JWTPayload> {
     if (!this.keySet) throw invalid();
     const { payload } = await jwtVerify(token, this.keySet, {
       algorithms: ALGORITHMS,

@@ -10,7 +10,7 @@ import compression from "compression";
 import type { JSONWebKeySet } from "jose";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { type CallMeta, call, type Revocation } from "../lib/contracts.ts";
+import { broadcast, type CallMeta, call, type Revocation } from "../lib/contracts.ts";
 import { ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
@@ -19,9 +19,10 @@ import { toHttpError } from "./error-mapping.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { Readiness } from "./readiness.ts";
 import { ROUTES, type RouteDef } from "./routes.ts";
+import { WsServer } from "./ws-server.ts";
 
 /** Services this gateway fronts; it is ready once each is discovered and answers. */
-const NEEDED_SERVICES = ["auth", "profile"];
+const NEEDED_SERVICES = ["auth", "profile", "chat"];
 const SYNC_INTERVAL_MS = 30_000;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -31,6 +32,7 @@ type Ctx = Context<unknown, CallMeta>;
 export default class GatewayService extends Service {
   private verifier!: AccessTokenVerifier;
   private readiness!: Readiness;
+  private ws!: WsServer;
   private syncTimer: NodeJS.Timeout | undefined;
 
   constructor(broker: ServiceBroker) {
@@ -64,6 +66,10 @@ export default class GatewayService extends Service {
       onAfterCall: (ctx: Ctx, _route: unknown, req: Req, _res: ServerResponse, data: unknown) => {
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
         if (def?.location) (ctx.meta as { $location?: string }).$location = def.location(data as never);
+        this.logger.info(
+          { requestId: ctx.requestID, method: req.method, url: req.url, status: def?.status },
+          "request",
+        );
         return def?.status === 204 ? null : data;
       },
     });
@@ -112,11 +118,14 @@ export default class GatewayService extends Service {
         ],
         onError: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
         log4XXResponses: false,
+        logRequest: "debug",
+        logResponse: "debug",
         logRequestParams: null,
         logResponseData: null,
       } as Record<string, unknown>,
       methods: {
         authenticate: (_ctx: Ctx, _route: unknown, req: Req) => this.authenticateRequest(req),
+        errorHandler: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
       },
       events: {
         "auth.sessions.revoked": {
@@ -160,6 +169,33 @@ export default class GatewayService extends Service {
     return ((this as unknown as { server: { address(): AddressInfo } }).server.address() as AddressInfo).port;
   }
 
+  private createWsServer(clientIp: (req: IncomingMessage) => string): WsServer {
+    const config = platformConfig(this.broker);
+    const allowed = new Set([...config.corsOrigins, ...config.ws.origins]);
+    const nodeId = this.broker.nodeID;
+    return new WsServer({
+      verifier: this.verifier,
+      limits: config.ws,
+      clientIp,
+      isReady: () => this.readiness.isKnownReady(),
+      isOriginAllowed: (origin, host) => {
+        if (origin === undefined) return true;
+        if (allowed.has(origin)) return true;
+        try {
+          return new URL(origin).host === host;
+        } catch {
+          return false;
+        }
+      },
+      chat: {
+        call: (action, params, meta) => this.broker.call(action, params, { meta }),
+        userOnline: (userId) => void broadcast(this.broker, "ws.online", { nodeId, userId }),
+        userOffline: (userId) =>
+          void broadcast(this.broker, "ws.offline", { nodeId, userId, at: new Date().toISOString() }),
+      },
+    });
+  }
+
   private async assertReady(): Promise<void> {
     if (this.readiness.isKnownReady()) return;
     const state = await this.readiness.state();
@@ -184,13 +220,16 @@ export default class GatewayService extends Service {
 
   private answerError(req: Req, res: ServerResponse, err: unknown): void {
     const mapped = toHttpError(err);
-    if (mapped.status >= 500) {
-      const level = mapped.status === 500 ? "error" : "warn";
-      this.logger[level](`${req.method} ${req.url} failed`, {
-        requestId: res.getHeader("X-Request-Id"),
-        err,
-      });
-    }
+    const entry = {
+      requestId: res.getHeader("X-Request-Id"),
+      method: req.method,
+      url: req.url,
+      status: mapped.status,
+    };
+    if (mapped.status === 500) this.logger.error({ ...entry, err }, "failed");
+    else if (mapped.status >= 500)
+      this.logger.warn({ ...entry, reason: (err as Error)?.message }, "unavailable");
+    else this.logger.info(entry, "request");
     if (res.headersSent) {
       res.end();
       return;

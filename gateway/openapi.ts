@@ -12,6 +12,7 @@ type FieldRule = Record<string, unknown> | string;
 const ERROR_TEXT: Record<number, string> = {
   400: "Malformed JSON",
   401: "Missing, invalid, expired or revoked access token",
+  403: "Not a member of the chat, or not allowed",
   404: "Unknown resource",
   409: "Email or username already taken",
   413: "Body too large",

@@ -17,7 +17,7 @@ export interface RouteDef {
   /** Status on success; 204 sends no body. */
   status: 200 | 201 | 204;
   summary: string;
-  tag: "auth" | "users";
+  tag: "auth" | "users" | "chats";
   /** Failure statuses the route documents, besides 400, 413, 422 and 503 that any route may give. */
   errors: number[];
   /** The Location header of a 201, from the answer. */
@@ -155,6 +155,109 @@ export const ROUTES: RouteDef[] = [
     summary: "Users whose username starts with q, by username, with a cursor",
     tag: "users",
     errors: [401],
+  },
+  {
+    method: "POST",
+    path: "/chats",
+    action: "chat.open",
+    auth: true,
+    status: 201,
+    summary: "Open the direct chat with a user (200 if it exists) or create a group",
+    tag: "chats",
+    errors: [401, 404],
+    location: (data: { id: string }) => `/chats/${encodeURIComponent(data.id)}`,
+  },
+  {
+    method: "GET",
+    path: "/chats",
+    action: "chat.list",
+    auth: true,
+    status: 200,
+    summary: "The caller's chats with last message and unread count",
+    tag: "chats",
+    errors: [401],
+  },
+  {
+    method: "GET",
+    path: "/chats/:id",
+    action: "chat.get",
+    auth: true,
+    status: 200,
+    summary: "One chat of the caller",
+    tag: "chats",
+    errors: [401, 403],
+  },
+  {
+    method: "POST",
+    path: "/chats/:id/members",
+    action: "chat.addMember",
+    auth: true,
+    status: 200,
+    summary: "Add a member to a group (owner only)",
+    tag: "chats",
+    errors: [401, 403, 404],
+  },
+  {
+    method: "DELETE",
+    path: "/chats/:id/members/:userId",
+    action: "chat.removeMember",
+    auth: true,
+    status: 204,
+    summary: "Remove a member (owner), or leave (oneself)",
+    tag: "chats",
+    errors: [401, 403, 404],
+  },
+  {
+    method: "GET",
+    path: "/chats/:id/messages",
+    action: "chat.history",
+    auth: true,
+    status: 200,
+    summary: "Messages by seq, ascending, before or after a seq",
+    tag: "chats",
+    errors: [401, 403],
+  },
+  {
+    method: "POST",
+    path: "/chats/:id/messages",
+    action: "chat.send",
+    auth: true,
+    status: 201,
+    summary: "Send a message; a resend with the same clientMsgId answers the first one",
+    tag: "chats",
+    errors: [401, 403],
+    location: (data: { chatId: string; id: string }) =>
+      `/chats/${encodeURIComponent(data.chatId)}/messages/${encodeURIComponent(data.id)}`,
+  },
+  {
+    method: "PATCH",
+    path: "/chats/:id/messages/:messageId",
+    action: "chat.edit",
+    auth: true,
+    status: 200,
+    summary: "Edit one's own message",
+    tag: "chats",
+    errors: [401, 403, 404],
+  },
+  {
+    method: "DELETE",
+    path: "/chats/:id/messages/:messageId",
+    action: "chat.delete",
+    auth: true,
+    status: 204,
+    summary: "Delete one's own message (a tombstone stays)",
+    tag: "chats",
+    errors: [401, 403, 404],
+  },
+  {
+    method: "POST",
+    path: "/chats/:id/read",
+    action: "chat.read",
+    auth: true,
+    status: 204,
+    summary: "Mark the chat read up to a seq",
+    tag: "chats",
+    errors: [401, 403],
   },
 ];
 

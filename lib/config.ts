@@ -32,6 +32,14 @@
  *   CORS_ORIGINS                  origins allowed by CORS                 none
  *   BODY_LIMIT_BYTES              largest JSON body                       65536
  *   PROFILE_CACHE_TTL_S           profile read cache lifetime             300
+ *   CHAT_MAX_GROUP_MEMBERS        members of a group chat at most         100
+ *   CHAT_MAX_MESSAGE_LENGTH       characters of a message at most         4000
+ *   WS_ORIGINS                    origins allowed to open a WebSocket     CORS_ORIGINS and same host
+ *   WS_MAX_PAYLOAD_BYTES          largest WebSocket frame (1009 beyond)   65536
+ *   WS_MAX_BUFFERED_BYTES         unsent bytes per socket (1013 beyond)   1048576
+ *   WS_HEARTBEAT_MS               ping interval; two missed pongs close   30000
+ *   WS_RATE_LIMIT                 frames per connection                   60/10 (x2 closes 4008)
+ *   WS_TYPING_RATE_LIMIT          typing frames per connection            10/10
  */
 import os from "node:os";
 import path from "node:path";
@@ -72,6 +80,15 @@ export interface PlatformConfig {
   corsOrigins: string[];
   bodyLimitBytes: number;
   profileCacheTtlS: number;
+  chat: { maxGroupMembers: number; maxMessageLength: number };
+  ws: {
+    origins: string[];
+    maxPayloadBytes: number;
+    maxBufferedBytes: number;
+    heartbeatMs: number;
+    rate: Rate;
+    typingRate: Rate;
+  };
 }
 
 export function loadConfig(env: Env = process.env): PlatformConfig {
@@ -130,5 +147,17 @@ function readConfig(e: EnvReader): PlatformConfig {
     corsOrigins: e.list("CORS_ORIGINS"),
     bodyLimitBytes: e.int("BODY_LIMIT_BYTES", 65_536, 1_024, 10_485_760),
     profileCacheTtlS: e.int("PROFILE_CACHE_TTL_S", 300, 1),
+    chat: {
+      maxGroupMembers: e.int("CHAT_MAX_GROUP_MEMBERS", 100, 2, 100_000),
+      maxMessageLength: e.int("CHAT_MAX_MESSAGE_LENGTH", 4_000, 1, 100_000),
+    },
+    ws: {
+      origins: e.list("WS_ORIGINS"),
+      maxPayloadBytes: e.int("WS_MAX_PAYLOAD_BYTES", 65_536, 1_024, 16_777_216),
+      maxBufferedBytes: e.int("WS_MAX_BUFFERED_BYTES", 1_048_576, 65_536, 1_073_741_824),
+      heartbeatMs: e.int("WS_HEARTBEAT_MS", 30_000, 100, 600_000),
+      rate: e.rate("WS_RATE_LIMIT", "60/10"),
+      typingRate: e.rate("WS_TYPING_RATE_LIMIT", "10/10"),
+    },
   };
 }

@@ -10,6 +10,8 @@ const username = { type: "string", min: 3, max: 32, pattern: "^[A-Za-z0-9_]+$" }
 const password = { type: "string", min: 8, max: 1024 } as const;
 const displayName = { type: "string", min: 1, max: 64, trim: true } as const;
 const id = { type: "string", min: 1, max: 64, pattern: "^[A-Za-z0-9_-]+$" } as const;
+const seq = { type: "number", integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, convert: true } as const;
+const clientMsgId = { type: "string", min: 1, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" } as const;
 
 export const PARAMS = {
   "auth.register": {
@@ -46,7 +48,66 @@ export const PARAMS = {
     limit: { type: "number", integer: true, min: 1, max: 50, convert: true, optional: true },
     cursor: { type: "string", max: 128, optional: true },
   },
+  "chat.open": {
+    $$strict: true,
+    type: { type: "enum", values: ["direct", "group"] },
+    userId: { ...id, optional: true },
+    name: { type: "string", min: 1, max: 100, trim: true, optional: true },
+    memberIds: { type: "array", items: id, max: 1000, optional: true },
+  },
+  "chat.list": { $$strict: true },
+  "chat.get": { $$strict: true, id },
+  "chat.addMember": { $$strict: true, id, userId: id },
+  "chat.removeMember": { $$strict: true, id, userId: id },
+  "chat.history": {
+    $$strict: true,
+    id,
+    before: { ...seq, optional: true },
+    after: { ...seq, min: 0, optional: true },
+    limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
+  },
+  "chat.send": {
+    $$strict: true,
+    id,
+    message: { type: "string", min: 1, max: 100_000 },
+    clientMsgId,
+  },
+  "chat.edit": { $$strict: true, id, messageId: id, message: { type: "string", min: 1, max: 100_000 } },
+  "chat.delete": { $$strict: true, id, messageId: id },
+  "chat.read": { $$strict: true, id, seq: { ...seq, convert: false } },
 } as const;
+
+export interface MessageView {
+  id: string;
+  chatId: string;
+  seq: number;
+  senderId: string;
+  message: string;
+  clientMsgId: string;
+  createdAt: string;
+  editedAt?: string;
+  deleted?: boolean;
+}
+
+export interface ChatView {
+  id: string;
+  type: "direct" | "group";
+  name: string | null;
+  ownerId: string | null;
+  members: string[];
+  lastMessage: MessageSummary | null;
+  unreadCount?: number;
+  createdAt: string;
+}
+
+export interface MessageSummary {
+  id: string;
+  seq: number;
+  senderId: string;
+  message: string;
+  createdAt: string;
+  deleted?: boolean;
+}
 
 export interface UserView {
   id: string;
@@ -124,7 +185,45 @@ export interface ActionMap {
     result: { users: PublicProfile[]; nextCursor: string | null };
   };
   "profile.ready": { params: Record<string, never>; result: { ok: true } };
+  "chat.open": {
+    params: { type: "direct" | "group"; userId?: string; name?: string; memberIds?: string[] };
+    result: ChatView;
+  };
+  "chat.list": { params: Record<string, never>; result: { chats: ChatView[] } };
+  "chat.get": { params: { id: string }; result: ChatView };
+  "chat.addMember": { params: { id: string; userId: string }; result: ChatView };
+  "chat.removeMember": { params: { id: string; userId: string }; result: null };
+  "chat.history": {
+    params: { id: string; before?: number; after?: number; limit?: number };
+    result: { messages: MessageView[]; hasMore: boolean };
+  };
+  "chat.send": { params: { id: string; message: string; clientMsgId: string }; result: MessageView };
+  "chat.sendTo": {
+    params: { recipientId: string; message: string; clientMsgId: string };
+    result: MessageView;
+  };
+  "chat.edit": { params: { id: string; messageId: string; message: string }; result: MessageView };
+  "chat.delete": { params: { id: string; messageId: string }; result: null };
+  "chat.read": { params: { id: string; seq: number }; result: null };
+  "chat.typing": { params: { id: string }; result: null };
+  "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
+  "chat.ready": { params: Record<string, never>; result: { ok: true } };
+  "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
+  "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } };
 }
+
+export interface PresenceView {
+  userId: string;
+  status: "online" | "offline";
+  lastSeen: string | null;
+}
+
+/** A frame the server pushes to WebSocket clients (api.md, "Server to client"). */
+export type ServerFrame =
+  | ({ type: "new_message" | "message_edited" | "message_deleted" } & MessageView)
+  | { type: "typing"; chatId: string; userId: string }
+  | { type: "read"; chatId: string; userId: string; seq: number }
+  | ({ type: "presence" } & PresenceView);
 
 export interface EventMap {
   /** Sessions whose access tokens must stop working now, on every gateway. */
@@ -133,6 +232,10 @@ export interface EventMap {
   "auth.keys.rotated": Record<string, never>;
   /** Cached profile records to drop on every node. */
   "profile.cache.clean": { ids: string[] };
+  /** A user's first WebSocket on a gateway node opened. */
+  "ws.online": { nodeId: string; userId: string };
+  /** A user's last WebSocket on a gateway node closed. */
+  "ws.offline": { nodeId: string; userId: string; at: string };
 }
 
 /** The user an access token authenticated, as the gateway puts it in `ctx.meta.user`. */
@@ -154,7 +257,7 @@ export function call<K extends keyof ActionMap>(
   caller: Caller,
   action: K,
   params: ActionMap[K]["params"],
-  opts?: { meta?: CallMeta; timeout?: number },
+  opts?: { meta?: CallMeta; timeout?: number; nodeID?: string; retries?: number },
 ): Promise<ActionMap[K]["result"]> {
   return (caller.call as (a: string, p: unknown, o?: unknown) => Promise<ActionMap[K]["result"]>)(
     action,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
 import AuthService from "../../services/auth/auth.service.ts";
+import ChatService from "../../services/chat/chat.service.ts";
 import ProfileService from "../../services/profile/profile.service.ts";
 import { newUser, startNode, tempDir, waitReady } from "../support/platform.ts";
 
@@ -30,6 +31,7 @@ test("requests sent while the gateway starts get 503 with Retry-After, then succ
 
     node.broker.createService(AuthService as never);
     node.broker.createService(ProfileService as never);
+    node.broker.createService(ChatService as never);
     await waitReady(node.url);
     const res = await api.raw("POST", "/auth/register", { body: newUser() });
     assert.equal(res.status, 201);

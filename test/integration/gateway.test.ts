@@ -208,6 +208,7 @@ describe("the HTTP surface", () => {
     assert.deepEqual((ready.body as { checks: Record<string, string> }).checks, {
       auth: "ok",
       profile: "ok",
+      chat: "ok",
       keys: "ok",
     });
   });

@@ -10,9 +10,15 @@ import { createBrokerOptions } from "../../broker.config.ts";
 import GatewayService from "../../gateway/gateway.service.ts";
 import { loadConfig } from "../../lib/config.ts";
 import AuthService from "../../services/auth/auth.service.ts";
+import ChatService from "../../services/chat/chat.service.ts";
 import ProfileService from "../../services/profile/profile.service.ts";
 
-export const SERVICES = { auth: AuthService, profile: ProfileService, gateway: GatewayService } as const;
+export const SERVICES = {
+  auth: AuthService,
+  profile: ProfileService,
+  chat: ChatService,
+  gateway: GatewayService,
+} as const;
 export type ServiceName = keyof typeof SERVICES;
 
 export interface PlatformNode {
@@ -41,7 +47,12 @@ export async function startNode(
   const config = loadConfig({ ...TEST_ENV, ...env });
   const broker = new ServiceBroker(createBrokerOptions(config));
   for (const name of services) broker.createService(SERVICES[name] as never);
-  await broker.start();
+  try {
+    await broker.start();
+  } catch (err) {
+    await broker.stop().catch(() => undefined);
+    throw err;
+  }
   let url = "";
   if (services.includes("gateway")) {
     const gateway = broker.getLocalService("gateway") as unknown as GatewayService;
@@ -58,7 +69,7 @@ export async function tempDir(prefix = "social-test-"): Promise<{ dir: string; r
 /** The whole platform in one process on the embedded store, as `npm start` runs it. */
 export async function startEmbedded(env: Record<string, string | undefined> = {}) {
   const data = await tempDir();
-  const node = await startNode(["auth", "profile", "gateway"], { DATA_DIR: data.dir, ...env });
+  const node = await startNode(["auth", "profile", "chat", "gateway"], { DATA_DIR: data.dir, ...env });
   await waitReady(node.url);
   return {
     ...node,

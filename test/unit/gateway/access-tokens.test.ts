@@ -9,7 +9,11 @@ async function keyPair(kid: string) {
   return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "EdDSA" } as JWK };
 }
 
-function sign(key: Awaited<ReturnType<typeof keyPair>>, claims: Record<string, unknown> = {}, exp: string | number = "5m") {
+function sign(
+  key: Awaited<ReturnType<typeof keyPair>>,
+  claims: Record<string, unknown> = {},
+  exp: string | number = "5m",
+) {
   return new SignJWT({ sid: "s1", ...claims })
     .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: "at+jwt" })
     .setSubject("u1")

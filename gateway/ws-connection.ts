@@ -1,0 +1,173 @@
+/**
+ * One WebSocket client: frames handled one at a time in arrival order, a heartbeat, per-connection
+ * rate limits, a cap on unsent bytes, and the access token's expiry enforced while it stays open.
+ */
+import { randomUUID } from "node:crypto";
+import type { WebSocket } from "ws";
+import type { AuthUser, ServerFrame } from "../lib/contracts.ts";
+import { TokenBucket } from "./token-bucket.ts";
+import { type ClientFrame, type FrameError, parseFrame } from "./ws-frames.ts";
+
+export const CLOSE = {
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  TOO_LARGE: 1009,
+  TRY_AGAIN_LATER: 1013,
+  TOKEN: 4001,
+  RATE_LIMITED: 4008,
+} as const;
+
+export interface ConnectionLimits {
+  maxBufferedBytes: number;
+  heartbeatMs: number;
+  rate: { points: number; duration: number };
+  typingRate: { points: number; duration: number };
+}
+
+export interface FrameHandler {
+  handle(connection: WsConnection, frame: ClientFrame): Promise<void>;
+}
+
+/** Frames beyond the rate within one window that mean a flood, not a burst. */
+const FLOOD_FACTOR = 2;
+
+export class WsConnection {
+  readonly id = randomUUID();
+  readonly user: AuthUser;
+  private readonly socket: WebSocket;
+  private readonly limits: ConnectionLimits;
+  private readonly handler: FrameHandler;
+  private readonly frames: TokenBucket;
+  private readonly typing: TokenBucket;
+  private queue: Promise<void> = Promise.resolve();
+  private alive = true;
+  private refused = 0;
+  private refusedSince = Date.now();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  closing = false;
+
+  constructor(
+    socket: WebSocket,
+    user: AuthUser,
+    expiresAt: number,
+    limits: ConnectionLimits,
+    handler: FrameHandler,
+  ) {
+    this.socket = socket;
+    this.user = user;
+    this.limits = limits;
+    this.handler = handler;
+    this.frames = new TokenBucket(limits.rate.points, limits.rate.duration);
+    this.typing = new TokenBucket(limits.typingRate.points, limits.typingRate.duration);
+    this.setExpiry(expiresAt);
+    socket.on("pong", () => {
+      this.alive = true;
+    });
+    socket.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+  }
+
+  get open(): boolean {
+    return this.socket.readyState === this.socket.OPEN && !this.closing;
+  }
+
+  /** Called by the server's heartbeat tick: a socket that missed the last ping is dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.socket.terminate();
+      return;
+    }
+    this.alive = false;
+    this.socket.ping();
+  }
+
+  /** A fresh token of the same user and session extends the connection's life. */
+  setExpiry(expiresAt: number): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = setTimeout(
+      () => this.close(CLOSE.TOKEN, "Token expired"),
+      Math.max(0, expiresAt - Date.now()),
+    );
+    this.expiryTimer.unref();
+  }
+
+  send(frame: ServerFrame | Record<string, unknown>): void {
+    this.sendRaw(JSON.stringify(frame));
+  }
+
+  sendRaw(text: string): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.socket.bufferedAmount + text.length > this.limits.maxBufferedBytes) {
+      this.close(CLOSE.TRY_AGAIN_LATER, "Slow consumer");
+      return;
+    }
+    this.socket.send(text);
+  }
+
+  error(code: string, message: string, ref?: string): void {
+    this.send({ type: "error", code, message, ...(ref === undefined ? {} : { ref }) });
+  }
+
+  close(code: number, reason: string): void {
+    this.closing = true;
+    clearTimeout(this.expiryTimer);
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(code, reason);
+      const hard = setTimeout(() => this.socket.terminate(), 5_000);
+      hard.unref();
+    }
+  }
+
+  /** Resolves once every frame received so far has been handled (for a graceful shutdown). */
+  drained(): Promise<void> {
+    return this.queue;
+  }
+
+  takeTypingToken(): boolean {
+    return this.typing.take();
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closing) return;
+    if (!this.frames.take()) {
+      this.onRefused();
+      return;
+    }
+    if (isBinary) {
+      this.error("INVALID_FRAME", "Frames are JSON text");
+      return;
+    }
+    let frame: ClientFrame;
+    try {
+      frame = parseFrame(data.toString("utf8"));
+    } catch (err) {
+      const e = err as FrameError;
+      this.error(e.code ?? "INVALID_FRAME", e.message, e.ref);
+      return;
+    }
+    this.queue = this.queue.then(() =>
+      this.handler
+        .handle(this, frame)
+        .catch((err: Error) =>
+          this.error("INTERNAL_ERROR", `The frame failed: ${err.message}`, frameRef(frame)),
+        ),
+    );
+  }
+
+  private onRefused(): void {
+    const now = Date.now();
+    if (now - this.refusedSince > this.limits.rate.duration * 1000) {
+      this.refused = 0;
+      this.refusedSince = now;
+    }
+    this.refused += 1;
+    if (this.refused > this.limits.rate.points * (FLOOD_FACTOR - 1)) {
+      this.close(CLOSE.RATE_LIMITED, "Rate limited");
+      return;
+    }
+    this.error("RATE_LIMITED", "Too many frames; slow down");
+  }
+}
+
+function frameRef(frame: ClientFrame): string {
+  return frame.type === "send_message" ? frame.clientMsgId : frame.type;
+}

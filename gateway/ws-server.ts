@@ -1,0 +1,252 @@
+/**
+ * The WebSocket endpoint `GET /ws`: authentication during the HTTP upgrade (401 before upgrading),
+ * an Origin allow-list, the connections of each user on this node, and the frame handlers that
+ * turn client frames into chat calls. Delivery from the chat service arrives via deliver().
+ */
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer } from "ws";
+import type { AuthUser, CallMeta, ServerFrame } from "../lib/contracts.ts";
+import type { AccessTokenVerifier } from "./access-tokens.ts";
+import { toHttpError } from "./error-mapping.ts";
+import { CLOSE, type ConnectionLimits, type FrameHandler, WsConnection } from "./ws-connection.ts";
+import type { ClientFrame } from "./ws-frames.ts";
+
+const PATH = "/ws";
+const RESUME_PAGE = 200;
+
+/** The bus calls the WebSocket needs, with the caller's identity passed as meta. */
+export interface ChatPort {
+  call(action: string, params: Record<string, unknown>, meta: CallMeta): Promise<unknown>;
+  userOnline(userId: string): void;
+  userOffline(userId: string): void;
+}
+
+export interface WsServerOptions {
+  verifier: AccessTokenVerifier;
+  chat: ChatPort;
+  limits: ConnectionLimits & { maxPayloadBytes: number };
+  isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
+  isReady(): boolean;
+  clientIp(req: IncomingMessage): string;
+}
+
+export class WsServer implements FrameHandler {
+  private readonly o: WsServerOptions;
+  private readonly wss: WebSocketServer;
+  private readonly byUser = new Map<string, Set<WsConnection>>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: WsServerOptions) {
+    this.o = options;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.limits.maxPayloadBytes,
+      perMessageDeflate: false,
+      handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false),
+    });
+  }
+
+  attach(server: Server): void {
+    server.on(
+      "upgrade",
+      (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.upgrade(req, socket, head),
+    );
+    this.heartbeatTimer = setInterval(() => {
+      for (const set of this.byUser.values()) for (const c of set) c.heartbeat();
+    }, this.o.limits.heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  get connectionCount(): number {
+    let n = 0;
+    for (const set of this.byUser.values()) n += set.size;
+    return n;
+  }
+
+  connectedUsers(): string[] {
+    return [...this.byUser.keys()];
+  }
+
+  /** Sends one frame to every connection of the given users held here. */
+  deliver(userIds: string[], frame: ServerFrame): number {
+    const text = JSON.stringify(frame);
+    let delivered = 0;
+    for (const userId of userIds) {
+      for (const connection of this.byUser.get(userId) ?? []) {
+        connection.sendRaw(text);
+        delivered += 1;
+      }
+    }
+    return delivered;
+  }
+
+  /** Closes, with 4001, every socket of the revoked sessions. */
+  closeSessions(sessionIds: string[]): void {
+    const revoked = new Set(sessionIds);
+    for (const set of this.byUser.values()) {
+      for (const c of set) if (revoked.has(c.user.sessionId)) c.close(CLOSE.TOKEN, "Session revoked");
+    }
+  }
+
+  /** Graceful shutdown: finish the frames in flight, then close every socket with 1001. */
+  async shutdown(timeoutMs = 5_000): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    const all = [...this.byUser.values()].flatMap((set) => [...set]);
+    for (const c of all) c.closing = true;
+    await Promise.race([Promise.all(all.map((c) => c.drained())), delay(timeoutMs)]);
+    for (const c of all) c.close(CLOSE.GOING_AWAY, "Server going away");
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  async handle(connection: WsConnection, frame: ClientFrame): Promise<void> {
+    const meta: CallMeta = { user: connection.user };
+    switch (frame.type) {
+      case "send_message": {
+        const ref = frame.clientMsgId;
+        try {
+          const message = (await this.o.chat.call(
+            frame.chatId ? "chat.send" : "chat.sendTo",
+            frame.chatId
+              ? { id: frame.chatId, message: frame.message, clientMsgId: frame.clientMsgId }
+              : { recipientId: frame.recipientId, message: frame.message, clientMsgId: frame.clientMsgId },
+            meta,
+          )) as { id: string; chatId: string; seq: number };
+          connection.send({
+            type: "ack",
+            clientMsgId: ref,
+            chatId: message.chatId,
+            messageId: message.id,
+            seq: message.seq,
+          });
+        } catch (err) {
+          this.fail(connection, err, ref);
+        }
+        return;
+      }
+      case "resume":
+        for (const [chatId, lastSeen] of Object.entries(frame.chats))
+          await this.replay(connection, chatId, lastSeen);
+        return;
+      case "typing":
+        if (!connection.takeTypingToken()) return;
+        await this.o.chat
+          .call("chat.typing", { id: frame.chatId }, meta)
+          .catch((err) => this.fail(connection, err, "typing"));
+        return;
+      case "read":
+        await this.o.chat
+          .call("chat.read", { id: frame.chatId, seq: frame.seq }, meta)
+          .catch((err) => this.fail(connection, err, "read"));
+        return;
+      case "auth":
+        await this.reauthenticate(connection, frame.token);
+        return;
+    }
+  }
+
+  private async replay(connection: WsConnection, chatId: string, lastSeen: number): Promise<void> {
+    let after = lastSeen;
+    for (;;) {
+      if (!connection.open) return;
+      let page: { messages: ({ seq: number } & Record<string, unknown>)[]; hasMore: boolean };
+      try {
+        page = (await this.o.chat.call(
+          "chat.history",
+          { id: chatId, after, limit: RESUME_PAGE },
+          { user: connection.user },
+        )) as typeof page;
+      } catch (err) {
+        this.fail(connection, err, "resume");
+        return;
+      }
+      for (const m of page.messages) {
+        connection.send({ type: m.deleted ? "message_deleted" : "new_message", ...m });
+        after = m.seq;
+      }
+      if (!page.hasMore) return;
+    }
+  }
+
+  private async reauthenticate(connection: WsConnection, token: string): Promise<void> {
+    try {
+      const { user, expiresAt } = await this.o.verifier.verifyWithExpiry(token);
+      if (user.id !== connection.user.id || user.sessionId !== connection.user.sessionId) {
+        connection.error("UNAUTHORIZED", "The token belongs to another session", "auth");
+        return;
+      }
+      connection.setExpiry(expiresAt);
+      connection.send({ type: "ready", userId: user.id, connectionId: connection.id });
+    } catch (err) {
+      this.fail(connection, err, "auth");
+    }
+  }
+
+  private fail(connection: WsConnection, err: unknown, ref: string): void {
+    const { body } = toHttpError(err);
+    connection.error(body.error.code, body.error.message, ref);
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname !== PATH) return reject(socket, 404, "Not Found");
+    if (!this.o.isReady()) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
+    const token = tokenOf(req, url);
+    let auth: { user: AuthUser; expiresAt: number };
+    try {
+      if (!token) throw new Error("no token");
+      auth = await this.o.verifier.verifyWithExpiry(token);
+    } catch {
+      return reject(socket, 401, "Unauthorized", { "WWW-Authenticate": "Bearer" });
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (!this.o.isOriginAllowed(req.headers.origin, req.headers.host)) {
+        ws.close(CLOSE.POLICY, "Origin not allowed");
+        return;
+      }
+      const connection = new WsConnection(ws, auth.user, auth.expiresAt, this.o.limits, this);
+      this.add(connection);
+      ws.on("close", () => this.remove(connection));
+      ws.on("error", () => ws.terminate());
+      connection.send({ type: "ready", userId: auth.user.id, connectionId: connection.id });
+    });
+  }
+
+  private add(connection: WsConnection): void {
+    const set = this.byUser.get(connection.user.id);
+    if (set) {
+      set.add(connection);
+      return;
+    }
+    this.byUser.set(connection.user.id, new Set([connection]));
+    this.o.chat.userOnline(connection.user.id);
+  }
+
+  private remove(connection: WsConnection): void {
+    const set = this.byUser.get(connection.user.id);
+    if (!set?.delete(connection) || set.size > 0) return;
+    this.byUser.delete(connection.user.id);
+    this.o.chat.userOffline(connection.user.id);
+  }
+}
+
+function tokenOf(req: IncomingMessage, url: URL): string | undefined {
+  const header = req.headers.authorization;
+  const bearer = typeof header === "string" ? /^Bearer ([^\s]+)$/i.exec(header)?.[1] : undefined;
+  if (bearer) return bearer;
+  const protocols = String(req.headers["sec-websocket-protocol"] ?? "")
+    .split(",")
+    .map((p) => p.trim());
+  if (protocols[0] === "bearer" && protocols[1]) return protocols[1];
+  return url.searchParams.get("access_token") ?? undefined;
+}
+
+function reject(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {
+  const lines = [`HTTP/1.1 ${status} ${text}`, "Connection: close", "Content-Length: 0"];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  socket.end(`${lines.join("\r\n")}\r\n\r\n`);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

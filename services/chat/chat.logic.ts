@@ -1,0 +1,232 @@
+/**
+ * Chats, members, messages and read receipts, free of Moleculer. Every action checks membership
+ * first: a non-member gets the same 403 whether or not the chat exists, and learns nothing.
+ */
+import { randomUUID } from "node:crypto";
+import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
+import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
+import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
+import type { Message, MessagesRepository } from "./messages.repo.ts";
+import type { ReceiptsRepository } from "./receipts.repo.ts";
+
+export interface ChatLimits {
+  maxGroupMembers: number;
+  maxMessageLength: number;
+}
+
+export interface ChatDeps {
+  chats: ChatsRepository;
+  messages: MessagesRepository;
+  receipts: ReceiptsRepository;
+  limits: ChatLimits;
+  userExists(id: string): Promise<boolean>;
+}
+
+const CHAT_LIST_LIMIT = 200;
+
+export class ChatLogic {
+  private readonly d: ChatDeps;
+
+  constructor(deps: ChatDeps) {
+    this.d = deps;
+  }
+
+  async openDirect(userId: string, otherId: string): Promise<{ chat: ChatView; created: boolean }> {
+    if (otherId === userId) throw invalid("userId", "A direct chat needs another user");
+    if (!(await this.d.userExists(otherId))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    const { chat, created } = await this.d.chats.directFor(userId, otherId, randomUUID());
+    return { chat: toChatView(chat), created };
+  }
+
+  async createGroup(ownerId: string, name: string, memberIds: string[]): Promise<ChatView> {
+    const members = [...new Set([ownerId, ...memberIds])];
+    if (members.length > this.d.limits.maxGroupMembers) {
+      throw invalid("memberIds", `A group has at most ${this.d.limits.maxGroupMembers} members`);
+    }
+    for (const id of members) {
+      if (id !== ownerId && !(await this.d.userExists(id))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    }
+    const chat = await this.d.chats.insert({ _id: randomUUID(), type: "group", name, ownerId, members });
+    return toChatView(chat);
+  }
+
+  /** The chat, if the user is a member; the same 403 otherwise, whether it exists or not. */
+  async memberChat(userId: string, chatId: string): Promise<Chat> {
+    const chat = await this.d.chats.findById(chatId);
+    if (!chat?.members.includes(userId))
+      throw new ForbiddenError("Not a member of this chat", "CHAT_FORBIDDEN");
+    return chat;
+  }
+
+  async get(userId: string, chatId: string): Promise<ChatView> {
+    return toChatView(await this.memberChat(userId, chatId));
+  }
+
+  async list(userId: string): Promise<ChatView[]> {
+    const chats = await this.d.chats.listForMember(userId, CHAT_LIST_LIMIT);
+    const reads = await this.d.receipts.forUser(
+      userId,
+      chats.map((c) => c._id),
+    );
+    return chats.map((c) => ({
+      ...toChatView(c),
+      unreadCount: Math.max(0, c.lastSeq - (reads.get(c._id) ?? 0)),
+    }));
+  }
+
+  async addMember(userId: string, chatId: string, newMemberId: string): Promise<ChatView> {
+    const chat = await this.memberChat(userId, chatId);
+    if (chat.type !== "group")
+      throw new ForbiddenError("Members of a direct chat cannot change", "CHAT_FORBIDDEN");
+    if (chat.ownerId !== userId) throw new ForbiddenError("Only the owner adds members", "CHAT_FORBIDDEN");
+    if (!(await this.d.userExists(newMemberId))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    const updated = await this.d.chats.addMember(chatId, newMemberId, this.d.limits.maxGroupMembers);
+    if (!updated) throw invalid("userId", `A group has at most ${this.d.limits.maxGroupMembers} members`);
+    return toChatView(updated);
+  }
+
+  /** The owner removes anyone; any member removes themself (leaves). */
+  async removeMember(userId: string, chatId: string, memberId: string): Promise<Chat> {
+    const chat = await this.memberChat(userId, chatId);
+    if (chat.type !== "group")
+      throw new ForbiddenError("Members of a direct chat cannot change", "CHAT_FORBIDDEN");
+    if (memberId !== userId && chat.ownerId !== userId) {
+      throw new ForbiddenError("Only the owner removes other members", "CHAT_FORBIDDEN");
+    }
+    if (!chat.members.includes(memberId)) throw new NotFoundError("Member", "MEMBER_NOT_FOUND");
+    await this.d.chats.removeMember(chatId, memberId);
+    return chat;
+  }
+
+  /** Stores a message (idempotent by clientMsgId); resolves it and the members to deliver to. */
+  async send(
+    userId: string,
+    chatId: string,
+    text: string,
+    clientMsgId: string,
+  ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
+    this.checkText(text);
+    const chat = await this.memberChat(userId, chatId);
+    const known = await this.d.messages.findByClientMsgId(chatId, userId, clientMsgId);
+    if (known) return { message: toMessageView(known), created: false, members: chat.members };
+    const { message, created } = await this.d.messages.append(
+      { _id: randomUUID(), chatId, senderId: userId, message: text, clientMsgId },
+      chat.lastSeq,
+    );
+    if (created) await this.d.chats.recordMessage(chatId, toLast(message));
+    return { message: toMessageView(message), created, members: chat.members };
+  }
+
+  async history(
+    userId: string,
+    chatId: string,
+    options: { before?: number; after?: number; limit: number },
+  ): Promise<{ messages: MessageView[]; hasMore: boolean }> {
+    await this.memberChat(userId, chatId);
+    const page = await this.d.messages.page(chatId, { ...options, limit: options.limit + 1 });
+    const hasMore = page.length > options.limit;
+    const kept =
+      options.after !== undefined ? page.slice(0, options.limit) : page.slice(page.length - options.limit);
+    return { messages: (hasMore ? kept : page).map(toMessageView), hasMore };
+  }
+
+  async edit(userId: string, chatId: string, messageId: string, text: string) {
+    this.checkText(text);
+    const chat = await this.memberChat(userId, chatId);
+    const message = await this.ownMessage(userId, chatId, messageId);
+    if (message.deleted) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    const edited = await this.d.messages.edit(message._id, text, new Date());
+    if (!edited) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    await this.d.chats.updateLastMessage(chatId, toLast(edited));
+    return { message: toMessageView(edited), members: chat.members };
+  }
+
+  async remove(userId: string, chatId: string, messageId: string) {
+    const chat = await this.memberChat(userId, chatId);
+    const message = await this.ownMessage(userId, chatId, messageId);
+    const removed = await this.d.messages.tombstone(message._id, new Date());
+    if (!removed) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    await this.d.chats.updateLastMessage(chatId, toLast(removed));
+    return { message: toMessageView(removed), members: chat.members };
+  }
+
+  async markRead(
+    userId: string,
+    chatId: string,
+    seq: number,
+  ): Promise<{ moved: boolean; members: string[] }> {
+    const chat = await this.memberChat(userId, chatId);
+    const upTo = seq <= chat.lastSeq ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId));
+    if (upTo < 1) return { moved: false, members: chat.members };
+    const moved = await this.d.receipts.markRead(chatId, userId, upTo);
+    return { moved, members: chat.members };
+  }
+
+  private async ownMessage(userId: string, chatId: string, messageId: string): Promise<Message> {
+    const message = await this.d.messages.findInChat(chatId, messageId);
+    if (!message) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    if (message.senderId !== userId)
+      throw new ForbiddenError("Only the sender changes a message", "MESSAGE_FORBIDDEN");
+    return message;
+  }
+
+  private checkText(text: string): void {
+    if (text.trim().length === 0) throw invalid("message", "The message is empty");
+    if ([...text].length > this.d.limits.maxMessageLength) {
+      throw invalid("message", `A message has at most ${this.d.limits.maxMessageLength} characters`);
+    }
+  }
+}
+
+function invalid(field: string, message: string): ValidationFailedError {
+  return new ValidationFailedError([{ field, type: "invalid", message }]);
+}
+
+function toLast(m: Message): LastMessage {
+  const last: LastMessage = {
+    id: m._id,
+    seq: m.seq,
+    senderId: m.senderId,
+    message: m.message,
+    createdAt: m.createdAt,
+  };
+  if (m.deleted) last.deleted = true;
+  return last;
+}
+
+export function toMessageView(m: Message): MessageView {
+  const view: MessageView = {
+    id: m._id,
+    chatId: m.chatId,
+    seq: m.seq,
+    senderId: m.senderId,
+    message: m.message,
+    clientMsgId: m.clientMsgId,
+    createdAt: m.createdAt.toISOString(),
+  };
+  if (m.editedAt) view.editedAt = m.editedAt.toISOString();
+  if (m.deleted) view.deleted = true;
+  return view;
+}
+
+function toChatView(c: Chat): ChatView {
+  const last = c.lastMessage;
+  return {
+    id: c._id,
+    type: c.type,
+    name: c.name,
+    ownerId: c.ownerId,
+    members: c.members,
+    lastMessage: last
+      ? ({
+          id: last.id,
+          seq: last.seq,
+          senderId: last.senderId,
+          message: last.message,
+          createdAt: new Date(last.createdAt).toISOString(),
+          ...(last.deleted ? { deleted: true } : {}),
+        } satisfies MessageSummary)
+      : null,
+    createdAt: c.createdAt.toISOString(),
+  };
+}

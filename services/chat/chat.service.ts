@@ -1,0 +1,275 @@
+/**
+ * The chat service: chats, members, messages (gap-free seq per chat), receipts, and delivery of
+ * every event to the gateways that hold the recipients' WebSockets.
+ */
+import { type Context, Service, type ServiceBroker } from "moleculer";
+import {
+  type CallMeta,
+  call,
+  type MessageView,
+  PARAMS,
+  type PresenceView,
+  type ServerFrame,
+} from "../../lib/contracts.ts";
+import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { platformConfig } from "../../lib/platform.ts";
+import { openStore } from "../../lib/store/index.ts";
+import type { Store } from "../../lib/store/types.ts";
+import { ChatLogic } from "./chat.logic.ts";
+import { ChatsRepository } from "./chats.repo.ts";
+import { MessagesRepository } from "./messages.repo.ts";
+import { PresenceMap } from "./presence-map.ts";
+import { ReceiptsRepository } from "./receipts.repo.ts";
+
+type Ctx<P = Record<string, never>> = Context<P, CallMeta>;
+
+const RESYNC_INTERVAL_MS = 15_000;
+const DEFAULT_PAGE = 50;
+
+export default class ChatService extends Service {
+  private store!: Store;
+  private logic!: ChatLogic;
+  private readonly presence = new PresenceMap();
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  constructor(broker: ServiceBroker) {
+    super(broker);
+    const noRetry = { enabled: false };
+    this.parseServiceSchema({
+      name: "chat",
+      settings: {},
+      actions: {
+        open: {
+          params: PARAMS["chat.open"],
+          handler: async (
+            ctx: Ctx<{ type: "direct" | "group"; userId?: string; name?: string; memberIds?: string[] }>,
+          ) => {
+            const me = userIdOf(ctx);
+            const p = ctx.params;
+            if (p.type === "direct") {
+              if (!p.userId || p.name !== undefined || p.memberIds !== undefined) {
+                throw invalidShape("A direct chat takes userId only");
+              }
+              const { chat, created } = await this.logic.openDirect(me, p.userId);
+              ctx.meta.$statusCode = created ? 201 : 200;
+              return chat;
+            }
+            if (!p.name || p.userId !== undefined)
+              throw invalidShape("A group chat takes name and memberIds");
+            ctx.meta.$statusCode = 201;
+            return this.logic.createGroup(me, p.name, p.memberIds ?? []);
+          },
+        },
+        list: {
+          params: PARAMS["chat.list"],
+          handler: async (ctx: Ctx) => ({ chats: await this.logic.list(userIdOf(ctx)) }),
+        },
+        get: {
+          params: PARAMS["chat.get"],
+          handler: (ctx: Ctx<{ id: string }>) => this.logic.get(userIdOf(ctx), ctx.params.id),
+        },
+        addMember: {
+          params: PARAMS["chat.addMember"],
+          handler: (ctx: Ctx<{ id: string; userId: string }>) =>
+            this.logic.addMember(userIdOf(ctx), ctx.params.id, ctx.params.userId),
+        },
+        removeMember: {
+          params: PARAMS["chat.removeMember"],
+          handler: async (ctx: Ctx<{ id: string; userId: string }>) => {
+            await this.logic.removeMember(userIdOf(ctx), ctx.params.id, ctx.params.userId);
+            return null;
+          },
+        },
+        history: {
+          params: PARAMS["chat.history"],
+          handler: (ctx: Ctx<{ id: string; before?: number; after?: number; limit?: number }>) => {
+            const { id, before, after, limit } = ctx.params;
+            if (before !== undefined && after !== undefined)
+              throw invalidShape("Give before or after, not both");
+            return this.logic.history(userIdOf(ctx), id, { before, after, limit: limit ?? DEFAULT_PAGE });
+          },
+        },
+        send: {
+          params: PARAMS["chat.send"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ id: string; message: string; clientMsgId: string }>) => {
+            const { id, message, clientMsgId } = ctx.params;
+            const result = await this.logic.send(userIdOf(ctx), id, message, clientMsgId);
+            if (!result.created) ctx.meta.$statusCode = 200;
+            return this.sent(result);
+          },
+        },
+        sendTo: {
+          params: {
+            $$strict: true,
+            recipientId: PARAMS["chat.addMember"].userId,
+            message: PARAMS["chat.send"].message,
+            clientMsgId: PARAMS["chat.send"].clientMsgId,
+          },
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ recipientId: string; message: string; clientMsgId: string }>) => {
+            const me = userIdOf(ctx);
+            const { chat } = await this.logic.openDirect(me, ctx.params.recipientId);
+            return this.sent(await this.logic.send(me, chat.id, ctx.params.message, ctx.params.clientMsgId));
+          },
+        },
+        edit: {
+          params: PARAMS["chat.edit"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string; message: string }>) => {
+            const { id, messageId, message } = ctx.params;
+            const result = await this.logic.edit(userIdOf(ctx), id, messageId, message);
+            this.deliver(result.members, { type: "message_edited", ...result.message });
+            return result.message;
+          },
+        },
+        delete: {
+          params: PARAMS["chat.delete"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
+            const result = await this.logic.remove(userIdOf(ctx), ctx.params.id, ctx.params.messageId);
+            this.deliver(result.members, { type: "message_deleted", ...result.message });
+            return null;
+          },
+        },
+        read: {
+          params: PARAMS["chat.read"],
+          handler: async (ctx: Ctx<{ id: string; seq: number }>) => {
+            const me = userIdOf(ctx);
+            const { moved, members } = await this.logic.markRead(me, ctx.params.id, ctx.params.seq);
+            if (moved)
+              this.deliver(members, { type: "read", chatId: ctx.params.id, userId: me, seq: ctx.params.seq });
+            return null;
+          },
+        },
+        typing: {
+          params: { $$strict: true, id: PARAMS["chat.get"].id },
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            const me = userIdOf(ctx);
+            const chat = await this.logic.memberChat(me, ctx.params.id);
+            this.deliver(
+              chat.members.filter((m) => m !== me),
+              { type: "typing", chatId: chat._id, userId: me },
+            );
+            return null;
+          },
+        },
+        presence: {
+          params: { $$strict: true, userIds: { type: "array", items: "string|max:64", max: 500 } },
+          handler: (ctx: Ctx<{ userIds: string[] }>): { presence: PresenceView[] } => ({
+            presence: ctx.params.userIds.map((userId) => this.presenceOf(userId)),
+          }),
+        },
+        ready: {
+          handler: async () => {
+            await this.store.ping();
+            return { ok: true };
+          },
+        },
+      },
+      events: {
+        "ws.online": {
+          handler: (ctx: Context<{ nodeId: string; userId: string }>) =>
+            this.presence.online(ctx.params.nodeId, ctx.params.userId),
+        },
+        "ws.offline": {
+          handler: (ctx: Context<{ nodeId: string; userId: string; at: string }>) => {
+            this.presence.offline(ctx.params.nodeId, ctx.params.userId, ctx.params.at);
+          },
+        },
+        "$node.disconnected": {
+          handler: (ctx: Context<{ node: { id: string } }>) => {
+            this.presence.dropNode(ctx.params.node.id);
+          },
+        },
+      },
+      started: () => this.start(),
+      stopped: () => this.stop(),
+    });
+  }
+
+  private async start(): Promise<void> {
+    const config = platformConfig(this.broker);
+    this.store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
+    const chats = new ChatsRepository(this.store.collection("chats"));
+    const messages = new MessagesRepository(this.store.collection("messages"));
+    const receipts = new ReceiptsRepository(this.store.collection("receipts"));
+    await Promise.all([chats.init(), messages.init(), receipts.init()]);
+    this.logic = new ChatLogic({
+      chats,
+      messages,
+      receipts,
+      limits: {
+        maxGroupMembers: config.chat.maxGroupMembers,
+        maxMessageLength: config.chat.maxMessageLength,
+      },
+      userExists: async (id) => {
+        try {
+          await call(this.broker, "profile.get", { id });
+          return true;
+        } catch (err) {
+          if ((err as { code?: number }).code === 404) return false;
+          throw err;
+        }
+      },
+    });
+    await this.resync();
+    this.resyncTimer = setInterval(() => void this.resync(), RESYNC_INTERVAL_MS);
+    this.resyncTimer.unref();
+  }
+
+  private async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    await this.store?.close();
+  }
+
+  private sent(result: { message: MessageView; created: boolean; members: string[] }): MessageView {
+    if (result.created) this.deliver(result.members, { type: "new_message", ...result.message });
+    return result.message;
+  }
+
+  /** Sends a frame to every connection of the given users: one call per gateway that holds any. */
+  private deliver(userIds: string[], frame: ServerFrame): void {
+    for (const [nodeID, users] of this.presence.route(userIds)) {
+      call(this.broker, "gateway.deliver", { userIds: users, frame }, { nodeID }).catch((err: Error) =>
+        this.logger.warn(`Delivery to ${nodeID} failed; clients recover it by resume`, err.message),
+      );
+    }
+  }
+
+  private presenceOf(userId: string): PresenceView {
+    const online = this.presence.isOnline(userId);
+    return {
+      userId,
+      status: online ? "online" : "offline",
+      lastSeen: online ? null : this.presence.lastSeenOf(userId),
+    };
+  }
+
+  /** Asks every gateway which users it holds, so lost online/offline events heal. */
+  private async resync(): Promise<void> {
+    const gateways = this.broker.registry
+      .getServiceList({ onlyAvailable: true, skipInternal: true, withActions: false })
+      .filter((s: { name: string }) => s.name === "gateway")
+      .map((s) => (s as unknown as { nodeID: string }).nodeID);
+    for (const nodeId of this.presence.nodes())
+      if (!gateways.includes(nodeId)) this.presence.dropNode(nodeId);
+    await Promise.all(
+      gateways.map(async (nodeID: string) => {
+        try {
+          const { userIds } = await call(this.broker, "gateway.connectedUsers", {}, { nodeID });
+          this.presence.replaceNode(nodeID, userIds);
+        } catch (err) {
+          this.logger.debug(`Presence resync with ${nodeID} failed`, (err as Error).message);
+        }
+      }),
+    );
+  }
+}
+
+function userIdOf(ctx: Ctx<unknown>): string {
+  if (!ctx.meta.user) throw new UnauthorizedError();
+  return ctx.meta.user.id;
+}
+
+function invalidShape(message: string): ValidationFailedError {
+  return new ValidationFailedError([{ field: "type", type: "shape", message }]);
+}
