@@ -51,6 +51,11 @@ export class ApiClient {
     return this.tokens?.refreshToken;
   }
 
+  /** When the access token expires (ms since epoch), or undefined when signed out. */
+  get accessTokenExpiresAt(): number | undefined {
+    return this.tokens?.expiresAt;
+  }
+
   /** Sends a request as is and answers whatever came back; never throws on a status. */
   async raw<T = unknown>(
     method: string,
@@ -154,7 +159,8 @@ export class ApiClient {
     this.tokens = { ...pair, expiresAt: Date.now() + pair.expiresIn * 1000 };
   }
 
-  private async refreshIfDue(): Promise<void> {
+  /** Refreshes the token pair when the access token is close to expiry. */
+  async refreshIfDue(): Promise<void> {
     const t = this.tokens;
     if (!t || t.expiresAt - Date.now() > t.expiresIn * 1000 * REFRESH_AT) return;
     this.refreshing ??= this.refresh()

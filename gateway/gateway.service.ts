@@ -4,13 +4,13 @@
  * tokens verified locally, one error mapping, request ids, compression, CORS, health and OpenAPI.
  */
 import { randomUUID } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import compression from "compression";
 import type { JSONWebKeySet } from "jose";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { broadcast, type CallMeta, call, type Revocation } from "../lib/contracts.ts";
+import { broadcast, type CallMeta, call, type Revocation, type ServerFrame } from "../lib/contracts.ts";
 import { ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
@@ -127,10 +127,25 @@ export default class GatewayService extends Service {
         authenticate: (_ctx: Ctx, _route: unknown, req: Req) => this.authenticateRequest(req),
         errorHandler: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
       },
+      actions: {
+        deliver: {
+          visibility: "public",
+          params: { userIds: { type: "array", items: "string" }, frame: "object" },
+          handler: (ctx: Context<{ userIds: string[]; frame: ServerFrame }>) => ({
+            delivered: this.ws.deliver(ctx.params.userIds, ctx.params.frame),
+          }),
+        },
+        connectedUsers: {
+          visibility: "public",
+          handler: () => ({ userIds: this.ws.connectedUsers() }),
+        },
+      },
       events: {
         "auth.sessions.revoked": {
-          handler: (ctx: Context<{ revocations: Revocation[] }>) =>
-            this.verifier.revoke(ctx.params.revocations),
+          handler: (ctx: Context<{ revocations: Revocation[] }>) => {
+            this.verifier.revoke(ctx.params.revocations);
+            this.ws.closeSessions(ctx.params.revocations.map((r) => r.sessionId));
+          },
         },
         "auth.keys.rotated": { handler: () => this.verifier.sync().catch(() => undefined) },
       },
@@ -159,8 +174,13 @@ export default class GatewayService extends Service {
           SYNC_INTERVAL_MS,
         );
         this.syncTimer.unref();
+        this.ws = this.createWsServer(clientIp);
+        this.ws.attach((this as unknown as { server: Server }).server);
       },
-      stopped: () => clearInterval(this.syncTimer),
+      stopped: async () => {
+        clearInterval(this.syncTimer);
+        await this.ws?.shutdown();
+      },
     });
   }
 

@@ -1,0 +1,309 @@
+/**
+ * The platform's WebSocket client: reconnects with exponential backoff and jitter, resumes every
+ * known chat from its last seen `seq`, fills gaps through the REST history, drops duplicates by
+ * `seq`, and keeps a send queue that resends with the same clientMsgId until each message is
+ * acknowledged. It runs on the standard WebSocket API (browsers and Node 22+).
+ */
+import type { MessageView } from "../lib/contracts.ts";
+import type { ApiClient } from "./rest-client.ts";
+
+export interface Ack {
+  clientMsgId: string;
+  chatId: string;
+  messageId: string;
+  seq: number;
+}
+
+type Frame = { type: string } & Record<string, unknown>;
+
+export interface ChatSocketOptions {
+  /** ws:// or wss:// base of the gateway; defaults to the API base with the ws scheme. */
+  url?: string;
+  /** Called once per message, in seq order per chat, with duplicates removed. */
+  onMessage?(message: MessageView): void;
+  /** Every other server frame (typing, read, presence, message_edited, ...). */
+  onFrame?(frame: Frame): void;
+  onStateChange?(state: "connecting" | "open" | "closed"): void;
+  /** Backoff bounds in ms. */
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  /** Resend an unacknowledged message after this long on an open socket. */
+  ackTimeoutMs?: number;
+  /** Gives the socket implementation (tests); defaults to the global WebSocket. */
+  WebSocketImpl?: typeof WebSocket;
+}
+
+interface Pending {
+  frame: Frame;
+  resolve(ack: Ack): void;
+  reject(err: Error): void;
+  sentAt: number;
+}
+
+const RETRYABLE = new Set(["SERVICE_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_ERROR"]);
+const NO_RECONNECT = new Set([1008]);
+
+export class ChatSocket {
+  private readonly api: ApiClient;
+  private readonly o: Required<Pick<ChatSocketOptions, "minDelayMs" | "maxDelayMs" | "ackTimeoutMs">> &
+    ChatSocketOptions;
+  private socket: WebSocket | undefined;
+  private attempts = 0;
+  private stopped = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private ackTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly lastSeq = new Map<string, number>();
+  private readonly filling = new Map<string, Promise<void>>();
+  private readonly pending = new Map<string, Pending>();
+  private openWaiters: (() => void)[] = [];
+  userId: string | undefined;
+
+  constructor(api: ApiClient, options: ChatSocketOptions = {}) {
+    this.api = api;
+    this.o = { minDelayMs: 200, maxDelayMs: 10_000, ackTimeoutMs: 10_000, ...options };
+  }
+
+  get isOpen(): boolean {
+    return this.socket?.readyState === 1;
+  }
+
+  /** Connects and resolves once the server said `ready`. */
+  connect(): Promise<void> {
+    this.stopped = false;
+    this.open();
+    this.ackTimer ??= setInterval(() => this.resendStale(), Math.max(250, this.o.ackTimeoutMs / 4));
+    return this.whenOpen();
+  }
+
+  whenOpen(): Promise<void> {
+    return this.isOpen && this.userId
+      ? Promise.resolve()
+      : new Promise((resolve) => this.openWaiters.push(resolve));
+  }
+
+  close(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.refreshTimer);
+    clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
+    this.socket?.close(1000, "bye");
+    for (const p of this.pending.values()) p.reject(new Error("The socket was closed"));
+    this.pending.clear();
+  }
+
+  /** Marks chats as known from a seq on, so resume starts there. */
+  track(chatId: string, lastSeenSeq: number): void {
+    if ((this.lastSeq.get(chatId) ?? -1) < lastSeenSeq) this.lastSeq.set(chatId, lastSeenSeq);
+  }
+
+  lastSeen(chatId: string): number | undefined {
+    return this.lastSeq.get(chatId);
+  }
+
+  /** Sends a message; resolves its ack, resending with the same clientMsgId across reconnects. */
+  send(
+    target: { chatId: string } | { recipientId: string },
+    message: string,
+    clientMsgId: string = randomId(),
+  ): Promise<Ack> {
+    const existing = this.pending.get(clientMsgId);
+    if (existing) return new Promise((resolve, reject) => this.chain(existing, resolve, reject));
+    return new Promise<Ack>((resolve, reject) => {
+      const frame: Frame = { type: "send_message", ...target, message, clientMsgId };
+      const entry: Pending = { frame, resolve, reject, sentAt: 0 };
+      this.pending.set(clientMsgId, entry);
+      this.transmit(entry);
+    });
+  }
+
+  typing(chatId: string): void {
+    this.sendFrame({ type: "typing", chatId });
+  }
+
+  read(chatId: string, seq: number): void {
+    this.sendFrame({ type: "read", chatId, seq });
+  }
+
+  private chain(existing: Pending, resolve: (ack: Ack) => void, reject: (err: Error) => void): void {
+    const { resolve: r0, reject: j0 } = existing;
+    existing.resolve = (ack) => {
+      r0(ack);
+      resolve(ack);
+    };
+    existing.reject = (err) => {
+      j0(err);
+      reject(err);
+    };
+  }
+
+  private open(): void {
+    const token = this.api.accessToken;
+    if (!token) throw new Error("Sign in before connecting");
+    this.o.onStateChange?.("connecting");
+    const Impl = this.o.WebSocketImpl ?? WebSocket;
+    const url = this.o.url ?? `${this.api.baseUrl.replace(/^http/, "ws")}/ws`;
+    const socket = new Impl(url, ["bearer", token]);
+    this.socket = socket;
+    socket.onmessage = (event) => this.onFrame(String(event.data));
+    socket.onclose = (event) => this.onClose(socket, event.code);
+    socket.onerror = () => undefined;
+  }
+
+  private onClose(socket: WebSocket, code: number): void {
+    if (socket !== this.socket) return;
+    this.userId = undefined;
+    this.o.onStateChange?.("closed");
+    if (this.stopped || NO_RECONNECT.has(code)) return;
+    const delay = Math.min(this.o.maxDelayMs, this.o.minDelayMs * 2 ** this.attempts);
+    this.attempts += 1;
+    this.timer = setTimeout(() => void this.reconnect(code), delay / 2 + Math.random() * (delay / 2));
+  }
+
+  private async reconnect(code: number): Promise<void> {
+    if (this.stopped) return;
+    try {
+      // 4001: the token expired or the session was revoked; a refresh tells which.
+      if (code === 4001) await this.api.refresh();
+      else await this.api.refreshIfDue();
+      this.open();
+    } catch {
+      this.onClose(this.socket as WebSocket, code);
+    }
+  }
+
+  /** Refreshes the access token before it expires and hands the new one to the open socket. */
+  private scheduleTokenRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    const expiresAt = this.api.accessTokenExpiresAt;
+    if (expiresAt === undefined || this.stopped) return;
+    const lead = Math.min(60_000, (expiresAt - Date.now()) / 5);
+    this.refreshTimer = setTimeout(
+      async () => {
+        try {
+          await this.api.refresh();
+          this.sendFrame({ type: "auth", token: this.api.accessToken });
+          this.scheduleTokenRefresh();
+        } catch {
+          this.socket?.close(4001, "Token refresh failed");
+        }
+      },
+      Math.max(0, expiresAt - Date.now() - lead),
+    );
+  }
+
+  private onFrame(text: string): void {
+    let frame: Frame;
+    try {
+      frame = JSON.parse(text) as Frame;
+    } catch {
+      return;
+    }
+    switch (frame.type) {
+      case "ready":
+        this.onReady(frame);
+        return;
+      case "ack":
+        this.onAck(frame as unknown as Ack);
+        return;
+      case "new_message":
+        void this.onMessage(frame as unknown as MessageView);
+        return;
+      case "error":
+        this.onError(frame);
+        return;
+      default:
+        this.o.onFrame?.(frame);
+    }
+  }
+
+  private onReady(frame: Frame): void {
+    const first = this.userId === undefined;
+    this.userId = String(frame.userId);
+    this.attempts = 0;
+    if (!first) return;
+    this.scheduleTokenRefresh();
+    this.o.onStateChange?.("open");
+    if (this.lastSeq.size > 0) this.sendFrame({ type: "resume", chats: Object.fromEntries(this.lastSeq) });
+    for (const p of this.pending.values()) this.transmit(p);
+    const waiters = this.openWaiters;
+    this.openWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private onAck(ack: Ack): void {
+    const p = this.pending.get(ack.clientMsgId);
+    if (!p) return;
+    this.pending.delete(ack.clientMsgId);
+    p.resolve(ack);
+  }
+
+  private onError(frame: Frame): void {
+    const ref = typeof frame.ref === "string" ? frame.ref : undefined;
+    const p = ref ? this.pending.get(ref) : undefined;
+    if (!p) {
+      this.o.onFrame?.(frame);
+      return;
+    }
+    if (RETRYABLE.has(String(frame.code))) {
+      p.sentAt = Date.now() - this.o.ackTimeoutMs + 500;
+      return;
+    }
+    this.pending.delete(ref as string);
+    p.reject(Object.assign(new Error(String(frame.message)), { code: frame.code }));
+  }
+
+  /** Delivers in seq order: duplicates are dropped, a gap is filled from the history first. */
+  private async onMessage(m: MessageView): Promise<void> {
+    await this.filling.get(m.chatId);
+    const last = this.lastSeq.get(m.chatId);
+    if (last !== undefined && m.seq <= last) return;
+    if (last !== undefined && m.seq > last + 1) {
+      const fill = this.fill(m.chatId, last, m.seq);
+      this.filling.set(m.chatId, fill);
+      await fill;
+      this.filling.delete(m.chatId);
+      if ((this.lastSeq.get(m.chatId) ?? 0) >= m.seq) return;
+    }
+    this.lastSeq.set(m.chatId, m.seq);
+    this.o.onMessage?.(m);
+  }
+
+  private async fill(chatId: string, after: number, until: number): Promise<void> {
+    let from = after;
+    while (from < until - 1) {
+      const page = await this.api.request<{ messages: MessageView[]; hasMore: boolean }>(
+        "GET",
+        `/chats/${encodeURIComponent(chatId)}/messages?after=${from}&limit=200`,
+      );
+      for (const m of page.messages) {
+        if (m.seq >= until) return;
+        this.lastSeq.set(chatId, m.seq);
+        this.o.onMessage?.(m);
+        from = m.seq;
+      }
+      if (!page.hasMore || page.messages.length === 0) return;
+    }
+  }
+
+  private transmit(p: Pending): void {
+    if (!this.isOpen || !this.userId) return;
+    p.sentAt = Date.now();
+    this.socket?.send(JSON.stringify(p.frame));
+  }
+
+  private resendStale(): void {
+    const now = Date.now();
+    for (const p of this.pending.values())
+      if (p.sentAt > 0 && now - p.sentAt > this.o.ackTimeoutMs) this.transmit(p);
+  }
+
+  private sendFrame(frame: Frame): void {
+    if (this.isOpen && this.userId) this.socket?.send(JSON.stringify(frame));
+  }
+}
+
+function randomId(): string {
+  return globalThis.crypto.randomUUID();
+}

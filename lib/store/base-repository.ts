@@ -1,0 +1,29 @@
+/** What every repository shares: its collection, its indexes, and the createdAt/updatedAt stamps. */
+import type { Collection, Doc, IndexSpec, Update } from "./types.ts";
+
+export interface Timestamps {
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export abstract class BaseRepository<T extends Doc> {
+  protected readonly collection: Collection<T>;
+
+  constructor(collection: Collection<T>) {
+    this.collection = collection;
+  }
+
+  abstract indexes(): IndexSpec[];
+
+  init(): Promise<void> {
+    return this.collection.ensureIndexes(this.indexes());
+  }
+
+  protected stampNew<D extends object>(doc: D, now = new Date()): D & Timestamps {
+    return { ...doc, createdAt: now, updatedAt: now };
+  }
+
+  protected stampUpdate(update: Update, now = new Date()): Update {
+    return { ...update, $set: { ...update.$set, updatedAt: now } };
+  }
+}

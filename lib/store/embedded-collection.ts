@@ -1,0 +1,155 @@
+/** One collection of the embedded store: a nedb Datastore over one append-only file. */
+
+import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
+import { toNedbQuery, toNedbUpdate } from "./embedded-query.ts";
+import { isUniqueViolation, nedbIndexKey, tagUniqueViolations } from "./embedded-unique.ts";
+import { Datastore } from "./nedb.ts";
+import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
+
+export class EmbeddedCollection<T extends Doc> implements Collection<T> {
+  readonly name: string;
+  readonly #datastore: Datastore;
+  readonly #loaded: Promise<void>;
+  /** nedb index key (sorted field names) to IndexSpec name. */
+  readonly #indexNames = new Map<string, string>([["_id", "_id_"]]);
+  /** nedb's own compaction timer would keep the process alive; this one does not. */
+  readonly #compaction: NodeJS.Timeout;
+
+  constructor(name: string, filename: string, compactionIntervalMs: number) {
+    this.name = name;
+    this.#datastore = new Datastore({ filename });
+    this.#loaded = this.#datastore
+      .loadDatabaseAsync()
+      .then(() => tagUniqueViolations(this.#datastore, "_id"));
+    // A failed load is reported by every operation and by ping(); it must not crash the process.
+    this.#loaded.catch(() => undefined);
+    this.#compaction = setInterval(() => void this.#compact(), compactionIntervalMs).unref();
+  }
+
+  /** Resolves once the file is loaded. */
+  ready(): Promise<void> {
+    return this.#loaded;
+  }
+
+  insertOne(doc: T): Promise<T> {
+    return this.#run(async () => {
+      await this.#datastore.insertAsync(doc);
+      return doc;
+    });
+  }
+
+  findOne(filter: Filter): Promise<T | null> {
+    return this.#run(async () => (await this.#datastore.findOneAsync<T>(toNedbQuery(filter))) ?? null);
+  }
+
+  find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
+    return this.#run(async () => {
+      let cursor = this.#datastore.findAsync<T>(toNedbQuery(filter));
+      if (options.sort) cursor = cursor.sort(options.sort);
+      if (options.skip) cursor = cursor.skip(options.skip);
+      if (options.limit) cursor = cursor.limit(options.limit);
+      return (await cursor) as unknown as T[];
+    });
+  }
+
+  count(filter: Filter): Promise<number> {
+    return this.#run(
+      async () => (await this.#datastore.countAsync(toNedbQuery(filter))) as unknown as number,
+    );
+  }
+
+  updateOne(filter: Filter, update: Update): Promise<number> {
+    return this.#update(filter, update, false);
+  }
+
+  updateMany(filter: Filter, update: Update): Promise<number> {
+    return this.#update(filter, update, true);
+  }
+
+  /** nedb runs each update, upsert included, as one task of its queue: find and modify are atomic. */
+  findOneAndUpdate(filter: Filter, update: Update, options: { upsert?: boolean } = {}): Promise<T | null> {
+    const upsert = options.upsert ?? false;
+    return this.#run(async () => {
+      const { affectedDocuments } = await this.#datastore.updateAsync<
+        T,
+        { returnUpdatedDocs: true; upsert: boolean }
+      >(toNedbQuery(filter, upsert), toNedbUpdate(update), { returnUpdatedDocs: true, upsert });
+      return (affectedDocuments as T | null | undefined) ?? null;
+    });
+  }
+
+  deleteOne(filter: Filter): Promise<number> {
+    return this.#run(() => this.#datastore.removeAsync(toNedbQuery(filter), { multi: false }));
+  }
+
+  deleteMany(filter: Filter): Promise<number> {
+    return this.#run(() => this.#datastore.removeAsync(toNedbQuery(filter), { multi: true }));
+  }
+
+  ensureIndexes(indexes: IndexSpec[]): Promise<void> {
+    return this.#run(async () => {
+      for (const spec of indexes) await this.#ensureIndex(spec);
+    });
+  }
+
+  /** Stops the compaction timer and leaves a compacted file behind. */
+  async close(): Promise<void> {
+    clearInterval(this.#compaction);
+    await this.#run(() => this.#datastore.compactDatafileAsync());
+  }
+
+  /** Rewrites the append-only file without its superseded lines; a failed run is redone by the next. */
+  async #compact(): Promise<void> {
+    await this.#run(() => this.#datastore.compactDatafileAsync()).catch(() => undefined);
+  }
+
+  async #ensureIndex(spec: IndexSpec): Promise<void> {
+    const fields = Object.keys(spec.fields);
+    const key = nedbIndexKey(fields);
+    this.#indexNames.set(key, spec.name);
+    try {
+      await this.#datastore.ensureIndexAsync({
+        fieldName: fields.length === 1 ? key : fields,
+        unique: spec.unique ?? false,
+        sparse: spec.sparse ?? false,
+        expireAfterSeconds: spec.expireAfterSeconds,
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new DuplicateKeyError(spec.name, err);
+      throw err;
+    }
+    tagUniqueViolations(this.#datastore, key);
+  }
+
+  #update(filter: Filter, update: Update, multi: boolean): Promise<number> {
+    return this.#run(async () => {
+      const { numAffected } = await this.#datastore.updateAsync(toNedbQuery(filter), toNedbUpdate(update), {
+        multi,
+      });
+      return numAffected;
+    });
+  }
+
+  async #run<R>(operation: () => Promise<R>): Promise<R> {
+    try {
+      await this.#loaded;
+      return await operation();
+    } catch (err) {
+      throw this.#translate(err);
+    }
+  }
+
+  #translate(err: unknown): unknown {
+    if (err instanceof DuplicateKeyError) return err;
+    if (isUniqueViolation(err)) {
+      return new DuplicateKeyError(err.indexFields && this.#indexNames.get(err.indexFields), err);
+    }
+    if (isSystemError(err)) return new StoreUnavailableError(err);
+    return err;
+  }
+}
+
+/** Node's file-system errors (ENOENT, EACCES, ENOSPC, EIO...) mean the store cannot be used. */
+function isSystemError(err: unknown): boolean {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === "string";
+}

@@ -1,0 +1,16 @@
+/** Opens the store a node is configured for: MongoDB when MONGO_URL is set, else the embedded one. */
+import { mkdir } from "node:fs/promises";
+import { EmbeddedStore } from "./embedded.ts";
+import { MongoStore } from "./mongo.ts";
+import type { Store } from "./types.ts";
+
+export interface StoreOptions {
+  mongoUrl?: string | undefined;
+  dataDir: string;
+}
+
+export async function openStore(options: StoreOptions): Promise<Store> {
+  if (options.mongoUrl) return new MongoStore(options.mongoUrl);
+  await mkdir(options.dataDir, { recursive: true });
+  return new EmbeddedStore({ dataDir: options.dataDir });
+}

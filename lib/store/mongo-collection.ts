@@ -1,0 +1,151 @@
+/** One collection of the MongoDB store. */
+import {
+  type Document,
+  type Collection as DriverCollection,
+  type IndexDescription,
+  MongoServerError,
+} from "mongodb";
+import type { DocLocks } from "./doc-locks.ts";
+import { duplicateKeyError } from "./mongo-duplicate-key.ts";
+import { isDuplicateKey, toStoreError } from "./mongo-errors.ts";
+import { LockedWrites } from "./mongo-locked-writes.ts";
+import { toMongoFilter } from "./mongo-query.ts";
+import { type MongoWrites, NativeWrites } from "./mongo-writes.ts";
+import type { TtlSweeper } from "./ttl-sweeper.ts";
+import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
+
+const NAMESPACE_NOT_FOUND = 26;
+
+/** What a collection needs from its store. */
+export interface MongoServer {
+  /** FerretDB 1.x, which needs the stand-ins described in mongo.ts. */
+  isFerretDb(): Promise<boolean>;
+  readonly locks: DocLocks;
+  readonly sweeper: TtlSweeper;
+}
+
+export class MongoCollection<T extends Doc> implements Collection<T> {
+  readonly name: string;
+  readonly #collection: DriverCollection<Document>;
+  readonly #server: MongoServer;
+  #writes: MongoWrites | undefined;
+
+  constructor(collection: DriverCollection<Document>, server: MongoServer) {
+    this.name = collection.collectionName;
+    this.#collection = collection;
+    this.#server = server;
+  }
+
+  insertOne(doc: T): Promise<T> {
+    return this.#run(async () => {
+      try {
+        await this.#collection.insertOne(doc as Document);
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        throw await duplicateKeyError(this.#collection, err, doc, true);
+      }
+      return doc;
+    });
+  }
+
+  findOne(filter: Filter): Promise<T | null> {
+    return this.#run(() => this.#collection.findOne<T>(toMongoFilter(filter)));
+  }
+
+  find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
+    return this.#run(() => this.#collection.find<T>(toMongoFilter(filter), options).toArray());
+  }
+
+  count(filter: Filter): Promise<number> {
+    return this.#run(() => this.#collection.countDocuments(toMongoFilter(filter)));
+  }
+
+  updateOne(filter: Filter, update: Update): Promise<number> {
+    return this.#write((writes) => writes.updateOne(toMongoFilter(filter), update));
+  }
+
+  updateMany(filter: Filter, update: Update): Promise<number> {
+    return this.#write((writes) => writes.updateMany(toMongoFilter(filter), update));
+  }
+
+  async findOneAndUpdate(
+    filter: Filter,
+    update: Update,
+    options: { upsert?: boolean } = {},
+  ): Promise<T | null> {
+    const doc = await this.#write((writes) =>
+      writes.findOneAndUpdate(toMongoFilter(filter), update, options.upsert ?? false),
+    );
+    return doc as T | null;
+  }
+
+  deleteOne(filter: Filter): Promise<number> {
+    return this.#write((writes) => writes.deleteOne(toMongoFilter(filter)));
+  }
+
+  deleteMany(filter: Filter): Promise<number> {
+    return this.#write((writes) => writes.deleteMany(toMongoFilter(filter)));
+  }
+
+  /**
+   * On FerretDB, TTL indexes become plain ones swept by the TtlSweeper, and only missing indexes
+   * are sent: FerretDB 1.24 drops the connection when asked to create an index that exists.
+   */
+  ensureIndexes(indexes: IndexSpec[]): Promise<void> {
+    return this.#run(async () => {
+      const ferretDb = await this.#server.isFerretDb();
+      const wanted = ferretDb ? await this.#missing(indexes) : indexes;
+      if (wanted.length > 0) {
+        await this.#collection.createIndexes(wanted.map((spec) => describeIndex(spec, !ferretDb)));
+      }
+      if (!ferretDb) return;
+      for (const spec of indexes) {
+        const [field] = Object.keys(spec.fields);
+        if (field && spec.expireAfterSeconds !== undefined) {
+          this.#server.sweeper.add(this.#collection, field, spec.expireAfterSeconds);
+        }
+      }
+    });
+  }
+
+  async #missing(indexes: IndexSpec[]): Promise<IndexSpec[]> {
+    const existing = await this.#collection.indexes().catch((err: unknown) => {
+      if (err instanceof MongoServerError && err.code === NAMESPACE_NOT_FOUND) return [];
+      throw err;
+    });
+    const names = new Set(existing.map((index) => index.name));
+    return indexes.filter((spec) => !names.has(spec.name));
+  }
+
+  #write<R>(operation: (writes: MongoWrites) => Promise<R>): Promise<R> {
+    return this.#run(async () => operation(await this.#writesFor()));
+  }
+
+  async #writesFor(): Promise<MongoWrites> {
+    if (!this.#writes) {
+      const ferretDb = await this.#server.isFerretDb();
+      this.#writes = ferretDb
+        ? new LockedWrites(this.#collection, this.#server.locks)
+        : new NativeWrites(this.#collection);
+    }
+    return this.#writes;
+  }
+
+  async #run<R>(operation: () => Promise<R>): Promise<R> {
+    try {
+      return await operation();
+    } catch (err) {
+      throw toStoreError(err, this.name);
+    }
+  }
+}
+
+function describeIndex(spec: IndexSpec, withTtl: boolean): IndexDescription {
+  const description: IndexDescription = { key: spec.fields, name: spec.name };
+  if (spec.unique) description.unique = true;
+  if (spec.sparse) description.sparse = true;
+  if (withTtl && spec.expireAfterSeconds !== undefined) {
+    description.expireAfterSeconds = spec.expireAfterSeconds;
+  }
+  return description;
+}

@@ -1,0 +1,64 @@
+/** Sorting MongoDB driver errors into the store's errors. */
+import {
+  MongoClientClosedError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoOperationTimeoutError,
+  MongoServerClosedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from "mongodb";
+import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
+import { escapeRegExp } from "./filter.ts";
+
+const UNAVAILABLE_CLASSES = [
+  MongoNetworkError,
+  MongoServerSelectionError,
+  MongoNotConnectedError,
+  MongoTopologyClosedError,
+  MongoServerClosedError,
+  MongoClientClosedError,
+  MongoOperationTimeoutError,
+];
+
+/** Pool errors the driver does not export as classes. */
+const UNAVAILABLE_NAMES = new Set(["MongoPoolClosedError", "MongoWaitQueueTimeoutError"]);
+
+/** A server that is unreachable, shutting down, or not (or no longer) primary: worth a retry later. */
+const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+
+/** FerretDB reports a unique index broken by an update as an InternalError from SQLite. */
+const SQLITE_UNIQUE = /UNIQUE constraint failed: index '([^']+)'/;
+
+export function isDuplicateKey(err: unknown): err is MongoServerError {
+  if (!(err instanceof MongoServerError)) return false;
+  return err.code === 11000 || err.code === 11001 || SQLITE_UNIQUE.test(err.errmsg ?? err.message);
+}
+
+export function isUnavailable(err: unknown): boolean {
+  if (UNAVAILABLE_CLASSES.some((type) => err instanceof type)) return true;
+  if (err instanceof MongoServerError) return typeof err.code === "number" && UNAVAILABLE_CODES.has(err.code);
+  return err instanceof Error && UNAVAILABLE_NAMES.has(err.name);
+}
+
+/**
+ * The index a duplicate-key error names, if it does. MongoDB: "... index: email_unique dup key: ...".
+ * FerretDB names it only when an update broke it, as its SQLite index, "<collection>_<hash>_<index>";
+ * its insert errors name no index at all.
+ */
+export function indexNameInMessage(err: MongoServerError, collection: string): string | undefined {
+  const message = err.errmsg ?? err.message;
+  const mongo = /index: (\S+) dup key/.exec(message)?.[1];
+  if (mongo) return mongo;
+  const sqlite = SQLITE_UNIQUE.exec(message)?.[1];
+  const table = new RegExp(`^_?${escapeRegExp(collection.toLowerCase())}_[0-9a-f]{8}_`);
+  return sqlite && table.test(sqlite) ? sqlite.replace(table, "") : undefined;
+}
+
+export function toStoreError(err: unknown, collection: string): unknown {
+  if (err instanceof DuplicateKeyError || err instanceof StoreUnavailableError) return err;
+  if (isDuplicateKey(err)) return new DuplicateKeyError(indexNameInMessage(err, collection), err);
+  if (isUnavailable(err)) return new StoreUnavailableError(err);
+  return err;
+}

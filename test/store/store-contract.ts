@@ -1,0 +1,332 @@
+/**
+ * The behaviour every Store backend must share, as one suite run against each of them
+ * (store.test.ts). Each test works in a collection of its own.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { DuplicateKeyError } from "../../lib/errors.ts";
+import type { Collection, Doc, IndexSpec, Store } from "../../lib/store/types.ts";
+
+interface Item extends Doc {
+  n?: number;
+  name?: string;
+  at?: Date;
+  tags?: string[];
+  nested?: { x: number };
+  note?: string | null;
+  usedAt?: Date;
+  seq?: number;
+}
+
+interface Account extends Doc {
+  email: string;
+  username: string;
+  usernameLower: string;
+}
+
+interface Message extends Doc {
+  chatId: string;
+  seq: number;
+}
+
+const ACCOUNT_INDEXES: IndexSpec[] = [
+  { name: "email_unique", fields: { email: 1 }, unique: true },
+  { name: "username_unique", fields: { usernameLower: 1 }, unique: true },
+];
+
+export function storeContract(name: string, open: () => Promise<Store>, cleanup: () => Promise<void>): void {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    let collections = 0;
+    const fresh = <T extends Doc>(): Collection<T> => store.collection<T>(`contract_${++collections}`);
+
+    before(async () => {
+      store = await open();
+    });
+
+    after(async () => {
+      await store?.close();
+      await cleanup();
+    });
+
+    test("ping resolves", async () => {
+      await store.ping();
+    });
+
+    test("insertOne and findOne round-trip a document, Dates included", async () => {
+      const items = fresh<Item>();
+      const doc: Item = {
+        _id: "a",
+        name: "first",
+        n: 1.5,
+        at: new Date("2024-05-06T07:08:09.123Z"),
+        tags: ["x", "y"],
+        nested: { x: 2 },
+        note: null,
+      };
+      assert.deepEqual(await items.insertOne(doc), doc);
+      const found = await items.findOne({ _id: "a" });
+      assert.deepEqual(found, doc);
+      assert.ok(found?.at instanceof Date);
+      assert.equal(await items.findOne({ _id: "missing" }), null);
+    });
+
+    test("a unique index violation throws DuplicateKeyError naming the index", async () => {
+      const accounts = fresh<Account>();
+      await accounts.ensureIndexes(ACCOUNT_INDEXES);
+      await accounts.insertOne({ _id: "1", email: "a@x.io", username: "Ann", usernameLower: "ann" });
+      await assertDuplicate(
+        accounts.insertOne({ _id: "2", email: "a@x.io", username: "Bob", usernameLower: "bob" }),
+        "email_unique",
+      );
+      await assertDuplicate(
+        accounts.insertOne({ _id: "3", email: "b@x.io", username: "ANN", usernameLower: "ann" }),
+        "username_unique",
+      );
+      await assertDuplicate(
+        accounts.insertOne({ _id: "1", email: "c@x.io", username: "Cy", usernameLower: "cy" }),
+        "_id_",
+      );
+      assert.equal(await accounts.count({}), 1);
+    });
+
+    test("an update that breaks a unique index throws DuplicateKeyError and changes nothing", async () => {
+      const accounts = fresh<Account>();
+      await accounts.ensureIndexes(ACCOUNT_INDEXES);
+      await accounts.insertOne({ _id: "1", email: "a@x.io", username: "Ann", usernameLower: "ann" });
+      await accounts.insertOne({ _id: "2", email: "b@x.io", username: "Bob", usernameLower: "bob" });
+      await assertDuplicate(
+        accounts.updateOne({ _id: "2" }, { $set: { usernameLower: "ann" } }),
+        "username_unique",
+      );
+      await assertDuplicate(
+        accounts.findOneAndUpdate({ _id: "2" }, { $set: { email: "a@x.io" } }),
+        "email_unique",
+      );
+      assert.deepEqual(await accounts.findOne({ _id: "2" }), {
+        _id: "2",
+        email: "b@x.io",
+        username: "Bob",
+        usernameLower: "bob",
+      });
+    });
+
+    test("a compound unique index rejects only the same combination", async () => {
+      const messages = fresh<Message>();
+      await messages.ensureIndexes([{ name: "chat_seq", fields: { chatId: 1, seq: 1 }, unique: true }]);
+      await messages.insertOne({ _id: "m1", chatId: "c1", seq: 1 });
+      await messages.insertOne({ _id: "m2", chatId: "c1", seq: 2 });
+      await messages.insertOne({ _id: "m3", chatId: "c2", seq: 1 });
+      await assertDuplicate(messages.insertOne({ _id: "m4", chatId: "c1", seq: 1 }), "chat_seq");
+      assert.equal(await messages.count({ chatId: "c1" }), 2);
+    });
+
+    test("case-insensitive uniqueness through a lower-cased field", async () => {
+      const accounts = fresh<Account>();
+      await accounts.ensureIndexes(ACCOUNT_INDEXES);
+      await accounts.insertOne({ _id: "1", email: "a@x.io", username: "Alice", usernameLower: "alice" });
+      await assertDuplicate(
+        accounts.insertOne({ _id: "2", email: "b@x.io", username: "ALICE", usernameLower: "alice" }),
+        "username_unique",
+      );
+      const found = await accounts.findOne({ usernameLower: "aLiCe".toLowerCase() });
+      assert.equal(found?.username, "Alice");
+    });
+
+    test("a sparse unique index ignores documents without the field", async () => {
+      const items = fresh<Item>();
+      await items.ensureIndexes([{ name: "name_sparse", fields: { name: 1 }, unique: true, sparse: true }]);
+      await items.insertOne({ _id: "1" });
+      await items.insertOne({ _id: "2" });
+      await items.insertOne({ _id: "3", name: "x" });
+      await assertDuplicate(items.insertOne({ _id: "4", name: "x" }), "name_sparse");
+    });
+
+    test("ensureIndexes is idempotent and accepts TTL indexes", async () => {
+      const items = fresh<Item>();
+      const indexes: IndexSpec[] = [
+        { name: "at_ttl", fields: { at: 1 }, expireAfterSeconds: 3600 },
+        { name: "n_desc", fields: { n: -1 } },
+      ];
+      await items.ensureIndexes(indexes);
+      await items.ensureIndexes(indexes);
+      await items.insertOne({ _id: "1", at: new Date() });
+      assert.equal(await items.count({}), 1);
+    });
+
+    test("$prefix is an anchored, case-sensitive prefix with regex characters taken literally", async () => {
+      const items = fresh<Item>();
+      for (const name of ["a.b", "a.bc", "axb", "A.b", "xa.b", "(x", "[y", "a*", "a\\b", "$z"]) {
+        await items.insertOne({ _id: name, name });
+      }
+      const names = async (prefix: string) =>
+        (await items.find({ name: { $prefix: prefix } }, { sort: { name: 1 } })).map((item) => item.name);
+      assert.deepEqual(await names("a.b"), ["a.b", "a.bc"]);
+      assert.deepEqual(await names("("), ["(x"]);
+      assert.deepEqual(await names("["), ["[y"]);
+      assert.deepEqual(await names("a*"), ["a*"]);
+      assert.deepEqual(await names("a\\"), ["a\\b"]);
+      assert.deepEqual(await names("$"), ["$z"]);
+      assert.deepEqual(await names("q"), []);
+      const page = await items.find({ name: { $prefix: "a", $gt: "a.b" } }, { sort: { name: 1 } });
+      assert.deepEqual(
+        page.map((item) => item.name),
+        ["a.bc", "a\\b", "axb"],
+      );
+    });
+
+    test("comparison operators: $eq $ne $gt $gte $lt $lte $in $exists", async () => {
+      const items = fresh<Item>();
+      const base = Date.parse("2024-01-01T00:00:00Z");
+      for (let n = 1; n <= 5; n++) await items.insertOne({ _id: `i${n}`, n, at: new Date(base + n * 1000) });
+      await items.insertOne({ _id: "none" });
+      const ids = async (filter: Record<string, unknown>) =>
+        (await items.find(filter, { sort: { _id: 1 } })).map((item) => item._id);
+      assert.deepEqual(await ids({ n: { $eq: 2 } }), ["i2"]);
+      assert.deepEqual(await ids({ n: { $gt: 3 } }), ["i4", "i5"]);
+      assert.deepEqual(await ids({ n: { $gte: 3, $lt: 5 } }), ["i3", "i4"]);
+      assert.deepEqual(await ids({ n: { $lte: 1 } }), ["i1"]);
+      assert.deepEqual(await ids({ at: { $lt: new Date(base + 2500) } }), ["i1", "i2"]);
+      assert.deepEqual(await ids({ n: { $in: [1, 5, 9] } }), ["i1", "i5"]);
+      assert.deepEqual(await ids({ _id: { $in: [] } }), []);
+      assert.deepEqual(await ids({ n: { $ne: 2 } }), ["i1", "i3", "i4", "i5", "none"]);
+      assert.deepEqual(await ids({ n: { $exists: false } }), ["none"]);
+      assert.equal((await ids({ n: { $exists: true } })).length, 5);
+      assert.deepEqual(await ids({ n: 4, _id: "i4" }), ["i4"]);
+    });
+
+    test("find sorts, skips and limits", async () => {
+      const items = fresh<Item>();
+      for (let n = 1; n <= 10; n++) await items.insertOne({ _id: `i${n}`, n, name: n % 2 ? "odd" : "even" });
+      const page = await items.find({}, { sort: { n: -1 }, skip: 2, limit: 3 });
+      assert.deepEqual(
+        page.map((item) => item.n),
+        [8, 7, 6],
+      );
+      const byTwo = await items.find({}, { sort: { name: 1, n: 1 }, limit: 4 });
+      assert.deepEqual(
+        byTwo.map((item) => item.n),
+        [2, 4, 6, 8],
+      );
+      assert.equal((await items.find({ name: "odd" })).length, 5);
+    });
+
+    test("count counts matching documents", async () => {
+      const items = fresh<Item>();
+      for (let n = 1; n <= 4; n++) await items.insertOne({ _id: `i${n}`, n });
+      assert.equal(await items.count({}), 4);
+      assert.equal(await items.count({ n: { $gt: 2 } }), 2);
+      assert.equal(await items.count({ n: 99 }), 0);
+    });
+
+    test("updateOne and updateMany resolve the matched count and apply $set $unset $inc", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "1", n: 1, name: "a", note: "x" });
+      await items.insertOne({ _id: "2", n: 2, name: "a" });
+      await items.insertOne({ _id: "3", n: 3, name: "b" });
+      assert.equal(await items.updateOne({ _id: "nope" }, { $set: { n: 9 } }), 0);
+      assert.equal(
+        await items.updateOne({ _id: "1" }, { $set: { name: "z" }, $unset: { note: true }, $inc: { n: 10 } }),
+        1,
+      );
+      assert.deepEqual(await items.findOne({ _id: "1" }), { _id: "1", n: 11, name: "z" });
+      assert.equal(await items.updateOne({ _id: "3" }, { $inc: { seq: 1 } }), 1);
+      assert.equal((await items.findOne({ _id: "3" }))?.seq, 1);
+      assert.equal(await items.updateMany({ name: "a" }, { $set: { note: "many" } }), 1);
+      assert.equal(await items.updateMany({ n: { $lt: 5 } }, { $set: { note: "all" } }), 2);
+      assert.equal(await items.count({ note: "all" }), 2);
+    });
+
+    test("$set of an undefined value leaves the field alone", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "1", name: "kept", n: 1 });
+      assert.equal(await items.updateOne({ _id: "1" }, { $set: { name: undefined, n: 2 } }), 1);
+      assert.deepEqual(await items.findOne({ _id: "1" }), { _id: "1", name: "kept", n: 2 });
+    });
+
+    test("an undefined filter value is refused", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "1" });
+      await assert.rejects(items.deleteOne({ _id: undefined }), TypeError);
+      assert.equal(await items.count({}), 1);
+    });
+
+    test("a conditional update is a compare-and-set: one of 20 concurrent callers wins", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "token" });
+      const attempts = Array.from({ length: 20 }, (_, i) =>
+        items.updateOne(
+          { _id: "token", usedAt: { $exists: false } },
+          { $set: { usedAt: new Date(1_000 + i) } },
+        ),
+      );
+      const results = await Promise.all(attempts);
+      assert.equal(results.filter((matched) => matched === 1).length, 1);
+      const winner = results.indexOf(1);
+      assert.deepEqual((await items.findOne({ _id: "token" }))?.usedAt, new Date(1_000 + winner));
+    });
+
+    test("findOneAndUpdate with $inc hands 50 concurrent callers 50 distinct values", async () => {
+      const counters = fresh<Item>();
+      const allocate = () =>
+        counters.findOneAndUpdate({ _id: "chat-1" }, { $inc: { seq: 1 } }, { upsert: true });
+      const first = await Promise.all(Array.from({ length: 50 }, allocate));
+      const seqs = first.map((doc) => doc?.seq ?? 0).sort((a, b) => a - b);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      const second = await Promise.all(Array.from({ length: 50 }, allocate));
+      assert.equal(new Set(second.map((doc) => doc?.seq)).size, 50);
+      assert.equal((await counters.findOne({ _id: "chat-1" }))?.seq, 100);
+    });
+
+    test("findOneAndUpdate resolves the document after the update, or null", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "1", n: 1, name: "a" });
+      assert.deepEqual(await items.findOneAndUpdate({ _id: "1" }, { $set: { name: "b" }, $inc: { n: 1 } }), {
+        _id: "1",
+        n: 2,
+        name: "b",
+      });
+      assert.equal(await items.findOneAndUpdate({ _id: "2" }, { $set: { name: "b" } }), null);
+      assert.equal(await items.findOneAndUpdate({ _id: "1", name: "a" }, { $set: { name: "c" } }), null);
+      assert.equal(await items.count({}), 1);
+    });
+
+    test("an upsert inserts the filter's pinned fields plus the update, and only once", async () => {
+      const items = fresh<Item>();
+      const created = await items.findOneAndUpdate(
+        { _id: "u1", name: "pinned", usedAt: { $exists: false } },
+        { $set: { note: "set" }, $inc: { n: 5 } },
+        { upsert: true },
+      );
+      assert.deepEqual(created, { _id: "u1", name: "pinned", note: "set", n: 5 });
+      assert.deepEqual(await items.findOne({ _id: "u1" }), created);
+      const updated = await items.findOneAndUpdate({ _id: "u1" }, { $inc: { n: 1 } }, { upsert: true });
+      assert.equal(updated?.n, 6);
+      const generated = await items.findOneAndUpdate({ name: "no-id" }, { $set: { n: 1 } }, { upsert: true });
+      assert.equal(typeof generated?._id, "string");
+      assert.equal(await items.count({}), 2);
+    });
+
+    test("deleteOne and deleteMany resolve how many documents they removed", async () => {
+      const items = fresh<Item>();
+      for (let n = 1; n <= 5; n++) await items.insertOne({ _id: `i${n}`, n });
+      assert.equal(await items.deleteOne({ _id: "i1" }), 1);
+      assert.equal(await items.deleteOne({ _id: "i1" }), 0);
+      assert.equal(await items.deleteOne({ n: { $gt: 1 } }), 1);
+      assert.equal(await items.deleteMany({ n: { $gt: 1 } }), 3);
+      assert.equal(await items.deleteMany({}), 0);
+      assert.equal(await items.count({}), 0);
+    });
+  });
+}
+
+async function assertDuplicate(write: Promise<unknown>, index: string): Promise<void> {
+  await assert.rejects(write, (err: unknown) => {
+    assert.ok(err instanceof DuplicateKeyError, `expected DuplicateKeyError, got ${String(err)}`);
+    assert.equal(err.index, index);
+    return true;
+  });
+}

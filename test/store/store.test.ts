@@ -1,0 +1,182 @@
+/** Runs the store contract against the embedded store and against FerretDB (or MONGO_URL). */
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { MongoClient } from "mongodb";
+import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
+import { openStore } from "../../lib/store/index.ts";
+import { MongoStore } from "../../lib/store/mongo.ts";
+import type { Doc, IndexSpec, Store } from "../../lib/store/types.ts";
+import { type ServerHandle, startFerret } from "../harness/servers.ts";
+import { storeContract } from "./store-contract.ts";
+
+interface Note extends Doc {
+  text: string;
+  at: Date;
+}
+
+const tempDirs: string[] = [];
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "store-test-"));
+  tempDirs.push(dir);
+  return dir;
+}
+
+after(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** The URL with its database replaced, so each run works in a database of its own. */
+function withDatabase(url: string, database: string): string {
+  return url.replace(/^(mongodb(?:\+srv)?:\/\/[^/?]*)(\/[^?]*)?/, `$1/${database}`);
+}
+
+let embeddedDir = "";
+storeContract(
+  "embedded",
+  async () => {
+    embeddedDir = await tempDir();
+    return openStore({ dataDir: path.join(embeddedDir, "created-on-open") });
+  },
+  async () => {},
+);
+
+let ferret: ServerHandle;
+const database = `contract_${randomUUID().slice(0, 8)}`;
+storeContract(
+  "mongo",
+  async () => {
+    ferret = await startFerret();
+    return openStore({ mongoUrl: withDatabase(ferret.url, database), dataDir: await tempDir() });
+  },
+  async () => {
+    if (!ferret.external) return ferret.stop();
+    const client = new MongoClient(ferret.url);
+    await client.db(database).dropDatabase();
+    await client.close();
+  },
+);
+
+describe("embedded store on disk", () => {
+  test("a reopened store finds the documents and unique indexes it left", async () => {
+    const dataDir = await tempDir();
+    const indexes: IndexSpec[] = [{ name: "text_unique", fields: { text: 1 }, unique: true }];
+    const at = new Date("2024-02-03T04:05:06.789Z");
+    const first = await openStore({ dataDir });
+    try {
+      const notes = first.collection<Note>("notes");
+      await notes.ensureIndexes(indexes);
+      await notes.insertOne({ _id: "n1", text: "hello", at });
+      await notes.updateOne({ _id: "n1" }, { $set: { text: "hello again" } });
+      await notes.insertOne({ _id: "n2", text: "bye", at });
+      await notes.deleteOne({ _id: "n2" });
+    } finally {
+      await first.close();
+    }
+
+    const second = await openStore({ dataDir });
+    try {
+      const reopened = second.collection<Note>("notes");
+      assert.deepEqual(await reopened.find({}), [{ _id: "n1", text: "hello again", at }]);
+      await assert.rejects(reopened.insertOne({ _id: "n3", text: "hello again", at }), DuplicateKeyError);
+      await reopened.ensureIndexes(indexes);
+      await assert.rejects(reopened.insertOne({ _id: "n3", text: "hello again", at }), {
+        index: "text_unique",
+      });
+    } finally {
+      await second.close();
+    }
+  });
+
+  test("ping rejects with StoreUnavailableError when the data dir is gone", async () => {
+    const dataDir = await tempDir();
+    const store = await openStore({ dataDir });
+    try {
+      await store.ping();
+      await rm(dataDir, { recursive: true });
+      await assert.rejects(store.ping(), StoreUnavailableError);
+    } finally {
+      await store.close().catch(() => undefined);
+    }
+  });
+});
+
+describe("expiry of TTL-indexed documents", () => {
+  const expired = new Date(Date.now() - 60_000);
+  const live = new Date(Date.now() + 60_000);
+  const ttl: IndexSpec[] = [{ name: "expires_ttl", fields: { at: 1 }, expireAfterSeconds: 0 }];
+
+  test("the embedded store drops them when they are read", async () => {
+    const store = await openStore({ dataDir: await tempDir() });
+    try {
+      const notes = store.collection<Note>("notes");
+      await notes.ensureIndexes(ttl);
+      await notes.insertOne({ _id: "old", text: "old", at: expired });
+      await notes.insertOne({ _id: "new", text: "new", at: live });
+      assert.deepEqual(
+        (await notes.find({})).map((note) => note._id),
+        ["new"],
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("the FerretDB store sweeps them", {
+    skip: process.env.MONGO_URL ? "MONGO_URL is external" : false,
+  }, async () => {
+    const server = await startFerret();
+    const store = new MongoStore(`${server.url}/ttl`);
+    try {
+      const notes = store.collection<Note>("notes");
+      await notes.ensureIndexes(ttl);
+      await notes.insertOne({ _id: "old", text: "old", at: expired });
+      await notes.insertOne({ _id: "new", text: "new", at: live });
+      await store.sweeper.sweep();
+      assert.deepEqual(
+        (await notes.find({})).map((note) => note._id),
+        ["new"],
+      );
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+});
+
+describe("mongo store when the server goes away", {
+  skip: process.env.MONGO_URL ? "MONGO_URL is external" : false,
+}, () => {
+  let server: ServerHandle;
+  let store: Store;
+
+  before(async () => {
+    server = await startFerret();
+    store = await openStore({ mongoUrl: `${server.url}/chaos`, dataDir: await tempDir() });
+  });
+
+  after(async () => {
+    await store.close();
+    await server.stop();
+  });
+
+  test("operations reject with StoreUnavailableError while it is down and work again after", async () => {
+    const notes = store.collection<Note>("notes");
+    const at = new Date();
+    await notes.insertOne({ _id: "before", text: "kept", at });
+    await server.kill();
+    await assert.rejects(store.ping(), StoreUnavailableError);
+    await assert.rejects(notes.findOne({ _id: "before" }), StoreUnavailableError);
+    await assert.rejects(
+      notes.updateOne({ _id: "before" }, { $set: { text: "lost" } }),
+      StoreUnavailableError,
+    );
+    await server.restart();
+    await store.ping();
+    assert.deepEqual(await notes.findOne({ _id: "before" }), { _id: "before", text: "kept", at });
+  });
+});
