@@ -21,6 +21,7 @@ before(async () => {
   // The profile nodes keep their cache in memory, so invalidation must cross nodes on the bus.
   await cluster.add("profile-1", ["profile"], { REDIS_URL: undefined });
   await cluster.add("profile-2", ["profile"], { REDIS_URL: undefined });
+  await cluster.add("chat-1", ["chat"]);
   gw1 = (await cluster.add("gateway-1", ["gateway"])).url;
   gw2 = (await cluster.add("gateway-2", ["gateway"])).url;
   await Promise.all([waitReady(gw1), waitReady(gw2)]);
@@ -115,6 +116,7 @@ describe("cluster-wide rate limits", () => {
     await limited.add("auth-a", ["auth"]);
     await limited.add("auth-b", ["auth"]);
     await limited.add("profile-a", ["profile"]);
+    await limited.add("chat-a", ["chat"]);
     gwA = (await limited.add("gw-a", ["gateway"])).url;
     gwB = (await limited.add("gw-b", ["gateway"])).url;
     await Promise.all([waitReady(gwA), waitReady(gwB)]);

@@ -1,0 +1,141 @@
+/**
+ * Chat across nodes: three gateways and two chat nodes over a real nats-server, Redis and FerretDB.
+ * Clients on different gateways talk in direct and group chats; delivery calls reach only the
+ * gateways that hold recipients.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ChatSocket } from "../../client/chat-socket.ts";
+import { ApiClient } from "../../client/rest-client.ts";
+import type { ChatView, MessageView } from "../../lib/contracts.ts";
+import { type Servers, startServers, TestCluster } from "../support/cluster.ts";
+import { newUser, waitReady } from "../support/platform.ts";
+
+let servers: Servers;
+let cluster: TestCluster;
+const gateways: string[] = [];
+const deliverCalls = new Map<string, number>();
+
+interface Member {
+  api: ApiClient;
+  id: string;
+  sockets: ChatSocket[];
+  received: MessageView[][];
+}
+
+before(async () => {
+  servers = await startServers();
+  cluster = await TestCluster.start(servers);
+  await cluster.add("auth-1", ["auth"]);
+  await cluster.add("profile-1", ["profile"]);
+  await cluster.add("chat-1", ["chat"]);
+  await cluster.add("chat-2", ["chat"]);
+  for (const id of ["gw-1", "gw-2", "gw-3"]) {
+    const node = await cluster.add(id, ["gateway"]);
+    gateways.push(node.url);
+    const ws = (
+      node.broker.getLocalService("gateway") as unknown as { ws: { deliver: (...a: never[]) => number } }
+    ).ws;
+    const deliver = ws.deliver.bind(ws);
+    deliverCalls.set(id, 0);
+    ws.deliver = (...args: never[]) => {
+      deliverCalls.set(id, (deliverCalls.get(id) ?? 0) + 1);
+      return deliver(...args);
+    };
+  }
+  await Promise.all(gateways.map((url) => waitReady(url)));
+});
+
+after(async () => {
+  await cluster?.stop();
+  await servers?.stop();
+});
+
+async function member(gatewayIndexes: number[]): Promise<Member> {
+  const api = new ApiClient(gateways[gatewayIndexes[0] ?? 0] as string);
+  const id = (await api.register(newUser("m"))).user.id;
+  const m: Member = { api, id, sockets: [], received: [] };
+  for (const g of gatewayIndexes) {
+    const inbox: MessageView[] = [];
+    const socket = new ChatSocket(api, {
+      url: `${(gateways[g] as string).replace("http", "ws")}/ws`,
+      onMessage: (msg) => inbox.push(msg),
+    });
+    await socket.connect();
+    m.sockets.push(socket);
+    m.received.push(inbox);
+  }
+  return m;
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe("chat across three gateways and two chat nodes", () => {
+  const members: Member[] = [];
+
+  after(() => {
+    for (const m of members) for (const s of m.sockets) s.close();
+  });
+
+  test("a direct chat between clients on different gateways delivers both ways", async () => {
+    const a = await member([0]);
+    const b = await member([1]);
+    members.push(a, b);
+    await new Promise((r) => setTimeout(r, 200));
+    const chat = await a.api.request<ChatView>("POST", "/chats", { type: "direct", userId: b.id });
+    for (const s of [...a.sockets, ...b.sockets]) s.track(chat.id, 0);
+    await a.sockets[0]?.send({ chatId: chat.id }, "from a");
+    await b.sockets[0]?.send({ chatId: chat.id }, "from b");
+    await until(() => [a, b].every((m) => m.received.every((inbox) => inbox.length === 2)), "both messages");
+    for (const m of [a, b])
+      for (const inbox of m.received)
+        assert.deepEqual(
+          inbox.map((x) => x.seq),
+          [1, 2],
+        );
+  });
+
+  test("a group message reaches every connection of every member once, and only the gateways that hold them", async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    const owner = await member([0]);
+    const multi = await member([0, 1]);
+    const other = await member([1]);
+    members.push(owner, multi, other);
+    await new Promise((r) => setTimeout(r, 300));
+    const group = await owner.api.request<ChatView>("POST", "/chats", {
+      type: "group",
+      name: "across",
+      memberIds: [multi.id, other.id],
+    });
+    const everyone = [owner, multi, other];
+    for (const m of everyone) for (const s of m.sockets) s.track(group.id, 0);
+    const before = new Map(deliverCalls);
+    const sends = 20;
+    for (let i = 0; i < sends; i++) {
+      const sender = everyone[i % everyone.length] as Member;
+      await sender.sockets[0]?.send({ chatId: group.id }, `g${i}`);
+    }
+    const inboxes = everyone.flatMap((m) => m.received);
+    await until(
+      () => inboxes.every((inbox) => inbox.filter((x) => x.chatId === group.id).length === sends),
+      "every group message on every connection",
+    );
+    for (const inbox of inboxes) {
+      const seqs = inbox.filter((x) => x.chatId === group.id).map((x) => x.seq);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: sends }, (_, i) => i + 1),
+      );
+    }
+    const calls = (id: string) => (deliverCalls.get(id) ?? 0) - (before.get(id) ?? 0);
+    assert.equal(calls("gw-3"), 0, "no delivery call reaches a gateway without recipients");
+    assert.ok(calls("gw-1") >= sends && calls("gw-1") <= sends + 2, `gw-1 got ${calls("gw-1")} calls`);
+    assert.ok(calls("gw-2") >= sends && calls("gw-2") <= sends + 2, `gw-2 got ${calls("gw-2")} calls`);
+  });
+});
