@@ -197,7 +197,7 @@ export default class GatewayService extends Service {
       verifier: this.verifier,
       limits: config.ws,
       clientIp,
-      isReady: () => this.readiness.isKnownReady(),
+      isReady: async () => this.readiness.isKnownReady() || (await this.readiness.state()).ready,
       isOriginAllowed: (origin, host) => {
         if (origin === undefined) return true;
         if (allowed.has(origin)) return true;

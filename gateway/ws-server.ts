@@ -27,7 +27,7 @@ export interface WsServerOptions {
   chat: ChatPort;
   limits: ConnectionLimits & { maxPayloadBytes: number };
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
-  isReady(): boolean;
+  isReady(): Promise<boolean>;
   clientIp(req: IncomingMessage): string;
 }
 
@@ -190,7 +190,7 @@ export class WsServer implements FrameHandler {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== PATH) return reject(socket, 404, "Not Found");
-    if (!this.o.isReady()) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
+    if (!(await this.o.isReady())) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
     const token = tokenOf(req, url);
     let auth: { user: AuthUser; expiresAt: number };
     try {

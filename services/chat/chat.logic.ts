@@ -74,6 +74,14 @@ export class ChatLogic {
     }));
   }
 
+  /** Everyone who shares a chat with the user (the audience of their presence). */
+  async contactsOf(userId: string): Promise<string[]> {
+    const chats = await this.d.chats.listForMember(userId, CHAT_LIST_LIMIT);
+    const contacts = new Set(chats.flatMap((c) => c.members));
+    contacts.delete(userId);
+    return [...contacts];
+  }
+
   async addMember(userId: string, chatId: string, newMemberId: string): Promise<ChatView> {
     const chat = await this.memberChat(userId, chatId);
     if (chat.type !== "group")

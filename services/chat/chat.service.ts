@@ -167,17 +167,21 @@ export default class ChatService extends Service {
       },
       events: {
         "ws.online": {
-          handler: (ctx: Context<{ nodeId: string; userId: string }>) =>
-            this.presence.online(ctx.params.nodeId, ctx.params.userId),
+          handler: (ctx: Context<{ nodeId: string; userId: string }>) => {
+            if (this.presence.online(ctx.params.nodeId, ctx.params.userId))
+              void this.announceOnline(ctx.params.userId);
+          },
         },
         "ws.offline": {
           handler: (ctx: Context<{ nodeId: string; userId: string; at: string }>) => {
-            this.presence.offline(ctx.params.nodeId, ctx.params.userId, ctx.params.at);
+            if (this.presence.offline(ctx.params.nodeId, ctx.params.userId, ctx.params.at)) {
+              void this.announceOffline([ctx.params.userId]);
+            }
           },
         },
         "$node.disconnected": {
           handler: (ctx: Context<{ node: { id: string } }>) => {
-            this.presence.dropNode(ctx.params.node.id);
+            void this.announceOffline(this.presence.dropNode(ctx.params.node.id));
           },
         },
       },
@@ -235,6 +239,46 @@ export default class ChatService extends Service {
     }
   }
 
+  /**
+   * Every chat node keeps the presence map; one of them, the first by node id, tells the users.
+   * A change of that node mid-way may drop or repeat a presence frame: presence is ephemeral, and
+   * `chat.presence` answers the current state at any time.
+   */
+  private isAnnouncer(): boolean {
+    const chatNodes = this.broker.registry
+      .getServiceList({ onlyAvailable: true, skipInternal: true })
+      .filter((s) => s.name === "chat")
+      .map((s) => (s as unknown as { nodeID: string }).nodeID)
+      .sort();
+    return (chatNodes[0] ?? this.broker.nodeID) === this.broker.nodeID;
+  }
+
+  /** Tells the user's online contacts, and tells the user which contacts are online. */
+  private async announceOnline(userId: string): Promise<void> {
+    if (!this.isAnnouncer()) return;
+    try {
+      const contacts = await this.logic.contactsOf(userId);
+      this.deliver(contacts, { type: "presence", ...this.presenceOf(userId) });
+      for (const contact of contacts) {
+        if (this.presence.isOnline(contact))
+          this.deliver([userId], { type: "presence", ...this.presenceOf(contact) });
+      }
+    } catch (err) {
+      this.logger.warn("Presence announcement failed", (err as Error).message);
+    }
+  }
+
+  private async announceOffline(userIds: string[]): Promise<void> {
+    if (userIds.length === 0 || !this.isAnnouncer()) return;
+    for (const userId of userIds) {
+      try {
+        this.deliver(await this.logic.contactsOf(userId), { type: "presence", ...this.presenceOf(userId) });
+      } catch (err) {
+        this.logger.warn("Presence announcement failed", (err as Error).message);
+      }
+    }
+  }
+
   private presenceOf(userId: string): PresenceView {
     const online = this.presence.isOnline(userId);
     return {
@@ -250,13 +294,14 @@ export default class ChatService extends Service {
       .getServiceList({ onlyAvailable: true, skipInternal: true, withActions: false })
       .filter((s: { name: string }) => s.name === "gateway")
       .map((s) => (s as unknown as { nodeID: string }).nodeID);
-    for (const nodeId of this.presence.nodes())
-      if (!gateways.includes(nodeId)) this.presence.dropNode(nodeId);
+    for (const nodeId of this.presence.nodes()) {
+      if (!gateways.includes(nodeId)) void this.announceOffline(this.presence.dropNode(nodeId));
+    }
     await Promise.all(
       gateways.map(async (nodeID: string) => {
         try {
           const { userIds } = await call(this.broker, "gateway.connectedUsers", {}, { nodeID });
-          this.presence.replaceNode(nodeID, userIds);
+          void this.announceOffline(this.presence.replaceNode(nodeID, userIds));
         } catch (err) {
           this.logger.debug(`Presence resync with ${nodeID} failed`, (err as Error).message);
         }

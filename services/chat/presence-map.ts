@@ -10,11 +10,14 @@ export class PresenceMap {
   private readonly byNode = new Map<string, Set<string>>();
   private readonly lastSeen = new Map<string, string>();
 
-  online(nodeId: string, userId: string): void {
+  /** Resolves whether the user was offline everywhere until now. */
+  online(nodeId: string, userId: string): boolean {
+    const wasOffline = !this.isOnline(userId);
     const nodes = this.byUser.get(userId) ?? new Set<string>();
     this.byUser.set(userId, nodes.add(nodeId));
     const users = this.byNode.get(nodeId) ?? new Set<string>();
     this.byNode.set(nodeId, users.add(userId));
+    return wasOffline;
   }
 
   /** Resolves whether the user has no connection left anywhere. */

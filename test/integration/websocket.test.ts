@@ -151,6 +151,26 @@ describe("messaging", () => {
   });
 });
 
+describe("presence", () => {
+  test("contacts see a user come online and go offline with lastSeen; the user sees who is online", async () => {
+    const a = await signedIn("a");
+    const b = await signedIn("b");
+    await a.api.request("POST", "/chats", { type: "direct", userId: b.id });
+    const b1 = await connect(b.token);
+    const a1 = await connect(a.token);
+    const online = await b1.next((f) => f.type === "presence" && f.userId === a.id);
+    assert.equal(online.status, "online");
+    const seen = await a1.next((f) => f.type === "presence" && f.userId === b.id);
+    assert.equal(seen.status, "online");
+    a1.close();
+    const offline = await b1.next(
+      (f) => f.type === "presence" && f.userId === a.id && f.status === "offline",
+    );
+    assert.ok(!Number.isNaN(Date.parse(String(offline.lastSeen))));
+    b1.close();
+  });
+});
+
 describe("bad frames", () => {
   test("each bad frame gets an error frame and the connection keeps serving", async () => {
     const a = await signedIn("a");
