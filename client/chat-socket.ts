@@ -42,6 +42,8 @@ interface Pending {
 
 const RETRYABLE = new Set(["SERVICE_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_ERROR"]);
 const NO_RECONNECT = new Set([1008]);
+/** How long an early message waits for the ones before it before they are fetched. */
+const GAP_WAIT_MS = 500;
 
 export class ChatSocket {
   private readonly api: ApiClient;
@@ -54,7 +56,9 @@ export class ChatSocket {
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private ackTimer: ReturnType<typeof setInterval> | undefined;
   private readonly lastSeq = new Map<string, number>();
-  private readonly filling = new Map<string, Promise<void>>();
+  private readonly filling = new Map<string, Promise<boolean>>();
+  private readonly early = new Map<string, Map<number, MessageView>>();
+  private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly pending = new Map<string, Pending>();
   private openWaiters: (() => void)[] = [];
   userId: string | undefined;
@@ -88,6 +92,8 @@ export class ChatSocket {
     clearTimeout(this.refreshTimer);
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
+    for (const timer of this.gapTimers.values()) clearTimeout(timer);
+    this.gapTimers.clear();
     this.socket?.close(1000, "bye");
     for (const p of this.pending.values()) p.reject(new Error("The socket was closed"));
     this.pending.clear();
@@ -116,6 +122,16 @@ export class ChatSocket {
       this.pending.set(clientMsgId, entry);
       this.transmit(entry);
     });
+  }
+
+  /** Fetches, for every tracked chat, whatever came after the last seen seq (e.g. when idle). */
+  async catchUp(): Promise<void> {
+    for (const chatId of [...this.lastSeq.keys()]) {
+      await this.filling.get(chatId);
+      if (!(await this.fillWithRetry(chatId, this.lastSeq.get(chatId) ?? 0, Number.MAX_SAFE_INTEGER))) {
+        throw new Error(`Could not catch up chat ${chatId}`);
+      }
+    }
   }
 
   typing(chatId: string): void {
@@ -208,7 +224,7 @@ export class ChatSocket {
         this.onAck(frame as unknown as Ack);
         return;
       case "new_message":
-        void this.onMessage(frame as unknown as MessageView);
+        this.onMessage(frame as unknown as MessageView);
         return;
       case "error":
         this.onError(frame);
@@ -254,20 +270,67 @@ export class ChatSocket {
     p.reject(Object.assign(new Error(String(frame.message)), { code: frame.code }));
   }
 
-  /** Delivers in seq order: duplicates are dropped, a gap is filled from the history first. */
-  private async onMessage(m: MessageView): Promise<void> {
-    await this.filling.get(m.chatId);
-    const last = this.lastSeq.get(m.chatId);
-    if (last !== undefined && m.seq <= last) return;
-    if (last !== undefined && m.seq > last + 1) {
-      const fill = this.fill(m.chatId, last, m.seq);
-      this.filling.set(m.chatId, fill);
-      await fill;
-      this.filling.delete(m.chatId);
-      if ((this.lastSeq.get(m.chatId) ?? 0) >= m.seq) return;
+  /**
+   * Delivers in seq order. A duplicate is dropped; a message that arrives early waits in a reorder
+   * buffer, and if the missing seqs have not come live within GAP_WAIT_MS they are fetched from the
+   * history. A chat seen for the first time starts at the first message received.
+   */
+  private onMessage(m: MessageView): void {
+    if (!this.lastSeq.has(m.chatId)) this.lastSeq.set(m.chatId, m.seq - 1);
+    this.accept(m);
+  }
+
+  private accept(m: MessageView): void {
+    const last = this.lastSeq.get(m.chatId) ?? 0;
+    if (m.seq <= last) return;
+    if (m.seq > last + 1) {
+      const early = this.early.get(m.chatId) ?? new Map<number, MessageView>();
+      this.early.set(m.chatId, early.set(m.seq, m));
+      this.scheduleGapFill(m.chatId);
+      return;
     }
     this.lastSeq.set(m.chatId, m.seq);
     this.o.onMessage?.(m);
+    const early = this.early.get(m.chatId);
+    const next = early?.get(m.seq + 1);
+    if (early) early.delete(m.seq);
+    if (next) this.accept(next);
+    else if (early && early.size === 0) this.early.delete(m.chatId);
+  }
+
+  private scheduleGapFill(chatId: string): void {
+    if (this.gapTimers.has(chatId) || this.filling.has(chatId)) return;
+    const timer = setTimeout(() => {
+      this.gapTimers.delete(chatId);
+      void this.fillGap(chatId);
+    }, GAP_WAIT_MS);
+    this.gapTimers.set(chatId, timer);
+  }
+
+  private async fillGap(chatId: string): Promise<void> {
+    const early = this.early.get(chatId);
+    if (!early || early.size === 0) return;
+    const until = Math.min(...early.keys());
+    const fill = this.fillWithRetry(chatId, this.lastSeq.get(chatId) ?? 0, until);
+    this.filling.set(chatId, fill);
+    await fill;
+    this.filling.delete(chatId);
+    if ((this.early.get(chatId)?.size ?? 0) > 0) this.scheduleGapFill(chatId);
+  }
+
+  /** Fetches what is missing, retrying with backoff while the platform answers 503; resolves whether it got it. */
+  private async fillWithRetry(chatId: string, after: number, until: number): Promise<boolean> {
+    for (let attempt = 0; attempt < 8 && !this.stopped; attempt++) {
+      try {
+        await this.fill(chatId, Math.max(after, this.lastSeq.get(chatId) ?? 0), until);
+        return true;
+      } catch {
+        await new Promise((r) =>
+          setTimeout(r, Math.min(this.o.maxDelayMs, this.o.minDelayMs * 2 ** attempt)),
+        );
+      }
+    }
+    return false;
   }
 
   private async fill(chatId: string, after: number, until: number): Promise<void> {
@@ -278,9 +341,7 @@ export class ChatSocket {
         `/chats/${encodeURIComponent(chatId)}/messages?after=${from}&limit=200`,
       );
       for (const m of page.messages) {
-        if (m.seq >= until) return;
-        this.lastSeq.set(chatId, m.seq);
-        this.o.onMessage?.(m);
+        this.accept(m);
         from = m.seq;
       }
       if (!page.hasMore || page.messages.length === 0) return;

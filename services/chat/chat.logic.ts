@@ -20,12 +20,17 @@ export interface ChatDeps {
   receipts: ReceiptsRepository;
   limits: ChatLimits;
   userExists(id: string): Promise<boolean>;
+  /** Writes each chat's lastSeq/lastMessage after the message itself is stored. */
+  recordLast(chatId: string, last: LastMessage): void;
 }
 
 const CHAT_LIST_LIMIT = 200;
+const SEQ_HINTS_MAX = 10_000;
 
 export class ChatLogic {
   private readonly d: ChatDeps;
+  /** The highest seq this node saw per chat: a hint that saves a retry when the chat summary lags. */
+  private readonly seqHints = new Map<string, number>();
 
   constructor(deps: ChatDeps) {
     this.d = deps;
@@ -115,13 +120,12 @@ export class ChatLogic {
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
-    const known = await this.d.messages.findByClientMsgId(chatId, userId, clientMsgId);
-    if (known) return { message: toMessageView(known), created: false, members: chat.members };
     const { message, created } = await this.d.messages.append(
-      { _id: randomUUID(), chatId, senderId: userId, message: text, clientMsgId },
-      chat.lastSeq,
+      { chatId, senderId: userId, message: text, clientMsgId },
+      Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
     );
-    if (created) await this.d.chats.recordMessage(chatId, toLast(message));
+    this.noteSeq(chatId, message.seq);
+    if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
   }
 
@@ -176,6 +180,11 @@ export class ChatLogic {
     if (message.senderId !== userId)
       throw new ForbiddenError("Only the sender changes a message", "MESSAGE_FORBIDDEN");
     return message;
+  }
+
+  private noteSeq(chatId: string, seq: number): void {
+    if (this.seqHints.size >= SEQ_HINTS_MAX) this.seqHints.clear();
+    if ((this.seqHints.get(chatId) ?? 0) < seq) this.seqHints.set(chatId, seq);
   }
 
   private checkText(text: string): void {

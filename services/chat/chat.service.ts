@@ -17,6 +17,7 @@ import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository } from "./chats.repo.ts";
+import { LastMessageWriter } from "./last-message-writer.ts";
 import { MessagesRepository } from "./messages.repo.ts";
 import { PresenceMap } from "./presence-map.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
@@ -31,6 +32,7 @@ export default class ChatService extends Service {
   private logic!: ChatLogic;
   private readonly presence = new PresenceMap();
   private resyncTimer: NodeJS.Timeout | undefined;
+  private lastMessages: LastMessageWriter | undefined;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -197,7 +199,12 @@ export default class ChatService extends Service {
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));
     await Promise.all([chats.init(), messages.init(), receipts.init()]);
+    this.lastMessages = new LastMessageWriter(chats, (err) =>
+      this.logger.warn("A chat summary write failed; the next message rewrites it", (err as Error).message),
+    );
+    const lastMessages = this.lastMessages;
     this.logic = new ChatLogic({
+      recordLast: (chatId, last) => lastMessages.record(chatId, last),
       chats,
       messages,
       receipts,
@@ -222,6 +229,7 @@ export default class ChatService extends Service {
 
   private async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    await this.lastMessages?.flushed();
     await this.store?.close();
   }
 

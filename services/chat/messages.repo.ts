@@ -18,6 +18,10 @@ export interface Message {
 export const SEQ_INDEX = "chat_seq_unique";
 export const CLIENT_MSG_INDEX = "chat_sender_client_msg_unique";
 
+export function messageIdOf(chatId: string, seq: number): string {
+  return `${chatId}_${seq}`;
+}
+
 /** How many times a send retries after another writer took the seq it tried. */
 const MAX_SEQ_ATTEMPTS = 50;
 
@@ -39,28 +43,44 @@ export class MessagesRepository extends BaseRepository<Message> {
   }
 
   /**
-   * Stores a message at the next free `seq` of its chat. The unique (chatId, seq) index makes the
-   * store the arbiter between writers on any number of nodes: a writer that loses a seq reads the
-   * new maximum and tries the next one, so seqs have no gaps and no duplicates. The unique
-   * (chatId, senderId, clientMsgId) index makes a resend resolve to the first message.
+   * Stores a message at the next free `seq` of its chat. A message's `_id` is `chatId_seq`, so the
+   * store's unique `_id` makes it the arbiter between writers on any number of nodes, and every
+   * probe is a lookup by `_id` (cheap on every backend): a writer that loses a seq tries the next
+   * one, so seqs have no gaps and no duplicates. The unique (chatId, senderId, clientMsgId) index
+   * makes a resend resolve to the first message instead of storing a second.
    */
   async append(
-    input: Omit<Message, "seq" | "createdAt" | "updatedAt">,
+    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
   ): Promise<{ message: Message; created: boolean }> {
     let seq = seqHint + 1;
     for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
+      const _id = messageIdOf(input.chatId, seq);
       try {
-        const message = await this.collection.insertOne(this.stampNew({ ...input, seq }) as Message);
+        const message = await this.collection.insertOne(this.stampNew({ ...input, _id, seq }) as Message);
         return { message, created: true };
       } catch (err) {
         if (!(err instanceof DuplicateKeyError)) throw err;
-        const first = await this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
-        if (first) return { message: first, created: false };
-        seq = (await this.maxSeq(input.chatId)) + 1;
+        const taken = await this.collection.findOne({ _id });
+        if (taken && taken.senderId === input.senderId && taken.clientMsgId === input.clientMsgId) {
+          return { message: taken, created: false };
+        }
+        if (!taken) {
+          const first = await this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
+          if (first) return { message: first, created: false };
+          throw err;
+        }
+        seq = await this.nextFreeSeq(input.chatId, seq + 1);
       }
     }
     throw new Error(`No free seq in chat ${input.chatId} after ${MAX_SEQ_ATTEMPTS} attempts`);
+  }
+
+  /** The first seq from `from` on that no message holds yet, probing by `_id`. */
+  private async nextFreeSeq(chatId: string, from: number): Promise<number> {
+    let seq = from;
+    while (await this.collection.findOne({ _id: messageIdOf(chatId, seq) })) seq += 1;
+    return seq;
   }
 
   /** Messages after `after` (ascending) or before `before` (the newest of them), ascending. */

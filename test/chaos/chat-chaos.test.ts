@@ -1,0 +1,156 @@
+/**
+ * Chaos with Jepsen-style accounting: 50 clients in 10 groups exchange 5,000 messages through two
+ * gateways and two chat nodes, each a process of its own, while a gateway and then a chat node are
+ * killed with SIGKILL and restarted, and NATS is restarted. Every acknowledged message must reach
+ * every member; nothing may arrive that was never sent; seqs may have no gap and no duplicate.
+ */
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { type Ack, ChatSocket } from "../../client/chat-socket.ts";
+import { ApiClient } from "../../client/rest-client.ts";
+import type { ChatView, MessageView } from "../../lib/contracts.ts";
+import { freePort } from "../harness/servers.ts";
+import { type Servers, startServers } from "../support/cluster.ts";
+import { NodeProcess } from "../support/node-process.ts";
+import { newUser, waitReady } from "../support/platform.ts";
+
+const CLIENTS = 50;
+const GROUP_SIZE = 5;
+const PER_CLIENT = 100;
+
+let servers: Servers;
+const nodes: NodeProcess[] = [];
+const gatewayUrls: string[] = [];
+
+before(async () => {
+  servers = await startServers();
+  const env = {
+    NAMESPACE: `chaos${process.pid}`,
+    TRANSPORTER: servers.nats.url,
+    MONGO_URL: `${servers.mongo.url}/chaos${process.pid}`,
+    REDIS_URL: servers.redis.url,
+    METRICS_ENABLED: "false",
+    RATE_LIMIT_REGISTER_IP: "100000/60",
+    RATE_LIMIT_LOGIN_IP: "100000/60",
+    WS_RATE_LIMIT: "1000/1",
+    REQUEST_TIMEOUT_MS: "5000",
+  };
+  const start = async (id: string, services: string[], extra: Record<string, string> = {}) => {
+    const node = new NodeProcess(id, services, { ...env, ...extra });
+    await node.start();
+    nodes.push(node);
+    return node;
+  };
+  await start("auth-1", ["auth"]);
+  await start("profile-1", ["profile"]);
+  await start("chat-1", ["chat"]);
+  await start("chat-2", ["chat"]);
+  for (const id of ["gw-1", "gw-2"]) {
+    const port = await freePort();
+    await start(id, ["gateway"], { PORT: String(port), HOST: "127.0.0.1" });
+    gatewayUrls.push(`http://127.0.0.1:${port}`);
+  }
+  await Promise.all(gatewayUrls.map((u) => waitReady(u, 60_000)));
+});
+
+after(async () => {
+  await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+  await servers?.stop();
+});
+
+interface Client {
+  api: ApiClient;
+  id: string;
+  socket: ChatSocket;
+  chatId: string;
+  received: MessageView[];
+  acked: Ack[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("no acknowledged message is lost through gateway, chat node and NATS failures", async () => {
+  const clients: Client[] = [];
+  for (let i = 0; i < CLIENTS; i++) {
+    const url = gatewayUrls[i % gatewayUrls.length] as string;
+    const api = new ApiClient(url);
+    const id = (await api.register(newUser(`c${i}`))).user.id;
+    const received: MessageView[] = [];
+    const socket = new ChatSocket(api, {
+      minDelayMs: 100,
+      maxDelayMs: 1_000,
+      ackTimeoutMs: 3_000,
+      onMessage: (m) => received.push(m),
+    });
+    clients.push({ api, id, socket, chatId: "", received, acked: [] });
+  }
+  for (let g = 0; g < CLIENTS / GROUP_SIZE; g++) {
+    const members = clients.slice(g * GROUP_SIZE, (g + 1) * GROUP_SIZE);
+    const owner = members[0] as Client;
+    const chat = await owner.api.request<ChatView>("POST", "/chats", {
+      type: "group",
+      name: `g${g}`,
+      memberIds: members.slice(1).map((m) => m.id),
+    });
+    for (const m of members) m.chatId = chat.id;
+  }
+  for (const c of clients) {
+    c.socket.track(c.chatId, 0);
+    await c.socket.connect();
+  }
+
+  const sent = new Set<string>();
+  const sending = clients.map(async (c, i) => {
+    for (let n = 0; n < PER_CLIENT; n++) {
+      const clientMsgId = `c${i}-m${n}`;
+      sent.add(clientMsgId);
+      c.acked.push(await c.socket.send({ chatId: c.chatId }, `hello ${n} from ${i}`, clientMsgId));
+      await sleep(100);
+    }
+  });
+
+  const node = (id: string) => nodes.find((n) => n.nodeId === id) as NodeProcess;
+  const faults = (async () => {
+    await sleep(3_000);
+    await node("gw-1").kill("SIGKILL");
+    await sleep(1_500);
+    await node("gw-1").start();
+    await sleep(3_000);
+    await node("chat-1").kill("SIGKILL");
+    await sleep(1_500);
+    await node("chat-1").start();
+    await sleep(3_000);
+    await servers.nats.restart();
+  })();
+
+  await Promise.all([...sending, faults]);
+  await sleep(2_000);
+  for (const c of clients) await c.socket.catchUp();
+
+  const ackedIds = new Map<string, string>();
+  for (const c of clients) for (const a of c.acked) ackedIds.set(a.clientMsgId, c.chatId);
+  let lost = 0;
+  let unexpected = 0;
+  let gaps = 0;
+  let duplicates = 0;
+  for (const c of clients) {
+    const got = new Set(c.received.map((m) => m.clientMsgId));
+    for (const [id, chatId] of ackedIds) if (chatId === c.chatId && !got.has(id)) lost += 1;
+    for (const m of c.received) if (!sent.has(m.clientMsgId)) unexpected += 1;
+    const seqs = c.received.map((m) => m.seq);
+    for (let i = 0; i < seqs.length; i++) {
+      if (seqs[i] !== i + 1) seqs.indexOf(seqs[i] as number) !== i ? duplicates++ : gaps++;
+    }
+  }
+  const totalAcked = ackedIds.size;
+  process.stdout.write(
+    `chaos: sent ${sent.size}, acknowledged ${totalAcked}, lost ${lost}, unexpected ${unexpected}, ` +
+      `seq gaps ${gaps}, seq duplicates ${duplicates}\n`,
+  );
+  for (const c of clients) c.socket.close();
+  assert.equal(totalAcked, CLIENTS * PER_CLIENT, "every send was eventually acknowledged");
+  assert.equal(lost, 0);
+  assert.equal(unexpected, 0);
+  assert.equal(gaps, 0);
+  assert.equal(duplicates, 0);
+});
