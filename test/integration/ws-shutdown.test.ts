@@ -38,7 +38,7 @@ test("a stopping gateway finishes the frames in flight, acks them, then closes w
         { meta: { user: { id: bId, sessionId: "s" } } },
       );
       const stored = (history as { messages: MessageView[] }).messages.map((m) => m.clientMsgId);
-      for (const id of acked) assert.ok(stored.includes(id), `acked ${id} was stored`);
+      for (const id of acked) assert.ok(stored.includes(String(id)), `acked ${String(id)} was stored`);
       assert.equal(acked.length, 10, "every frame received before the shutdown was handled and acked");
     } finally {
       await again.stop();
