@@ -43,7 +43,7 @@ interface Pending {
 const RETRYABLE = new Set(["SERVICE_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_ERROR"]);
 const NO_RECONNECT = new Set([1008]);
 /** How long an early message waits for the ones before it before they are fetched. */
-const GAP_WAIT_MS = 500;
+const GAP_WAIT_MS = 2_000;
 
 export class ChatSocket {
   private readonly api: ApiClient;

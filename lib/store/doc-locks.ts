@@ -12,7 +12,8 @@ import { isDuplicateKey } from "./mongo-errors.ts";
 
 const LEASE_MS = 10_000;
 const ACQUIRE_TIMEOUT_MS = 15_000;
-const MAX_BACKOFF_MS = 50;
+/** Contenders poll the store; a higher cap keeps a hot document from flooding it. */
+const MAX_BACKOFF_MS = 200;
 
 export interface LockDoc {
   _id: string;

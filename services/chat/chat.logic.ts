@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
-import type { Message, MessagesRepository } from "./messages.repo.ts";
+import type { ClientKeysRepository, Message, MessagesRepository } from "./messages.repo.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
 
 export interface ChatLimits {
@@ -17,6 +17,7 @@ export interface ChatLimits {
 export interface ChatDeps {
   chats: ChatsRepository;
   messages: MessagesRepository;
+  clientKeys: ClientKeysRepository;
   receipts: ReceiptsRepository;
   limits: ChatLimits;
   userExists(id: string): Promise<boolean>;
@@ -123,6 +124,7 @@ export class ChatLogic {
     const { message, created } = await this.d.messages.append(
       { chatId, senderId: userId, message: text, clientMsgId },
       Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
+      this.d.clientKeys,
     );
     this.noteSeq(chatId, message.seq);
     if (created) this.d.recordLast(chatId, toLast(message));
@@ -134,8 +136,12 @@ export class ChatLogic {
     chatId: string,
     options: { before?: number; after?: number; limit: number },
   ): Promise<{ messages: MessageView[]; hasMore: boolean }> {
-    await this.memberChat(userId, chatId);
-    const page = await this.d.messages.page(chatId, { ...options, limit: options.limit + 1 });
+    const chat = await this.memberChat(userId, chatId);
+    const page = await this.d.messages.page(chatId, {
+      ...options,
+      limit: options.limit + 1,
+      seqHint: Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
+    });
     const hasMore = page.length > options.limit;
     const kept =
       options.after !== undefined ? page.slice(0, options.limit) : page.slice(page.length - options.limit);
@@ -168,7 +174,8 @@ export class ChatLogic {
     seq: number,
   ): Promise<{ moved: boolean; members: string[] }> {
     const chat = await this.memberChat(userId, chatId);
-    const upTo = seq <= chat.lastSeq ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId));
+    const upTo =
+      seq <= chat.lastSeq ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId, chat.lastSeq));
     if (upTo < 1) return { moved: false, members: chat.members };
     const moved = await this.d.receipts.markRead(chatId, userId, upTo);
     return { moved, members: chat.members };

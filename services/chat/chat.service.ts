@@ -18,7 +18,7 @@ import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository } from "./chats.repo.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
-import { MessagesRepository } from "./messages.repo.ts";
+import { ClientKeysRepository, MessagesRepository } from "./messages.repo.ts";
 import { PresenceMap } from "./presence-map.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
 
@@ -198,13 +198,15 @@ export default class ChatService extends Service {
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));
-    await Promise.all([chats.init(), messages.init(), receipts.init()]);
+    const clientKeys = new ClientKeysRepository(this.store.collection("message_client_keys"));
+    await Promise.all([chats.init(), messages.init(), receipts.init(), clientKeys.init()]);
     this.lastMessages = new LastMessageWriter(chats, (err) =>
       this.logger.warn("A chat summary write failed; the next message rewrites it", (err as Error).message),
     );
     const lastMessages = this.lastMessages;
     this.logic = new ChatLogic({
       recordLast: (chatId, last) => lastMessages.record(chatId, last),
+      clientKeys,
       chats,
       messages,
       receipts,

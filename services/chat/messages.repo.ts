@@ -22,8 +22,46 @@ export function messageIdOf(chatId: string, seq: number): string {
   return `${chatId}_${seq}`;
 }
 
+/** Messages looked up at once when a page is read. */
+const PAGE_BATCH = 25;
+
 /** How many times a send retries after another writer took the seq it tried. */
 const MAX_SEQ_ATTEMPTS = 50;
+
+/** Points a (chat, sender, clientMsgId) at its message, so a resend is found by `_id` alone. */
+export interface ClientKey {
+  _id: string;
+  messageId: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export class ClientKeysRepository extends BaseRepository<ClientKey> {
+  indexes(): IndexSpec[] {
+    return [];
+  }
+
+  find(chatId: string, senderId: string, clientMsgId: string): Promise<ClientKey | null> {
+    return this.collection.findOne({ _id: clientKeyOf(chatId, senderId, clientMsgId) });
+  }
+
+  async remember(message: Message): Promise<void> {
+    try {
+      await this.collection.insertOne(
+        this.stampNew({
+          _id: clientKeyOf(message.chatId, message.senderId, message.clientMsgId),
+          messageId: message._id,
+        }) as ClientKey,
+      );
+    } catch (err) {
+      if (!(err instanceof DuplicateKeyError)) throw err;
+    }
+  }
+}
+
+function clientKeyOf(chatId: string, senderId: string, clientMsgId: string): string {
+  return JSON.stringify([chatId, senderId, clientMsgId]);
+}
 
 export class MessagesRepository extends BaseRepository<Message> {
   indexes(): IndexSpec[] {
@@ -37,9 +75,23 @@ export class MessagesRepository extends BaseRepository<Message> {
     return this.collection.findOne({ chatId, senderId, clientMsgId });
   }
 
-  async maxSeq(chatId: string): Promise<number> {
-    const [last] = await this.collection.find({ chatId }, { sort: { seq: -1 }, limit: 1 });
-    return last?.seq ?? 0;
+  /** The highest seq of a chat, found by `_id` probes up from a seq known to exist (or 0). */
+  async maxSeq(chatId: string, knownSeq = 0): Promise<number> {
+    const exists = async (seq: number) =>
+      (await this.collection.findOne({ _id: messageIdOf(chatId, seq) })) !== null;
+    let low = knownSeq;
+    let step = 1;
+    while (await exists(low + step)) {
+      low += step;
+      step *= 2;
+    }
+    let high = low + step;
+    while (high - low > 1) {
+      const mid = Math.floor((low + high) / 2);
+      if (await exists(mid)) low = mid;
+      else high = mid;
+    }
+    return low;
   }
 
   /**
@@ -50,6 +102,19 @@ export class MessagesRepository extends BaseRepository<Message> {
    * makes a resend resolve to the first message instead of storing a second.
    */
   async append(
+    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
+    seqHint: number,
+    keys: ClientKeysRepository,
+  ): Promise<{ message: Message; created: boolean }> {
+    const key = await keys.find(input.chatId, input.senderId, input.clientMsgId);
+    const known = key ? await this.collection.findOne({ _id: key.messageId }) : null;
+    if (known) return { message: known, created: false };
+    const result = await this.insertAtNextSeq(input, seqHint);
+    await keys.remember(result.message);
+    return result;
+  }
+
+  private async insertAtNextSeq(
     input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
   ): Promise<{ message: Message; created: boolean }> {
@@ -84,19 +149,40 @@ export class MessagesRepository extends BaseRepository<Message> {
   }
 
   /** Messages after `after` (ascending) or before `before` (the newest of them), ascending. */
+  /**
+   * Messages after `after` (ascending), or the newest ones before `before` (or overall), ascending.
+   * Seqs have no holes, so a page is read by `_id` (`chatId_seq`), a lookup every backend answers
+   * from its primary key, whatever the size of the collection.
+   */
   async page(
     chatId: string,
-    options: { before?: number; after?: number; limit: number },
+    options: { before?: number; after?: number; limit: number; seqHint: number },
   ): Promise<Message[]> {
-    if (options.after !== undefined) {
-      return this.collection.find(
-        { chatId, seq: { $gt: options.after } },
-        { sort: { seq: 1 }, limit: options.limit },
-      );
-    }
-    const filter = options.before !== undefined ? { chatId, seq: { $lt: options.before } } : { chatId };
-    const newest = await this.collection.find(filter, { sort: { seq: -1 }, limit: options.limit });
+    if (options.after !== undefined) return this.run(chatId, options.after + 1, options.limit, 1);
+    const top =
+      options.before !== undefined ? options.before - 1 : await this.maxSeq(chatId, options.seqHint);
+    const newest = await this.run(chatId, top, Math.min(options.limit, Math.max(0, top)), -1);
     return newest.reverse();
+  }
+
+  /** Up to `count` consecutive messages from `from`, in `step` direction, stopping at the first missing. */
+  private async run(chatId: string, from: number, count: number, step: 1 | -1): Promise<Message[]> {
+    const found: Message[] = [];
+    for (let seq = from; found.length < count && seq >= 1; ) {
+      const batch = Array.from(
+        { length: Math.min(PAGE_BATCH, count - found.length) },
+        (_, i) => seq + i * step,
+      ).filter((n) => n >= 1);
+      const docs = await Promise.all(
+        batch.map((n) => this.collection.findOne({ _id: messageIdOf(chatId, n) })),
+      );
+      for (const doc of docs) {
+        if (!doc) return found;
+        found.push(doc);
+      }
+      seq += batch.length * step;
+    }
+    return found;
   }
 
   findInChat(chatId: string, id: string): Promise<Message | null> {

@@ -79,7 +79,6 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
     const socket = new ChatSocket(api, {
       minDelayMs: 100,
       maxDelayMs: 1_000,
-      ackTimeoutMs: 3_000,
       onMessage: (m) => received.push(m),
     });
     clients.push({ api, id, socket, chatId: "", received, acked: [] });
