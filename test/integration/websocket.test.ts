@@ -307,3 +307,48 @@ describe("the client library", () => {
     socket.close();
   });
 });
+
+describe("dead and slow clients", () => {
+  test("a client that stops answering pings is dropped within the heartbeat timeout", async () => {
+    const quick = await startEmbedded({ WS_HEARTBEAT_MS: "200" });
+    try {
+      const api = new ApiClient(quick.url);
+      await api.register(newUser());
+      const url = `${quick.url.replace("http", "ws")}/ws`;
+      const silent = new RawSocket(url, { token: api.accessToken, autoPong: false });
+      const alive = new RawSocket(url, { token: api.accessToken });
+      await silent.next(isType("ready"));
+      await alive.next(isType("ready"));
+      const closed = await silent.closed;
+      assert.equal(closed.code, 1006, "terminated without a close frame");
+      assert.equal(alive.ws.readyState, alive.ws.OPEN, "a client that answers stays");
+      alive.close();
+    } finally {
+      await quick.stop();
+    }
+  });
+
+  test("a client that does not read is closed with 1013 once its unsent bytes pass the cap", async () => {
+    const small = await startEmbedded({ WS_MAX_BUFFERED_BYTES: "65536" });
+    try {
+      const api = new ApiClient(small.url);
+      const { user } = await api.register(newUser());
+      const slow = new RawSocket(`${small.url.replace("http", "ws")}/ws`, { token: api.accessToken });
+      await slow.next(isType("ready"));
+      const raw = (slow.ws as unknown as { _socket: { pause(): void } })._socket;
+      raw.pause();
+      const frame = { type: "typing", chatId: "c".repeat(60_000), userId: user.id };
+      const gateway = small.broker.getLocalService("gateway") as unknown as {
+        ws: { deliver(userIds: string[], frame: unknown): number };
+      };
+      for (let i = 0; i < 400 && slow.ws.readyState === slow.ws.OPEN; i++) {
+        gateway.ws.deliver([user.id], frame);
+        await new Promise((r) => setImmediate(r));
+      }
+      (slow.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      assert.equal((await slow.closed).code, 1013);
+    } finally {
+      await small.stop();
+    }
+  });
+});

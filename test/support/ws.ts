@@ -11,11 +11,16 @@ export class RawSocket {
 
   constructor(
     url: string,
-    options: { token?: string; headers?: Record<string, string>; protocols?: string[] } = {},
+    options: {
+      token?: string;
+      headers?: Record<string, string>;
+      protocols?: string[];
+      autoPong?: boolean;
+    } = {},
   ) {
     const headers = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    this.ws = new WebSocket(url, options.protocols ?? [], { headers });
+    this.ws = new WebSocket(url, options.protocols ?? [], { headers, autoPong: options.autoPong ?? true });
     this.ws.on("message", (data, isBinary) => {
       if (isBinary) return;
       const frame = JSON.parse(String(data)) as Frame;
