@@ -67,7 +67,12 @@ export default class GatewayService extends Service {
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
         if (def?.location) (ctx.meta as { $location?: string }).$location = def.location(data as never);
         this.logger.info(
-          { requestId: ctx.requestID, method: req.method, url: req.url, status: def?.status },
+          {
+            requestId: ctx.requestID,
+            method: req.method,
+            url: req.url,
+            status: ctx.meta.$statusCode ?? def?.status,
+          },
           "request",
         );
         return def?.status === 204 ? null : data;
@@ -174,7 +179,7 @@ export default class GatewayService extends Service {
           SYNC_INTERVAL_MS,
         );
         this.syncTimer.unref();
-        this.ws = this.createWsServer(clientIp);
+        this.ws = this.createWsServer();
         this.ws.attach((this as unknown as { server: Server }).server);
       },
       stopped: async () => {
@@ -189,14 +194,13 @@ export default class GatewayService extends Service {
     return ((this as unknown as { server: { address(): AddressInfo } }).server.address() as AddressInfo).port;
   }
 
-  private createWsServer(clientIp: (req: IncomingMessage) => string): WsServer {
+  private createWsServer(): WsServer {
     const config = platformConfig(this.broker);
     const allowed = new Set([...config.corsOrigins, ...config.ws.origins]);
     const nodeId = this.broker.nodeID;
     return new WsServer({
       verifier: this.verifier,
       limits: config.ws,
-      clientIp,
       isReady: async () => this.readiness.isKnownReady() || (await this.readiness.state()).ready,
       isOriginAllowed: (origin, host) => {
         if (origin === undefined) return true;

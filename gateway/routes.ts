@@ -260,7 +260,3 @@ export const ROUTES: RouteDef[] = [
     errors: [401, 403],
   },
 ];
-
-export function aliasKey(def: Pick<RouteDef, "method" | "path">): string {
-  return `${def.method} ${def.path}`;
-}

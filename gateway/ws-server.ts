@@ -28,7 +28,6 @@ export interface WsServerOptions {
   limits: ConnectionLimits & { maxPayloadBytes: number };
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
   isReady(): Promise<boolean>;
-  clientIp(req: IncomingMessage): string;
 }
 
 export class WsServer implements FrameHandler {
@@ -56,12 +55,6 @@ export class WsServer implements FrameHandler {
       for (const set of this.byUser.values()) for (const c of set) c.heartbeat();
     }, this.o.limits.heartbeatMs);
     this.heartbeatTimer.unref();
-  }
-
-  get connectionCount(): number {
-    let n = 0;
-    for (const set of this.byUser.values()) n += set.size;
-    return n;
   }
 
   connectedUsers(): string[] {
