@@ -1,0 +1,262 @@
+/**
+ * `npm run bench [-- --runs N --duration S --quick --cpu-prof]`: measures, on this machine and in
+ * one go, bare node:http (baseline A), the trivial moleculer-web -> NATS -> service call (baseline
+ * B), `GET /users/:id` through the full platform, argon2id hash rates, and registration and login
+ * through the gateway; every figure is the median of several runs, shown with its spread and its
+ * ratio to a baseline measured in the same run. Writes bench/results/latest.{json,md}.
+ *
+ * The servers under test run in child processes; this process is the load generator. NATS, Redis
+ * and FerretDB are started on free ports of 127.0.0.1 (NATS_URL, REDIS_URL and MONGO_URL are
+ * ignored), nothing may connect beyond loopback (guard.ts), and every process is stopped by pid at
+ * the end, on error, on Ctrl-C and when the watchdog fires.
+ */
+import "./guard.ts";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { type Servers, startServers } from "../test/support/cluster.ts";
+import type { Figure } from "./figures.ts";
+import { OWASP_MIN } from "./hash-rate.ts";
+import { stopAll } from "./processes.ts";
+import { summarizeProfile } from "./profile-summary.ts";
+import { machine, markdown, type Report, textTable } from "./report.ts";
+import {
+  AUTH_CONNECTIONS,
+  authFlows,
+  bareHttp,
+  echoCall,
+  fasterHash,
+  HTTP_CONNECTIONS,
+  hashRates,
+  PACED_SHARE,
+  type ProcessInfo,
+  profileReads,
+  QUIET_TIMEOUT_MS,
+  SERVICE_HASH_CONCURRENCY,
+  type Settings,
+} from "./scenarios.ts";
+
+const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--split] [--cpu-prof] [--env NAME=VALUE ...]
+  --runs N          measured runs per figure (default 3); each figure is their median
+  --duration S      seconds per run (default 10)
+  --quick           smoke test: runs 1, duration 3
+  --split           every broker in a process of its own (default: one process per scenario)
+  --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/, summarized at the
+                    end (profiling slows the servers down)
+  --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
+Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
+after them (e.g. quick-split.json), so only a default run replaces latest.*.`;
+
+const RESULTS = fileURLToPath(new URL("./results/", import.meta.url));
+
+function positiveInt(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, not ${value}`);
+  return n;
+}
+
+const argv = process.argv.slice(2);
+const { values } = parseArgs({
+  args: argv,
+  options: {
+    runs: { type: "string" },
+    duration: { type: "string" },
+    quick: { type: "boolean", default: false },
+    split: { type: "boolean", default: false },
+    "cpu-prof": { type: "boolean", default: false },
+    env: { type: "string", multiple: true, default: [] },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const runs = positiveInt(values.runs, values.quick ? 1 : 3, "runs");
+const durationS = positiveInt(values.duration, values.quick ? 3 : 10, "duration");
+const warmupS = Math.min(3, durationS);
+const cpuProfDir = values["cpu-prof"] ? path.join(RESULTS, "profiles") : undefined;
+/** Smoke tests, split topologies, profiled runs and changed settings never overwrite latest.*. */
+const outName =
+  [
+    values.quick ? "quick" : "",
+    values.split ? "split" : "",
+    values["cpu-prof"] ? "cpu-prof" : "",
+    values.env?.length ? "env" : "",
+  ]
+    .filter(Boolean)
+    .join("-") || "latest";
+const platformEnv = Object.fromEntries(
+  (values.env ?? []).map((pair) => {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!match) throw new Error(`--env takes NAME=VALUE, not ${pair}`);
+    return [match[1] as string, match[2] as string];
+  }),
+);
+
+const begun = Date.now();
+const log = (message: string) => {
+  const s = Math.round((Date.now() - begun) / 1000);
+  process.stderr.write(
+    `[bench ${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}] ${message}\n`,
+  );
+};
+const settings: Settings = {
+  runs,
+  durationS,
+  warmupS,
+  cpuProfDir,
+  split: values.split,
+  platformEnv,
+  infraPids: {},
+  log,
+};
+
+/**
+ * 10 load scenarios with a warm-up each and up to 40 s of draining per paced run, 4 hash
+ * configurations: twice that, plus the longest wait for a quiet machine before every run, plus
+ * start-up slack.
+ */
+const budgetMs =
+  (2 * (10 * (warmupS + runs * durationS) + 7 * (runs + 1) * 40 + 4 * runs * (durationS + 2)) + 300) * 1000 +
+  14 * runs * QUIET_TIMEOUT_MS;
+
+let servers: Servers | undefined;
+let cleaning: Promise<void> | undefined;
+const cleanup = () => {
+  cleaning ??= (async () => {
+    await stopAll();
+    await servers?.stop();
+  })();
+  return cleaning;
+};
+
+const abort = (reason: string, code: number) => {
+  log(`${reason}; stopping every process`);
+  void cleanup().finally(() => process.exit(code));
+};
+process.once("SIGINT", () => abort("interrupted", 130));
+process.once("SIGTERM", () => abort("terminated", 143));
+const watchdog = setTimeout(() => abort(`watchdog: still running after ${budgetMs / 1000} s`, 1), budgetMs);
+watchdog.unref();
+
+async function main(): Promise<void> {
+  const machineInfo = machine();
+  log(
+    `${runs} run(s) of ${durationS} s per figure on ${machineInfo.cores} cores, ${machineInfo.cpuModel}, Node ${machineInfo.node}; time limit ${budgetMs / 1000} s`,
+  );
+  if (cpuProfDir) await mkdir(cpuProfDir, { recursive: true });
+  for (const variable of ["NATS_URL", "REDIS_URL", "MONGO_URL"]) delete process.env[variable];
+  servers = await startServers();
+  const infra = { nats: servers.nats.url, redis: servers.redis.url, mongo: servers.mongo.url };
+  settings.infraPids = {
+    "nats-server": servers.nats.pid,
+    "redis-server": servers.redis.pid,
+    ferretdb: servers.mongo.pid,
+  };
+  log(`nats ${infra.nats}, redis ${infra.redis}, ferretdb ${infra.mongo}`);
+
+  const processes: ProcessInfo[] = [];
+  const figures: Figure[] = [];
+  const byId = (id: string) => {
+    const f = figures.find((x) => x.id === id);
+    if (!f) throw new Error(`figure ${id} was not measured`);
+    return f;
+  };
+  const add = (measured: { figures: Figure[]; processes: ProcessInfo[] }) => {
+    figures.push(...measured.figures);
+    processes.push(...measured.processes);
+  };
+
+  add(await bareHttp(settings));
+  add(await echoCall(settings, infra, { rps: byId("bare.rps"), p99: byId("bare.p99") }));
+  add(await hashRates(settings));
+  add(await profileReads(settings, infra, { rps: byId("echo.rps"), p99: byId("echo.p99") }));
+  const hashRate = byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);
+  const auth = await authFlows(settings, infra, hashRate);
+  add(auth);
+
+  const order = ["bare.", "echo.", "profile.", "argon2.", "register.", "login."];
+  const rank = (f: Figure) => order.findIndex((prefix) => f.id.startsWith(prefix));
+  figures.sort((a, b) => rank(a) - rank(b));
+
+  const profiles = cpuProfDir ? await summarizeAll(cpuProfDir, processes) : undefined;
+  const report: Report = {
+    generatedAt: new Date().toISOString(),
+    command: `npm run bench${argv.length ? ` -- ${argv.join(" ")}` : ""}`,
+    settings: {
+      runs,
+      durationS,
+      warmupS,
+      httpConnections: HTTP_CONNECTIONS,
+      pipelining: 1,
+      authConnections: AUTH_CONNECTIONS,
+      pacedShareOfHashRate: PACED_SHARE,
+      pacedRate: auth.pacedRate,
+      split: values.split,
+      platformEnv,
+      argon2: { type: "argon2id", ...OWASP_MIN },
+      hashRateBaseline: hashRate.id,
+    },
+    machine: machineInfo,
+    topology: {
+      loadGenerator: {
+        pid: process.pid,
+        role: "this runner: autocannon (closed loop) and the paced open-loop generator, one event loop",
+      },
+      servers: {
+        "nats-server": { pid: servers.nats.pid, url: infra.nats },
+        "redis-server": { pid: servers.redis.pid, url: infra.redis },
+        "ferretdb (SQLite backend)": { pid: servers.mongo.pid, url: infra.mongo },
+      },
+      children: processes,
+      note: "All on 127.0.0.1 of this machine: the load generator, the servers under test and NATS, Redis and FerretDB share its cores.",
+    },
+    figures,
+    hashComparison: fasterHash(figures),
+    ...(profiles ? { profiles } : {}),
+  };
+
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(path.join(RESULTS, `${outName}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(path.join(RESULTS, `${outName}.md`), markdown(report));
+
+  process.stdout.write(`\n${textTable(figures)}\n\n`);
+  for (const h of report.hashComparison) {
+    process.stdout.write(
+      `argon2id at ${h.concurrency} in flight: ${h.faster} faster by ${h.by.toFixed(2)}x\n`,
+    );
+  }
+  for (const p of profiles ?? []) process.stdout.write(`\nCPU profile ${p.file}:\n${p.top}\n`);
+  process.stdout.write(`\nwritten: bench/results/${outName}.json, bench/results/${outName}.md\n`);
+}
+
+/** The profiles the server children of this run wrote (children with a pid are servers). */
+async function summarizeAll(dir: string, children: ProcessInfo[]) {
+  const written = new Set(await readdir(dir));
+  const files = children.filter((c) => c.pid !== undefined).map((c) => `${c.name}.cpuprofile`);
+  return Promise.all(
+    files
+      .filter((file) => written.has(file))
+      .map(async (file) => ({
+        file: `bench/results/profiles/${file}`,
+        top: await summarizeProfile(path.join(dir, file), 20),
+      })),
+  );
+}
+
+let exitCode = 1;
+try {
+  await main();
+  exitCode = 0;
+} catch (err) {
+  log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+} finally {
+  await cleanup();
+  clearTimeout(watchdog);
+}
+log(`done in ${Math.round((Date.now() - begun) / 1000)} s`);
+process.exit(exitCode);

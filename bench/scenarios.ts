@@ -1,0 +1,537 @@
+/**
+ * The measurements of `npm run bench`, each against servers in children of the runner's process:
+ * bare node:http, the trivial moleculer-web -> NATS -> service call, argon2id hash rates, and the
+ * platform's profile reads, registrations and logins through its gateway.
+ */
+import { ApiClient } from "../client/rest-client.ts";
+import { newUser, SERVICES, type ServiceName, tempDir } from "../test/support/platform.ts";
+import { type CpuUse, measureCpu, waitUntilQuiet } from "./cpu.ts";
+import { type Figure, figure, median, type Target } from "./figures.ts";
+import type { HashImpl } from "./hash-rate.ts";
+import { closedLoop, type LoadResult, openLoop } from "./load.ts";
+import { type BenchChild, runChild, startChild } from "./processes.ts";
+
+/** autocannon settings of every HTTP read figure. */
+export const HTTP_CONNECTIONS = 64;
+/** Connections of the closed-loop register and login runs: enough to keep every hash slot busy. */
+export const AUTH_CONNECTIONS = 16;
+/** The original spec's profile-read load: 1,000 requests/s (at p95 < 150 ms). */
+export const SPEC_READ_RATE = 1_000;
+/** Share of the measured hash rate offered as a fixed arrival rate. */
+export const PACED_SHARE = 0.8;
+/** Hashes in flight per auth node (HASH_CONCURRENCY's default): the hash rate auth is held to. */
+export const SERVICE_HASH_CONCURRENCY = 2;
+const HASH_CONCURRENCIES = [2, 4];
+const READY_TIMEOUT_MS = 120_000;
+/** Before each run the servers (together) and other processes must use fewer cores than this... */
+const QUIET = { serversBelow: 0.2, othersBelow: 0.2 };
+/** ...within this time, or the run starts anyway and the log says so. */
+export const QUIET_TIMEOUT_MS = 60_000;
+
+/** Waits for a quiet machine before a run (cpu.ts); logs when it did not come. */
+async function settle(s: Settings, label: string, serverPids: number[]): Promise<void> {
+  if (!(await waitUntilQuiet(serverPids, QUIET, QUIET_TIMEOUT_MS))) {
+    s.log(`${label}: the machine was still busy after ${QUIET_TIMEOUT_MS / 1000} s; running anyway`);
+  }
+}
+
+export interface Settings {
+  runs: number;
+  durationS: number;
+  warmupS: number;
+  /** Set: the server children write CPU profiles here. */
+  cpuProfDir: string | undefined;
+  /** Each broker in a child process of its own (--split), instead of one child per scenario. */
+  split: boolean;
+  /** Extra env of the platform nodes (--env), over the bench's own. */
+  platformEnv: Record<string, string>;
+  /** nats-server, redis-server and ferretdb, for the CPU-by-process figures. */
+  infraPids: Record<string, number | undefined>;
+  log(message: string): void;
+}
+
+export interface Infra {
+  nats: string;
+  redis: string;
+  mongo: string;
+}
+
+/** A process the bench started, for the topology in the report. */
+export interface ProcessInfo {
+  name: string;
+  /** Absent for short-lived measuring children (one per run). */
+  pid?: number;
+  role: string;
+}
+
+export interface Measured {
+  figures: Figure[];
+  processes: ProcessInfo[];
+}
+
+async function startServer(s: Settings, name: string, script: string, arg: unknown): Promise<BenchChild> {
+  const nodeFlags = s.cpuProfDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${s.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+    : [];
+  return startChild(name, script, arg, { timeoutMs: READY_TIMEOUT_MS, nodeFlags });
+}
+
+/** The server processes of one scenario; `url` is the gateway's. */
+interface Deployment {
+  url: string;
+  children: BenchChild[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the brokers of `roles` from `script`: all in one child, or with --split one child per
+ * role; the gateway (the role whose child announces a URL) starts last and stops first.
+ */
+async function deploy(
+  s: Settings,
+  name: string,
+  script: string,
+  arg: object,
+  roles: string[],
+): Promise<Deployment> {
+  const groups = s.split ? roles.map((role) => [role]) : [roles];
+  groups.sort((a, b) => Number(a.includes("gateway")) - Number(b.includes("gateway")));
+  const children: BenchChild[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) await child.stop();
+  };
+  try {
+    for (const group of groups) {
+      const childName = s.split ? `${name}-${group.join("-")}` : name;
+      children.push(await startServer(s, childName, script, { ...arg, roles: group }));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const url = children.map((c) => String(c.data.url ?? "")).find(Boolean) ?? "";
+  return { url, children, stop };
+}
+
+function processInfos(deployment: Deployment, role: string): ProcessInfo[] {
+  return deployment.children.map((c) => ({ name: c.name, pid: c.pid, role }));
+}
+
+/** A measured run, with the cores each process used meanwhile. */
+type Run = LoadResult & { cpu: CpuUse };
+
+/** One warm-up run (not counted), then the measured runs, each once the machine is quiet. */
+async function repeat(
+  s: Settings,
+  label: string,
+  servers: Deployment,
+  run: (durationS: number) => Promise<LoadResult>,
+  describe: (r: LoadResult) => string,
+): Promise<Run[]> {
+  const serverPids = [
+    ...servers.children.map((c) => c.pid),
+    ...Object.values(s.infraPids).filter((pid) => pid !== undefined),
+  ];
+  s.log(`${label}: warm-up ${s.warmupS} s`);
+  await run(s.warmupS);
+  const pids = {
+    runner: process.pid,
+    ...Object.fromEntries(servers.children.map((c) => [c.name, c.pid])),
+    ...s.infraPids,
+  };
+  const results: Run[] = [];
+  for (let i = 1; i <= s.runs; i++) {
+    await settle(s, label, serverPids);
+    const cpu = measureCpu(pids);
+    const r = await run(s.durationS);
+    const used = cpu();
+    s.log(`${label} run ${i}/${s.runs}: ${describe(r)}; cores: ${describeCpu(used)}`);
+    results.push({ ...r, cpu: used });
+  }
+  return results;
+}
+
+function describeCpu(cpu: CpuUse): string {
+  const named = Object.entries(cpu.processes).map(([name, cores]) => `${name} ${cores.toFixed(2)}`);
+  return [...named, `others ${cpu.others.toFixed(2)}`, `steal ${cpu.steal.toFixed(2)}`].join(", ");
+}
+
+const describeHttp = (r: LoadResult) =>
+  `${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.failures} failed`;
+/** Describes a run whose p95 was measured (auth flows and paced runs). */
+const describeLatency = (r: LoadResult) =>
+  `${r.rps.toFixed(1)} req/s, p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95?.toFixed(1)} ms, ${r.failures} failed`;
+
+/** Request counts and CPU use of a set of runs, as figure inputs. */
+const totals = (results: Run[]) => ({
+  requests: results.reduce((n, r) => n + r.requests, 0),
+  failures: results.reduce((n, r) => n + r.failures, 0),
+  cpu: results.map((r) => r.cpu),
+});
+
+function httpReads(
+  s: Settings,
+  name: string,
+  servers: Deployment,
+  url: string,
+  headers?: Record<string, string>,
+) {
+  return repeat(
+    s,
+    name,
+    servers,
+    (durationS) => closedLoop({ url, durationS, connections: HTTP_CONNECTIONS, headers }),
+    describeHttp,
+  );
+}
+
+/** The req/s, p50 and p99 figures of a set of read runs. */
+function readFigures(
+  id: string,
+  label: string,
+  results: Run[],
+  baselines: { rps?: Figure; p99?: Figure } = {},
+  targets: { rps?: Target; p99?: Target } = {},
+): Figure[] {
+  const t = totals(results);
+  return [
+    figure({
+      id: `${id}.rps`,
+      label,
+      unit: "req/s",
+      runs: results.map((r) => r.rps),
+      baseline: baselines.rps,
+      target: targets.rps,
+      ...t,
+    }),
+    figure({ id: `${id}.p50`, label: `${label} p50`, unit: "ms", runs: results.map((r) => r.p50), ...t }),
+    figure({
+      id: `${id}.p99`,
+      label: `${label} p99`,
+      unit: "ms",
+      runs: results.map((r) => r.p99),
+      baseline: baselines.p99,
+      target: targets.p99,
+      ...t,
+    }),
+  ];
+}
+
+/** Baseline A: bare node:http. */
+export async function bareHttp(s: Settings): Promise<Measured> {
+  const child = await startServer(s, "bare-http", "./servers/bare-http.ts", {});
+  const servers: Deployment = { url: String(child.data.url), children: [child], stop: () => child.stop() };
+  try {
+    const results = await httpReads(s, "bare node:http", servers, `${servers.url}/`);
+    return {
+      figures: readFigures("bare", "A. bare node:http", results),
+      processes: processInfos(servers, "node:http server answering a small JSON body"),
+    };
+  } finally {
+    await servers.stop();
+  }
+}
+
+/** Baseline B: moleculer-web -> NATS -> echo service, ratio to baseline A. */
+export async function echoCall(
+  s: Settings,
+  infra: Infra,
+  bare: { rps: Figure; p99: Figure },
+): Promise<Measured> {
+  const servers = await deploy(
+    s,
+    "echo-cluster",
+    "./servers/echo-cluster.ts",
+    { transporter: infra.nats, namespace: `bench-echo-${process.pid}` },
+    ["gateway", "echo"],
+  );
+  try {
+    const results = await httpReads(s, "moleculer-web -> NATS -> echo", servers, `${servers.url}/echo`);
+    return {
+      figures: readFigures("echo", "B. moleculer-web -> NATS -> echo", results, bare),
+      processes: processInfos(
+        servers,
+        s.split
+          ? "one broker: moleculer-web gateway (GET /echo) or the echo service, over NATS"
+          : "2 brokers over NATS: moleculer-web gateway (GET /echo) and the echo service",
+      ),
+    };
+  } finally {
+    await servers.stop();
+  }
+}
+
+const HASH_LABEL: Record<HashImpl, string> = {
+  "argon2-npm": "argon2 (npm)",
+  "node-crypto": "node:crypto argon2",
+};
+
+/** argon2id at OWASP's minimum with both implementations, at 2 and 4 hashes in flight. */
+export async function hashRates(s: Settings): Promise<Measured> {
+  const figures: Figure[] = [];
+  const byKey = new Map<string, Figure>();
+  for (const impl of ["argon2-npm", "node-crypto"] as const) {
+    for (const concurrency of HASH_CONCURRENCIES) {
+      const rates: number[] = [];
+      const cpu: CpuUse[] = [];
+      for (let i = 1; i <= s.runs; i++) {
+        await settle(s, `${HASH_LABEL[impl]} x${concurrency}`, []);
+        const measure = measureCpu({});
+        const data = await runChild(
+          `hash-${impl}-c${concurrency}`,
+          "./hash-rate.ts",
+          { impl, concurrency, durationS: s.durationS },
+          s.durationS * 1000 + 60_000,
+        );
+        rates.push(Number(data.rate));
+        cpu.push(measure());
+        s.log(
+          `${HASH_LABEL[impl]} x${concurrency} run ${i}/${s.runs}: ${Number(data.rate).toFixed(1)} hashes/s; cores: others ${cpu.at(-1)?.others.toFixed(2)}, steal ${cpu.at(-1)?.steal.toFixed(2)}`,
+        );
+      }
+      const f = figure({
+        id: `argon2.${impl}.c${concurrency}`,
+        label: `argon2id ${HASH_LABEL[impl]}, ${concurrency} in flight`,
+        unit: "hashes/s",
+        runs: rates,
+        baseline: byKey.get(`argon2-npm:${concurrency}`),
+        cpu,
+      });
+      byKey.set(`${impl}:${concurrency}`, f);
+      figures.push(f);
+    }
+  }
+  return {
+    figures,
+    processes: [{ name: "hash-rate", role: "one fresh process per hash-rate run (libuv pool of 4 threads)" }],
+  };
+}
+
+/** Which implementation hashed faster, at each concurrency. */
+export function fasterHash(figures: Figure[]): { concurrency: number; faster: string; by: number }[] {
+  return HASH_CONCURRENCIES.map((concurrency) => {
+    const npm = figures.find((f) => f.id === `argon2.argon2-npm.c${concurrency}`)?.median ?? 0;
+    const node = figures.find((f) => f.id === `argon2.node-crypto.c${concurrency}`)?.median ?? 0;
+    const npmFaster = npm >= node;
+    return {
+      concurrency,
+      faster: npmFaster ? "argon2 (npm)" : "node:crypto argon2",
+      by: npmFaster ? npm / node : node / npm,
+    };
+  });
+}
+
+/** Every node role of the platform, one broker each; the gateway is ready once it sees the others. */
+const PLATFORM_ROLES = Object.keys(SERVICES) as ServiceName[];
+
+/** Runs `measure` against a fresh platform (its own namespace and database). */
+async function withPlatform<T>(
+  s: Settings,
+  infra: Infra,
+  name: string,
+  measure: (servers: Deployment) => Promise<T>,
+): Promise<T & { processes: ProcessInfo[] }> {
+  const namespace = `${name.replace(/\W/g, "")}${process.pid}`;
+  const dataDir = await tempDir("social-bench-");
+  let servers: Deployment | undefined;
+  try {
+    servers = await deploy(
+      s,
+      name,
+      "./servers/platform.ts",
+      {
+        transporter: infra.nats,
+        redisUrl: infra.redis,
+        mongoUrl: `${infra.mongo}/${namespace}`,
+        namespace,
+        dataDir: dataDir.dir,
+        env: s.platformEnv,
+      },
+      PLATFORM_ROLES,
+    );
+    const result = await measure(servers);
+    const names = PLATFORM_ROLES.join(", ");
+    const role = s.split
+      ? `one platform broker (one of ${names}) over NATS; Redis cacher, limits and presence; FerretDB store`
+      : `${PLATFORM_ROLES.length} brokers over NATS: ${names}; Redis cacher, limits and presence; FerretDB store`;
+    return { ...result, processes: processInfos(servers, role) };
+  } finally {
+    await servers?.stop();
+    await dataDir.remove();
+  }
+}
+
+/** The full stack: `GET /users/:id` with a valid token, against baseline B. */
+export async function profileReads(
+  s: Settings,
+  infra: Infra,
+  echo: { rps: Figure; p99: Figure },
+): Promise<Measured> {
+  const measured = await withPlatform(s, infra, "platform-reads", async (servers) => {
+    const reader = new ApiClient(servers.url);
+    const { user } = await reader.register(newUser("read"));
+    await reader.user(user.id);
+    const path = `/users/${user.id}`;
+    const headers = { authorization: `Bearer ${reader.accessToken}` };
+    const label = "GET /users/:id full stack";
+    const results = await httpReads(s, label, servers, `${servers.url}${path}`, headers);
+    const paced = await repeat(
+      s,
+      `GET /users/:id at ${SPEC_READ_RATE}/s`,
+      servers,
+      (durationS) =>
+        openLoop({
+          url: servers.url,
+          method: "GET",
+          path,
+          headers,
+          rate: SPEC_READ_RATE,
+          durationS,
+          maxInFlight: 1_000,
+        }),
+      describeLatency,
+    );
+    return {
+      figures: [
+        ...readFigures("profile", label, results, echo, {
+          rps: { on: "ratio", op: ">=", value: 0.6 },
+          p99: { on: "value", op: "<=", value: 30 },
+        }),
+        figure({
+          id: "profile.paced.p95",
+          label: `GET /users/:id p95 at ${SPEC_READ_RATE.toLocaleString("en-US")}/s (original spec)`,
+          unit: "ms",
+          runs: paced.map((r) => r.p95 ?? Number.NaN),
+          target: { on: "value", op: "<=", value: 150 },
+          ...totals(paced),
+        }),
+      ],
+    };
+  });
+  return measured;
+}
+
+/**
+ * Closed-loop throughput, then latency at PACED_SHARE of its own throughput and, last since it may
+ * overload the servers, at PACED_SHARE of the hash rate.
+ */
+async function authFlow(
+  s: Settings,
+  servers: Deployment,
+  hashRate: Figure,
+  rate: number,
+  flow: { id: string; label: string; path: string; body: () => string },
+): Promise<Figure[]> {
+  const { id, label, path, body } = flow;
+  const url = servers.url;
+  const json = { "content-type": "application/json" };
+  const closed = await repeat(
+    s,
+    `POST ${path}`,
+    servers,
+    (durationS) =>
+      closedLoop({
+        url,
+        durationS,
+        connections: AUTH_CONNECTIONS,
+        p95: true,
+        requests: [
+          {
+            method: "POST",
+            path,
+            headers: json,
+            setupRequest: (request) => ({ ...request, body: body() }),
+          },
+        ],
+      }),
+    describeLatency,
+  );
+  const pacedAt = (r: number) => (durationS: number) =>
+    openLoop({ url, method: "POST", path, headers: json, body, rate: r, durationS, maxInFlight: 1_000 });
+  const closedRps = median(closed.map((r) => r.rps).sort((a, b) => a - b));
+  const ownRate = Math.max(1, Math.round(closedRps * PACED_SHARE));
+  const own = await repeat(s, `POST ${path} at ${ownRate}/s`, servers, pacedAt(ownRate), describeLatency);
+  const paced = await repeat(s, `POST ${path} at ${rate}/s`, servers, pacedAt(rate), describeLatency);
+  return [
+    figure({
+      id: `${id}.rps`,
+      label: `${label} (${AUTH_CONNECTIONS} connections)`,
+      unit: "req/s",
+      runs: closed.map((r) => r.rps),
+      baseline: hashRate,
+      target: { on: "ratio", op: ">=", value: 0.85 },
+      ...totals(closed),
+    }),
+    figure({
+      id: `${id}.p95`,
+      label: `${label} p95 (${AUTH_CONNECTIONS} connections)`,
+      unit: "ms",
+      runs: closed.map((r) => r.p95 ?? Number.NaN),
+      ...totals(closed),
+    }),
+    figure({
+      id: `${id}.paced.p95`,
+      label: `${label} p95 at ${rate}/s (${PACED_SHARE * 100} % of hash rate)`,
+      unit: "ms",
+      runs: paced.map((r) => r.p95 ?? Number.NaN),
+      target: { on: "value", op: "<=", value: 250 },
+      ...totals(paced),
+    }),
+    figure({
+      id: `${id}.paced.rps`,
+      label: `${label} answered at ${rate}/s offered`,
+      unit: "req/s",
+      runs: paced.map((r) => r.rps),
+      ...totals(paced),
+    }),
+    figure({
+      id: `${id}.own.mean`,
+      label: `${label} mean at ${ownRate}/s`,
+      unit: "ms",
+      runs: own.map((r) => r.mean),
+      ...totals(own),
+    }),
+    figure({
+      id: `${id}.own.p95`,
+      label: `${label} p95 at ${ownRate}/s (${PACED_SHARE * 100} % of its own closed-loop rate)`,
+      unit: "ms",
+      runs: own.map((r) => r.p95 ?? Number.NaN),
+      ...totals(own),
+    }),
+  ];
+}
+
+/**
+ * Registrations and logins through the gateway, each against a fresh platform (its own database),
+ * so neither depends on what the other left behind: closed loop for throughput, then at a fixed
+ * arrival rate of PACED_SHARE of the measured hash rate, and of its own throughput, for latency.
+ */
+export async function authFlows(s: Settings, infra: Infra, hashRate: Figure) {
+  const rate = Math.max(1, Math.round(hashRate.median * PACED_SHARE));
+  const register = await withPlatform(s, infra, "platform-register", async (servers) => ({
+    figures: await authFlow(s, servers, hashRate, rate, {
+      id: "register",
+      label: "POST /auth/register",
+      path: "/auth/register",
+      body: () => JSON.stringify(newUser("reg")),
+    }),
+  }));
+  const login = await withPlatform(s, infra, "platform-login", async (servers) => {
+    const account = newUser("login");
+    await new ApiClient(servers.url).register(account);
+    const body = JSON.stringify({ username: account.username, password: account.password });
+    return {
+      figures: await authFlow(s, servers, hashRate, rate, {
+        id: "login",
+        label: "POST /auth/login",
+        path: "/auth/login",
+        body: () => body,
+      }),
+    };
+  });
+  return {
+    figures: [...register.figures, ...login.figures],
+    processes: [...register.processes, ...login.processes],
+    pacedRate: rate,
+  };
+}
