@@ -18,14 +18,24 @@ export interface Figure {
   median: number;
   min: number;
   max: number;
-  baseline?: { id: string; label: string; median: number; unit: string };
+  baseline?: { id: string; label: string; median: number; unit: string; contended: boolean };
   ratio?: number;
   target?: Target;
-  /** "info" when the figure has no target. */
-  result: "pass" | "miss" | "info";
+  /**
+   * "info" when the figure has no target; "contended" when other processes used more than
+   * CONTENDED_CORES during its runs (or its baseline's, for a target on the ratio): then neither the
+   * value nor the ratio says anything about the code, and the figure is not judged.
+   */
+  result: "pass" | "miss" | "info" | "contended";
+  /** Measured while other processes used more than CONTENDED_CORES (median over the runs). */
+  contended: boolean;
   /** Requests over all runs, and those that failed (non-2xx, errors, timeouts); 0/0 for hashing. */
   requests: number;
   failures: number;
+  /** Outcomes over all runs: HTTP statuses, and "timeout", "error", "dropped", "unanswered". */
+  statusCodes?: Record<string, number>;
+  /** The start of the first body answered with each non-2xx status. */
+  errorBodies?: Record<string, string>;
   /** Cores used during the runs (cpu.ts): by processes outside the bench, and by each of its own. */
   cpu?: { others: { median: number; max: number }; processes: Record<string, number>; steal: number };
   note?: string;
@@ -46,6 +56,8 @@ export interface FigureInput {
   target?: Target;
   requests?: number;
   failures?: number;
+  statusCodes?: Record<string, number>;
+  errorBodies?: Record<string, string>;
   cpu?: CpuUse[];
   note?: string;
 }
@@ -59,24 +71,33 @@ export function figure(input: FigureInput): Figure {
   const requests = input.requests ?? 0;
   const failures = input.failures ?? 0;
   const failedShare = requests > 0 ? failures / requests : 0;
+  const cpu = input.cpu?.length ? cpuSummary(input.cpu) : undefined;
+  const contended = cpu !== undefined && cpu.others.median > CONTENDED_CORES;
   let result: Figure["result"] = "info";
   if (input.target) {
     const actual = input.target.on === "ratio" ? ratio : value;
-    result =
-      actual !== undefined && meets(actual, input.target) && failedShare <= MAX_FAILURE_SHARE
-        ? "pass"
-        : "miss";
+    if (contended || (input.target.on === "ratio" && base?.contended)) result = "contended";
+    else if (actual !== undefined && meets(actual, input.target) && failedShare <= MAX_FAILURE_SHARE) {
+      result = "pass";
+    } else result = "miss";
   }
   const notes = [input.note];
   if (empty > 0) notes.push(`${empty} of ${input.runs.length} runs had no successful response`);
-  const cpu = input.cpu?.length ? cpuSummary(input.cpu) : undefined;
-  if (cpu && cpu.others.median > CONTENDED_CORES) {
+  if (base?.contended) notes.push(`its baseline was measured under contention`);
+  if (contended && cpu) {
     notes.push(
       `measured under contention: other processes used ${cpu.others.median.toFixed(2)} cores (median) meanwhile`,
     );
   }
-  if (failures > 0)
-    notes.push(`${failures} of ${requests} requests failed (${(failedShare * 100).toFixed(2)} %)`);
+  if (failures > 0) {
+    const failed = Object.entries(input.statusCodes ?? {})
+      .filter(([code]) => !/^2\d\d$/.test(code))
+      .map(([code, n]) => `${code} x${n}`)
+      .join(", ");
+    notes.push(
+      `${failures} of ${requests} requests failed (${(failedShare * 100).toFixed(2)} %${failed ? `: ${failed}` : ""})`,
+    );
+  }
   const note = notes.filter(Boolean).join("; ");
   return {
     id: input.id,
@@ -86,12 +107,25 @@ export function figure(input: FigureInput): Figure {
     median: value,
     min: sorted[0] ?? Number.NaN,
     max: sorted.at(-1) ?? Number.NaN,
-    ...(base ? { baseline: { id: base.id, label: base.label, median: base.median, unit: base.unit } } : {}),
+    ...(base
+      ? {
+          baseline: {
+            id: base.id,
+            label: base.label,
+            median: base.median,
+            unit: base.unit,
+            contended: base.contended,
+          },
+        }
+      : {}),
     ...(ratio !== undefined ? { ratio } : {}),
     ...(input.target ? { target: input.target } : {}),
     result,
+    contended,
     requests,
     failures,
+    ...(input.statusCodes ? { statusCodes: input.statusCodes } : {}),
+    ...(input.errorBodies && Object.keys(input.errorBodies).length ? { errorBodies: input.errorBodies } : {}),
     ...(cpu ? { cpu } : {}),
     ...(note ? { note } : {}),
   };

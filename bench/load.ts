@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import autocannon, { type Request } from "autocannon";
 
 const REQUEST_TIMEOUT_S = 10;
+const ERROR_BODY_CHARS = 300;
 /** Time allowed beyond the planned duration before a run is cut off. */
 const OVERRUN_MS = 30_000;
 
@@ -23,7 +24,10 @@ export interface LoadResult {
   requests: number;
   /** Non-2xx answers, socket errors, timeouts and requests dropped by the pacer. */
   failures: number;
+  /** Answers by HTTP status, and requests that got none: "timeout", "error", "dropped", "unanswered". */
   statusCodes: Record<string, number>;
+  /** The start of the first body answered with each non-2xx status (not kept for plain reads). */
+  errorBodies: Record<string, string>;
 }
 
 export interface ClosedLoop {
@@ -32,12 +36,23 @@ export interface ClosedLoop {
   connections: number;
   headers?: Record<string, string>;
   requests?: Request[];
-  /** Keep every 2xx latency to compute p95 (autocannon's own histogram has no p95). */
+  /** Keep every 2xx latency to compute p95 (autocannon's own histogram has no p95) and error bodies. */
   p95?: boolean;
+}
+
+/** Keeps the start of the first body of each non-2xx status. */
+function keepErrorBody(bodies: Record<string, string>, status: number, body: string): void {
+  if ((status < 200 || status >= 300) && !(status in bodies))
+    bodies[status] = body.slice(0, ERROR_BODY_CHARS);
 }
 
 export function closedLoop(options: ClosedLoop): Promise<LoadResult> {
   const samples: number[] = [];
+  const errorBodies: Record<string, string> = {};
+  const onResponse = (status: number, body: string) => keepErrorBody(errorBodies, status, body);
+  const requests = options.p95
+    ? (options.requests ?? [{}]).map((r) => ({ ...r, onResponse }))
+    : options.requests;
   return new Promise((resolve, reject) => {
     const instance = autocannon(
       {
@@ -47,7 +62,7 @@ export function closedLoop(options: ClosedLoop): Promise<LoadResult> {
         duration: options.durationS,
         timeout: REQUEST_TIMEOUT_S,
         headers: options.headers,
-        requests: options.requests,
+        requests,
       },
       (err, result) => {
         clearTimeout(cutoff);
@@ -57,6 +72,8 @@ export function closedLoop(options: ClosedLoop): Promise<LoadResult> {
         }
         const statusCodes: Record<string, number> = {};
         for (const [code, stat] of Object.entries(result.statusCodeStats)) statusCodes[code] = stat.count;
+        if (result.timeouts) statusCodes.timeout = result.timeouts;
+        if (result.errors) statusCodes.error = result.errors;
         const sorted = samples.sort((a, b) => a - b);
         resolve({
           rps: result["2xx"] / result.duration,
@@ -67,6 +84,7 @@ export function closedLoop(options: ClosedLoop): Promise<LoadResult> {
           requests: result.requests.total,
           failures: result.non2xx + result.errors + result.timeouts,
           statusCodes,
+          errorBodies,
         });
       },
     );
@@ -103,12 +121,18 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxInFlight });
   const samples: number[] = [];
   const statusCodes: Record<string, number> = {};
+  const errorBodies: Record<string, string> = {};
   let failures = 0;
   let requests = 0;
   /** Answers that come after the run was cut off are not counted (they already count as failures). */
   let counting = true;
   let lastAnswer = 0;
   const inFlight = new Set<Promise<void>>();
+  /** A request that got no answer. */
+  const count = (outcome: string) => {
+    failures += 1;
+    statusCodes[outcome] = (statusCodes[outcome] ?? 0) + 1;
+  };
 
   const send = (due: number) =>
     new Promise<void>((resolve) => {
@@ -124,10 +148,15 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
           timeout: REQUEST_TIMEOUT_S * 1000,
         },
         (res) => {
-          res.resume();
+          const status = res.statusCode ?? 0;
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            if (status >= 300 && text.length < ERROR_BODY_CHARS) text += chunk;
+          });
           res.on("end", () => {
-            const status = res.statusCode ?? 0;
             if (counting) {
+              keepErrorBody(errorBodies, status, text);
               statusCodes[status] = (statusCodes[status] ?? 0) + 1;
               lastAnswer = performance.now();
               if (status >= 200 && status < 300) samples.push(lastAnswer - due);
@@ -138,8 +167,8 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
         },
       );
       req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", () => {
-        if (counting) failures += 1;
+      req.on("error", (err) => {
+        if (counting) count(err.message === "timeout" ? "timeout" : "error");
         resolve();
       });
       req.end(body);
@@ -155,7 +184,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
     if (wait > 0) await sleep(wait);
     requests += 1;
     if (inFlight.size >= options.maxInFlight) {
-      failures += 1;
+      count("dropped");
       continue;
     }
     const pending = send(due).then(() => {
@@ -165,7 +194,10 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
   }
   await Promise.race([Promise.all(inFlight), sleep(OVERRUN_MS, undefined, { ref: false })]);
   counting = false;
-  failures += inFlight.size;
+  if (inFlight.size) {
+    failures += inFlight.size;
+    statusCodes.unanswered = inFlight.size;
+  }
   agent.destroy();
   const sorted = samples.sort((a, b) => a - b);
   const elapsedS = Math.max(options.durationS, (lastAnswer - start) / 1000);
@@ -178,6 +210,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
     requests,
     failures,
     statusCodes,
+    errorBodies,
   };
 }
 

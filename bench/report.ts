@@ -2,7 +2,7 @@
 import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { findBinary } from "../test/harness/binaries.ts";
-import { type Figure, shortfall, type Target } from "./figures.ts";
+import { CONTENDED_CORES, type Figure, shortfall, type Target } from "./figures.ts";
 import type { ProcessInfo } from "./scenarios.ts";
 
 export interface Machine {
@@ -190,6 +190,7 @@ export function markdown(report: Report): string {
     "",
     "Each figure is the median of its runs; ratios compare medians measured in this same bench run.",
     "`others' CPU`: cores used by processes outside the bench during the runs (median, max); a lower bound.",
+    `\`CONTENDED\`: other processes used more than ${CONTENDED_CORES} cores during its runs (or its baseline's): not judged.`,
     "",
     markdownTable(report.figures),
     "",
@@ -200,6 +201,17 @@ export function markdown(report: Report): string {
   lines.push("", ...cpuTable(report.figures));
   const notes = report.figures.filter((f) => f.note);
   if (notes.length) lines.push("", "## Notes", "", ...notes.map((f) => `- ${f.label}: ${f.note}`));
+  const bodies = report.figures.filter(
+    (f) => f.errorBodies && !f.id.endsWith(".p95") && !f.id.endsWith(".mean"),
+  );
+  if (bodies.length) {
+    lines.push("", "## Error answers", "", "The first body answered with each failing status:", "");
+    for (const f of bodies) {
+      for (const [status, body] of Object.entries(f.errorBodies ?? {})) {
+        lines.push(`- ${f.label}, ${status}: \`${body.replaceAll("`", "'").replaceAll("\n", " ")}\``);
+      }
+    }
+  }
   for (const p of report.profiles ?? []) lines.push("", `## CPU profile ${p.file}`, "", "```", p.top, "```");
   return `${lines.join("\n")}\n`;
 }

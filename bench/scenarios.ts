@@ -166,6 +166,11 @@ const describeLatency = (r: LoadResult) =>
 const totals = (results: Run[]) => ({
   requests: results.reduce((n, r) => n + r.requests, 0),
   failures: results.reduce((n, r) => n + r.failures, 0),
+  statusCodes: results.reduce<Record<string, number>>((sum, r) => {
+    for (const [code, n] of Object.entries(r.statusCodes)) sum[code] = (sum[code] ?? 0) + n;
+    return sum;
+  }, {}),
+  errorBodies: Object.assign({}, ...results.map((r) => r.errorBodies).reverse()) as Record<string, string>,
   cpu: results.map((r) => r.cpu),
 });
 
