@@ -2,6 +2,10 @@
  * Local verification of access tokens: the JWKS is fetched from auth once and cached (refetched
  * on an unknown `kid`, on a rotation event and periodically), and sessions revoked by logout are
  * held in memory until their tokens would have expired anyway. No bus round trip per request.
+ *
+ * A token that verified is remembered (by its exact text, until it expires, for at most
+ * VERIFIED_CACHE_SIZE tokens): the signature check is the costliest step of an authenticated request
+ * and a client sends the same token until it refreshes it. Revocation is still checked every time.
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTPayload, jwtVerify } from "jose";
 import type { AuthUser, Revocation } from "../lib/contracts.ts";
@@ -11,6 +15,12 @@ const ALGORITHMS = ["EdDSA"];
 const TOKEN_TYPE = "at+jwt";
 const MAX_TOKEN_LENGTH = 4096;
 const MIN_REFETCH_INTERVAL_MS = 5_000;
+const VERIFIED_CACHE_SIZE = 10_000;
+
+interface Verified {
+  user: AuthUser;
+  expiresAt: number;
+}
 
 export interface VerifierSettings {
   issuer: string;
@@ -25,6 +35,8 @@ export class AccessTokenVerifier {
   private lastFetch = 0;
   private fetching: Promise<void> | undefined;
   private readonly revoked = new Map<string, number>();
+  /** Tokens already verified, oldest first. */
+  private readonly verified = new Map<string, Verified>();
 
   constructor(settings: VerifierSettings) {
     this.settings = settings;
@@ -71,7 +83,25 @@ export class AccessTokenVerifier {
   }
 
   /** The user and session of a valid token, and when (ms since epoch) the token expires. */
-  async verifyWithExpiry(token: string): Promise<{ user: AuthUser; expiresAt: number }> {
+  async verifyWithExpiry(token: string): Promise<Verified> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expiresAt > Date.now()) {
+        if (this.isRevoked(known.user.sessionId)) throw revokedError();
+        return known;
+      }
+      this.verified.delete(token);
+    }
+    const result = await this.verifySignature(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+      const oldest = this.verified.keys().next();
+      if (!oldest.done) this.verified.delete(oldest.value);
+    }
+    this.verified.set(token, result);
+    return result;
+  }
+
+  private async verifySignature(token: string): Promise<Verified> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalid();
     if (!this.keySet) await this.sync();
     let payload: JWTPayload;
@@ -93,7 +123,7 @@ export class AccessTokenVerifier {
     if (typeof payload.sub !== "string" || typeof sessionId !== "string" || typeof payload.exp !== "number") {
       throw invalid();
     }
-    if (this.isRevoked(sessionId)) throw new UnauthorizedError("The session was revoked", "TOKEN_REVOKED");
+    if (this.isRevoked(sessionId)) throw revokedError();
     return { user: { id: payload.sub, sessionId }, expiresAt: payload.exp * 1000 };
   }
 
@@ -113,6 +143,10 @@ export class AccessTokenVerifier {
 
 function invalid(): UnauthorizedError {
   return new UnauthorizedError("The access token is invalid", "INVALID_TOKEN");
+}
+
+function revokedError(): UnauthorizedError {
+  return new UnauthorizedError("The session was revoked", "TOKEN_REVOKED");
 }
 
 function toUnauthorized(err: unknown): UnauthorizedError {

@@ -82,6 +82,34 @@ describe("AccessTokenVerifier", () => {
     for (const token of bad) await assert.rejects(v.verify(token), { code: 401 });
   });
 
+  test("a token verified before is still refused once its session is revoked", async () => {
+    const k = await keyPair("k1");
+    const v = verifier([k.jwk]);
+    const token = await sign(k);
+    assert.deepEqual(await v.verify(token), { id: "u1", sessionId: "s1" });
+    assert.deepEqual(await v.verify(token), { id: "u1", sessionId: "s1" }, "second use, remembered");
+    v.revoke([{ sessionId: "s1", until: new Date(Date.now() + 60_000).toISOString() }]);
+    await assert.rejects(v.verify(token), { code: 401, type: "TOKEN_REVOKED" });
+  });
+
+  test("a token verified before is refused once it has expired", async (t) => {
+    t.mock.timers.enable({ apis: ["Date"], now: Date.now() });
+    const k = await keyPair("k1");
+    const v = verifier([k.jwk]);
+    const token = await sign(k, {}, Math.floor(Date.now() / 1000) + 60);
+    await v.verify(token);
+    t.mock.timers.tick(60_000 + 6_000);
+    await assert.rejects(v.verify(token), { code: 401, type: "TOKEN_EXPIRED" });
+  });
+
+  test("a forged token that shares a cached token's claims is still refused", async () => {
+    const k = await keyPair("k1");
+    const other = await keyPair("k1");
+    const v = verifier([k.jwk]);
+    await v.verify(await sign(k));
+    await assert.rejects(v.verify(await sign(other)), { code: 401 });
+  });
+
   test("a revocation lapses once every token it covers has expired", () => {
     const v = verifier([]);
     v.revoke([{ sessionId: "old", until: new Date(Date.now() - 1).toISOString() }]);
