@@ -36,6 +36,8 @@ import {
   SERVICE_HASH_CONCURRENCY,
   type Settings,
 } from "./scenarios.ts";
+import { WS_DEFAULTS, type WsOptions, wsBudgetS, wsFanout, wsSettings } from "./ws/scenario.ts";
+import { BENCH_ENV as WS_BENCH_ENV } from "./ws/topology.ts";
 
 const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--split] [--cpu-prof] [--env NAME=VALUE ...]
   --runs N          measured runs per figure (default 3); each figure is their median
@@ -45,6 +47,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/, summarized at the
                     end (profiling slows the servers down)
   --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
+  --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
+                    messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
 after them (e.g. quick-split.json), so only a default run replaces latest.*.`;
 
@@ -66,6 +70,9 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     split: { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
+    "ws-connections": { type: "string" },
+    "ws-rate": { type: "string" },
+    "no-ws": { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -86,6 +93,7 @@ const outName =
     values.split ? "split" : "",
     values["cpu-prof"] ? "cpu-prof" : "",
     values.env?.length ? "env" : "",
+    values["no-ws"] ? "no-ws" : values["ws-connections"] || values["ws-rate"] ? "ws" : "",
   ]
     .filter(Boolean)
     .join("-") || "latest";
@@ -96,6 +104,14 @@ const platformEnv = Object.fromEntries(
     return [match[1] as string, match[2] as string];
   }),
 );
+
+const wsOptions: WsOptions | undefined = values["no-ws"]
+  ? undefined
+  : {
+      ...WS_DEFAULTS,
+      connections: positiveInt(values["ws-connections"], WS_DEFAULTS.connections, "ws-connections"),
+      rate: positiveInt(values["ws-rate"], WS_DEFAULTS.rate, "ws-rate"),
+    };
 
 const begun = Date.now();
 const log = (message: string) => {
@@ -122,7 +138,8 @@ const settings: Settings = {
  */
 const budgetMs =
   (2 * (10 * (warmupS + runs * durationS) + 7 * (runs + 1) * 40 + 4 * runs * (durationS + 2)) + 300) * 1000 +
-  14 * runs * QUIET_TIMEOUT_MS;
+  14 * runs * QUIET_TIMEOUT_MS +
+  (values["no-ws"] ? 0 : wsBudgetS(runs, durationS) * 1000);
 
 let servers: Servers | undefined;
 let cleaning: Promise<void> | undefined;
@@ -178,8 +195,9 @@ async function main(): Promise<void> {
   const hashRate = byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);
   const auth = await authFlows(settings, infra, hashRate);
   add(auth);
+  if (wsOptions) add(await wsFanout(settings, infra, wsOptions));
 
-  const order = ["bare.", "echo.", "profile.", "argon2.", "register.", "login."];
+  const order = ["bare.", "echo.", "profile.", "argon2.", "register.", "login.", "ws."];
   const rank = (f: Figure) => order.findIndex((prefix) => f.id.startsWith(prefix));
   figures.sort((a, b) => rank(a) - rank(b));
 
@@ -197,6 +215,7 @@ async function main(): Promise<void> {
       pacedShareOfHashRate: PACED_SHARE,
       pacedRate: auth.pacedRate,
       split: values.split,
+      ...(wsOptions ? { ws: wsSettings(wsOptions, settings, { ...WS_BENCH_ENV, ...platformEnv }) } : {}),
       platformEnv,
       argon2: { type: "argon2id", ...OWASP_MIN },
       hashRateBaseline: hashRate.id,

@@ -1,0 +1,46 @@
+/**
+ * Memory of a server process, read from outside: its resident set from /proc/<pid>/status, and
+ * its V8 heap after a full collection, which the process writes to a file when sent SIGUSR2
+ * (reportMemoryOnSignal, installed by the bench's server children, run with --expose-gc).
+ */
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface MemorySample {
+  rssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+}
+
+/** VmRSS of a process, in bytes. */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kib) * 1024;
+}
+
+/** In a server child: on SIGUSR2, collect garbage and write process.memoryUsage() to `file`. */
+export function reportMemoryOnSignal(file: string): void {
+  process.on("SIGUSR2", () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), collected: gc !== undefined }));
+    renameSync(`${file}.tmp`, file);
+  });
+}
+
+/** Asks the process for its heap after a collection, then reads its RSS. */
+export async function sampleMemory(pid: number, file: string): Promise<MemorySample> {
+  await rm(file, { force: true });
+  process.kill(pid, "SIGUSR2");
+  for (let waited = 0; waited < 30_000; waited += 50) {
+    await sleep(50);
+    const text = await readFile(file, "utf8").catch(() => "");
+    if (!text) continue;
+    const usage = JSON.parse(text) as { heapUsed: number; external: number };
+    return { rssBytes: rssOf(pid), heapUsedBytes: usage.heapUsed, externalBytes: usage.external };
+  }
+  throw new Error(`pid ${pid} did not report its memory`);
+}

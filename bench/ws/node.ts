@@ -1,0 +1,26 @@
+/**
+ * A server child of the WebSocket benchmark: platform brokers built by the test support's
+ * startNode from the env a production node reads. Each inner list of `brokers` is one broker (the
+ * embedded topology is one broker with every service, as `npm start` runs; the cluster runs one
+ * broker per role over NATS). Reports its memory on SIGUSR2 (memory.ts).
+ */
+import { type PlatformNode, type ServiceName, startNode, waitReady } from "../../test/support/platform.ts";
+import { announce, childArgs, stopOnRequest } from "../child.ts";
+import { reportMemoryOnSignal } from "./memory.ts";
+
+const args = childArgs<{ brokers: ServiceName[][]; env: Record<string, string>; memoryFile: string }>();
+
+const nodes: PlatformNode[] = [];
+stopOnRequest(async () => {
+  for (const node of [...nodes].reverse()) await node.stop();
+});
+reportMemoryOnSignal(args.memoryFile);
+
+for (const [i, services] of args.brokers.entries()) {
+  nodes.push(
+    await startNode(services, { ...args.env, NODE_ID: `bench-ws-${services.join("-")}-${process.pid}-${i}` }),
+  );
+}
+const url = nodes.map((n) => n.url).find(Boolean) ?? "";
+if (url) await waitReady(url, 120_000);
+announce("ready", { url });

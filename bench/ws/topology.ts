@@ -1,0 +1,173 @@
+/**
+ * The servers a WebSocket benchmark runs against, each seeded and started in child processes:
+ * the bare `ws` baseline, the embedded platform (one process, one broker with every service and
+ * the embedded store, as `npm start` runs it) and the cluster (a gateway process, and auth,
+ * profile and chat brokers in another, over NATS with Redis and FerretDB). `gatewayPid` is the
+ * process whose memory per connection is measured.
+ */
+import { randomUUID } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { loadConfig } from "../../lib/config.ts";
+import { tempDir } from "../../test/support/platform.ts";
+import { type BenchChild, startChild } from "../processes.ts";
+import type { Infra } from "../scenarios.ts";
+import type { BenchUser } from "./clients.ts";
+import { GROUP_SIZE, seed } from "./seed.ts";
+
+export type Target = "bare" | "embedded" | "cluster";
+
+export interface Deployed {
+  target: Target;
+  url: string;
+  users: BenchUser[];
+  gatewayPid: number;
+  memoryFile: string;
+  children: BenchChild[];
+  /** Seconds spent seeding users, sessions, tokens and chats. */
+  seedS: number;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 180_000;
+const NODE_FLAGS = ["--expose-gc"];
+
+/**
+ * Settings an operator of a 10,000-connection deployment would set: tokens that outlive the run
+ * (the clients hold minted tokens and never refresh), and a per-connection frame limit above what
+ * random senders may burst to at the highest rates the saturation search offers. Origins,
+ * heartbeat and buffers keep their defaults (the clients send no Origin).
+ */
+export const BENCH_ENV: Record<string, string> = {
+  HOST: "127.0.0.1",
+  PORT: "0",
+  METRICS_ENABLED: "false",
+  LOG_LEVEL: "warn",
+  ACCESS_TOKEN_TTL_S: "86400",
+  WS_RATE_LIMIT: "1000/10",
+};
+
+const SERVICE_BROKERS = [["auth"], ["profile"], ["chat"]] as const;
+
+export async function deploy(
+  target: Target,
+  connections: number,
+  infra: Infra,
+  extraEnv: Record<string, string>,
+  log: (m: string) => void,
+): Promise<Deployed> {
+  const dir = await tempDir(`social-bench-ws-${target}-`);
+  const memoryFile = path.join(dir.dir, "memory.json");
+  const children: BenchChild[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) await child.stop();
+    await dir.remove();
+  };
+  try {
+    if (target === "bare") {
+      const users = bareUsers(connections);
+      const groupsFile = path.join(dir.dir, "groups.json");
+      await writeFile(groupsFile, JSON.stringify(groupsOf(users)));
+      const child = await startChild(
+        "ws-bare",
+        "./servers/bare-ws.ts",
+        { groupsFile, memoryFile },
+        {
+          timeoutMs: READY_TIMEOUT_MS,
+          nodeFlags: NODE_FLAGS,
+        },
+      );
+      children.push(child);
+      return {
+        target,
+        url: String(child.data.url),
+        users,
+        gatewayPid: child.pid,
+        memoryFile,
+        children,
+        seedS: 0,
+        stop,
+      };
+    }
+    const namespace = `benchws${target}${process.pid}`;
+    const env: Record<string, string> = {
+      ...BENCH_ENV,
+      DATA_DIR: path.join(dir.dir, "data"),
+      NAMESPACE: namespace,
+      ...(target === "cluster"
+        ? { TRANSPORTER: infra.nats, MONGO_URL: `${infra.mongo}/${namespace}`, REDIS_URL: infra.redis }
+        : {}),
+      ...extraEnv,
+    };
+    log(`${target}: seeding ${connections} users and ${Math.ceil(connections / GROUP_SIZE)} groups`);
+    const seeded = await seed(loadConfig(env), connections, log);
+    log(`${target}: seeded in ${seeded.seconds.toFixed(1)} s`);
+    const users = seeded.users.map((u) => ({ id: u.id, token: u.token, chatId: u.chatId }));
+    if (target === "embedded") {
+      const child = await startChild(
+        "ws-embedded",
+        "./ws/node.ts",
+        { brokers: [["auth", "profile", "chat", "gateway"]], env, memoryFile },
+        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+      );
+      children.push(child);
+      return {
+        target,
+        url: String(child.data.url),
+        users,
+        gatewayPid: child.pid,
+        memoryFile,
+        children,
+        seedS: seeded.seconds,
+        stop,
+      };
+    }
+    children.push(
+      await startChild(
+        "ws-cluster-services",
+        "./ws/node.ts",
+        { brokers: SERVICE_BROKERS, env, memoryFile: `${memoryFile}.services` },
+        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+      ),
+    );
+    const gateway = await startChild(
+      "ws-cluster-gateway",
+      "./ws/node.ts",
+      { brokers: [["gateway"]], env, memoryFile },
+      { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+    );
+    children.push(gateway);
+    return {
+      target,
+      url: String(gateway.data.url),
+      users,
+      gatewayPid: gateway.pid,
+      memoryFile,
+      children,
+      seedS: seeded.seconds,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Users of the bare baseline: the same id shapes and groups; the token is the user id. */
+function bareUsers(count: number): BenchUser[] {
+  const users: BenchUser[] = [];
+  for (let i = 0; i < count; i += GROUP_SIZE) {
+    const chatId = randomUUID();
+    for (let j = i; j < Math.min(count, i + GROUP_SIZE); j++) {
+      const id = randomUUID();
+      users.push({ id, token: id, chatId });
+    }
+  }
+  return users;
+}
+
+function groupsOf(users: BenchUser[]): { id: string; members: string[] }[] {
+  const groups = new Map<string, string[]>();
+  for (const u of users) groups.set(u.chatId, [...(groups.get(u.chatId) ?? []), u.id]);
+  return [...groups].map(([id, members]) => ({ id, members }));
+}
