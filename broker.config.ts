@@ -8,11 +8,19 @@
  * every call has a timeout; only retryable errors are retried, with backoff, and actions that are
  * not idempotent switch retries off in their own schema; a circuit breaker per endpoint stops
  * calling a failing node; password hashing runs behind a bulkhead declared on the auth actions.
+ *
+ * Observability (docs/observability.md): Prometheus metrics on METRICS_PORT of every node,
+ * Moleculer's built-in ones plus the platform's own (lib/metrics.ts); Pino JSON logs whose lines
+ * carry the requestId/traceId of the request being handled; Moleculer's tracer when
+ * TRACING_EXPORTER names an exporter.
  */
 import type { BrokerOptions, Errors } from "moleculer";
 import { loadConfig, type PlatformConfig } from "./lib/config.ts";
 import { ConfigError } from "./lib/env.ts";
+import { requestLogFields } from "./lib/log-context.ts";
+import { observabilityMiddleware } from "./lib/observability.ts";
 import { PLATFORM_CONFIG } from "./lib/platform.ts";
+import { PrometheusReporter } from "./lib/prometheus-reporter.ts";
 
 export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
   return {
@@ -20,7 +28,10 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
     nodeID: config.nodeId,
     logger: {
       type: "Pino",
-      options: { level: config.logLevel, pino: { options: { base: { node: config.nodeId } } } },
+      options: {
+        level: config.logLevel,
+        pino: { options: { base: { node: config.nodeId }, mixin: requestLogFields } },
+      },
     },
     transporter: config.transporter
       ? {
@@ -62,22 +73,41 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
         }
       : { type: "MemoryLRU", options: { max: 10_000, ttl: config.profileCacheTtlS } },
     validator: true,
-    metrics: {
-      enabled: config.metricsEnabled,
-      reporter: [
-        {
-          type: "Prometheus",
-          options: {
-            port: config.metricsPort,
-            path: "/metrics",
-            defaultLabels: () => ({ node: config.nodeId }),
-          },
-        },
-      ],
-    },
-    tracing: { enabled: false },
+    metrics: metricsOptions(config),
+    tracing: tracingOptions(config),
+    middlewares: [observabilityMiddleware],
     [PLATFORM_CONFIG]: config,
   } as BrokerOptions;
+}
+
+/** Prometheus on METRICS_PORT, through the reporter that also writes _sum/_count of bucket histograms. */
+function metricsOptions(config: PlatformConfig): BrokerOptions["metrics"] {
+  if (!config.metricsEnabled) return { enabled: false };
+  const reporter = new PrometheusReporter({
+    port: config.metricsPort,
+    path: "/metrics",
+    defaultLabels: () => ({ node: config.nodeId }),
+  });
+  return { enabled: true, reporter: [reporter] } as unknown as BrokerOptions["metrics"];
+}
+
+/** Moleculer's tracer, on when TRACING_EXPORTER names one of its exporters that need no extra package. */
+function tracingOptions(config: PlatformConfig): BrokerOptions["tracing"] {
+  const { exporter, sampleRate, zipkinUrl } = config.tracing;
+  if (exporter === "none") return { enabled: false };
+  const exporters = {
+    console: { type: "Console", options: { logger: null, colors: false, width: 100 } },
+    event: { type: "Event", options: { eventName: "$tracing.spans", interval: 1 } },
+    zipkin: { type: "Zipkin", options: { baseURL: zipkinUrl, interval: 5 } },
+  } as const;
+  return {
+    enabled: true,
+    exporter: [exporters[exporter]],
+    sampling: { rate: sampleRate },
+    events: true,
+    errorFields: ["name", "message", "code", "type"],
+    defaultTags: { node: config.nodeId },
+  } as BrokerOptions["tracing"];
 }
 
 function fromEnv(): BrokerOptions {

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { WebSocket } from "ws";
 import type { AuthUser, ServerFrame } from "../lib/contracts.ts";
+import type { PlatformMetrics } from "../lib/metrics.ts";
 import { TokenBucket } from "./token-bucket.ts";
 import { type ClientFrame, type FrameError, parseFrame } from "./ws-frames.ts";
 
@@ -31,12 +32,17 @@ export interface FrameHandler {
 /** Frames beyond the rate within one window that mean a flood, not a burst. */
 const FLOOD_FACTOR = 2;
 
+/** Limit names in social_rate_limit_rejections_total. */
+const WS_FRAMES_LIMIT = Object.freeze({ limit: "ws-frames" });
+const WS_TYPING_LIMIT = Object.freeze({ limit: "ws-typing" });
+
 export class WsConnection {
   readonly id = randomUUID();
   readonly user: AuthUser;
   private readonly socket: WebSocket;
   private readonly limits: ConnectionLimits;
   private readonly handler: FrameHandler;
+  private readonly metrics: PlatformMetrics | undefined;
   private readonly frames: TokenBucket;
   private readonly typing: TokenBucket;
   private queue: Promise<void> = Promise.resolve();
@@ -52,11 +58,13 @@ export class WsConnection {
     expiresAt: number,
     limits: ConnectionLimits,
     handler: FrameHandler,
+    metrics?: PlatformMetrics,
   ) {
     this.socket = socket;
     this.user = user;
     this.limits = limits;
     this.handler = handler;
+    this.metrics = metrics;
     this.frames = new TokenBucket(limits.rate.points, limits.rate.duration);
     this.typing = new TokenBucket(limits.typingRate.points, limits.typingRate.duration);
     this.setExpiry(expiresAt);
@@ -94,13 +102,16 @@ export class WsConnection {
     this.sendRaw(JSON.stringify(frame));
   }
 
-  sendRaw(text: string): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
+  /** Writes one frame; false when the socket is gone or was just closed as a slow consumer. */
+  sendRaw(text: string): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return false;
     if (this.socket.bufferedAmount + text.length > this.limits.maxBufferedBytes) {
       this.close(CLOSE.TRY_AGAIN_LATER, "Slow consumer");
-      return;
+      return false;
     }
     this.socket.send(text);
+    this.metrics?.wsFramesSent.increment();
+    return true;
   }
 
   error(code: string, message: string, ref?: string): void {
@@ -123,12 +134,16 @@ export class WsConnection {
   }
 
   takeTypingToken(): boolean {
-    return this.typing.take();
+    if (this.typing.take()) return true;
+    this.metrics?.rateLimitRejections.increment(WS_TYPING_LIMIT);
+    return false;
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
+    this.metrics?.wsFramesReceived.increment();
     if (this.closing) return;
     if (!this.frames.take()) {
+      this.metrics?.rateLimitRejections.increment(WS_FRAMES_LIMIT);
       this.onRefused();
       return;
     }

@@ -7,6 +7,7 @@ import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import type { AuthUser, CallMeta, ServerFrame } from "../lib/contracts.ts";
+import { metricsInScope, type PlatformMetrics } from "../lib/metrics.ts";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { toHttpError } from "./error-mapping.ts";
 import { CLOSE, type ConnectionLimits, type FrameHandler, WsConnection } from "./ws-connection.ts";
@@ -28,16 +29,22 @@ export interface WsServerOptions {
   limits: ConnectionLimits & { maxPayloadBytes: number };
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
   isReady(): Promise<boolean>;
+  /** Where connections, frames, closes and deliveries are counted; by default the metrics of the
+   * node whose gateway service builds this server in its started(). */
+  metrics?: PlatformMetrics | undefined;
 }
 
 export class WsServer implements FrameHandler {
   private readonly o: WsServerOptions;
   private readonly wss: WebSocketServer;
+  private readonly metrics: PlatformMetrics | undefined;
   private readonly byUser = new Map<string, Set<WsConnection>>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WsServerOptions) {
     this.o = options;
+    this.metrics = options.metrics ?? metricsInScope();
+    this.metrics?.wsConnections.set(0);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limits.maxPayloadBytes,
@@ -61,15 +68,24 @@ export class WsServer implements FrameHandler {
     return [...this.byUser.keys()];
   }
 
-  /** Sends one frame to every connection of the given users held here. */
+  /**
+   * Sends one frame to every connection of the given users held here. A new message also counts
+   * as delivered once per socket written, with its latency from createdAt to the write.
+   */
   deliver(userIds: string[], frame: ServerFrame): number {
     const text = JSON.stringify(frame);
     let delivered = 0;
+    let written = 0;
     for (const userId of userIds) {
       for (const connection of this.byUser.get(userId) ?? []) {
-        connection.sendRaw(text);
+        if (connection.sendRaw(text)) written += 1;
         delivered += 1;
       }
+    }
+    if (this.metrics && written > 0 && frame.type === "new_message") {
+      const latency = Math.max(0, Date.now() - Date.parse(frame.createdAt)) / 1000;
+      this.metrics.chatDelivered.increment(undefined, written);
+      for (let i = 0; i < written; i += 1) this.metrics.chatDeliveryLatency.observe(latency);
     }
     return delivered;
   }
@@ -193,13 +209,19 @@ export class WsServer implements FrameHandler {
       return reject(socket, 401, "Unauthorized", { "WWW-Authenticate": "Bearer" });
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const metrics = this.metrics;
+      if (metrics) ws.once("close", (code: number) => metrics.wsClosed(code));
       if (!this.o.isOriginAllowed(req.headers.origin, req.headers.host)) {
         ws.close(CLOSE.POLICY, "Origin not allowed");
         return;
       }
-      const connection = new WsConnection(ws, auth.user, auth.expiresAt, this.o.limits, this);
+      const connection = new WsConnection(ws, auth.user, auth.expiresAt, this.o.limits, this, metrics);
       this.add(connection);
-      ws.on("close", () => this.remove(connection));
+      metrics?.wsConnections.increment();
+      ws.on("close", () => {
+        metrics?.wsConnections.decrement();
+        this.remove(connection);
+      });
       ws.on("error", () => ws.terminate());
       connection.send({ type: "ready", userId: auth.user.id, connectionId: connection.id });
     });

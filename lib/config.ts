@@ -12,6 +12,9 @@
  *   METRICS_PORT                  Prometheus /metrics port (0: any free)  3030
  *   METRICS_ENABLED               serve Prometheus metrics                true
  *   LOG_LEVEL                     fatal|error|warn|info|debug|trace       info
+ *   TRACING_EXPORTER              none|console|event|zipkin               none (tracing off)
+ *   TRACING_SAMPLE_RATE           share of requests traced, 0 to 1        1
+ *   TRACING_ZIPKIN_URL            Zipkin base URL (exporter zipkin)       http://127.0.0.1:9411
  *   REQUEST_TIMEOUT_MS            timeout of every bus call               10000
  *   RETRY_MAX                     retries of retryable errors             2
  *   CIRCUIT_BREAKER_THRESHOLD     failure ratio that opens a circuit      0.5
@@ -46,6 +49,7 @@ import path from "node:path";
 import { type Env, EnvReader } from "./env.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export const TRACING_EXPORTERS = ["none", "console", "event", "zipkin"] as const;
 
 export interface Rate {
   points: number;
@@ -64,6 +68,7 @@ export interface PlatformConfig {
   metricsEnabled: boolean;
   metricsPort: number;
   logLevel: (typeof LOG_LEVELS)[number];
+  tracing: { exporter: (typeof TRACING_EXPORTERS)[number]; sampleRate: number; zipkinUrl: string };
   requestTimeoutMs: number;
   retryMax: number;
   circuitBreaker: { threshold: number; minRequests: number; windowS: number; halfOpenMs: number };
@@ -116,6 +121,11 @@ function readConfig(e: EnvReader): PlatformConfig {
     metricsEnabled: e.bool("METRICS_ENABLED", true),
     metricsPort: e.int("METRICS_PORT", 3030, 0, 65535),
     logLevel: e.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    tracing: {
+      exporter: e.oneOf("TRACING_EXPORTER", "none", TRACING_EXPORTERS),
+      sampleRate: e.number("TRACING_SAMPLE_RATE", 1, 0, 1),
+      zipkinUrl: e.url("TRACING_ZIPKIN_URL", ["http:", "https:"]) ?? "http://127.0.0.1:9411",
+    },
     requestTimeoutMs: e.int("REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
     retryMax: e.int("RETRY_MAX", 2, 0, 10),
     circuitBreaker: {

@@ -3,6 +3,9 @@
  * REDIS_URL is set so every node of the cluster counts against the same budget. While Redis is
  * away each node falls back to its own in-memory limiter (the insurance limiter): limits stay on,
  * per node, rather than failing open (no limit) or closed (nobody can log in).
+ *
+ * Every refusal counts in social_rate_limit_rejections_total{limit="<name>"} of the node whose
+ * service built the limit in its started() (lib/metrics.ts), or of the metrics given.
  */
 import type { Redis } from "ioredis";
 import {
@@ -13,11 +16,22 @@ import {
 } from "rate-limiter-flexible";
 import type { Rate } from "./config.ts";
 import { RateLimitedError } from "./errors.ts";
+import { metricsInScope, type PlatformMetrics } from "./metrics.ts";
 
 export class RateLimit {
   private readonly limiter: RateLimiterAbstract;
+  private readonly metrics: PlatformMetrics | undefined;
+  private readonly labels: Readonly<{ limit: string }>;
 
-  constructor(name: string, rate: Rate, redis: Redis | undefined, namespace: string) {
+  constructor(
+    name: string,
+    rate: Rate,
+    redis: Redis | undefined,
+    namespace: string,
+    metrics: PlatformMetrics | undefined = metricsInScope(),
+  ) {
+    this.metrics = metrics;
+    this.labels = Object.freeze({ limit: name });
     const options = { keyPrefix: `${namespace}:rl:${name}`, points: rate.points, duration: rate.duration };
     this.limiter = redis
       ? new RateLimiterRedis({
@@ -34,7 +48,7 @@ export class RateLimit {
     try {
       await this.limiter.consume(key, points);
     } catch (res) {
-      if (res instanceof RateLimiterRes) throw new RateLimitedError(res.msBeforeNext / 1000);
+      if (res instanceof RateLimiterRes) throw this.refused(res.msBeforeNext);
       throw res;
     }
   }
@@ -42,10 +56,15 @@ export class RateLimit {
   /** Throws RateLimitedError when the key's budget is already spent, without counting a hit. */
   async check(key: string): Promise<void> {
     const res = await this.limiter.get(key);
-    if (res && res.remainingPoints <= 0) throw new RateLimitedError(res.msBeforeNext / 1000);
+    if (res && res.remainingPoints <= 0) throw this.refused(res.msBeforeNext);
   }
 
   async reset(key: string): Promise<void> {
     await this.limiter.delete(key);
+  }
+
+  private refused(msBeforeNext: number): RateLimitedError {
+    this.metrics?.rateLimitRejections.increment(this.labels);
+    return new RateLimitedError(msBeforeNext / 1000);
   }
 }

@@ -12,6 +12,7 @@ import {
   type ServerFrame,
 } from "../../lib/contracts.ts";
 import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
@@ -33,6 +34,7 @@ export default class ChatService extends Service {
   private readonly presence = new PresenceMap();
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastMessages: LastMessageWriter | undefined;
+  private metrics: PlatformMetrics | undefined;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -194,6 +196,7 @@ export default class ChatService extends Service {
 
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
+    this.metrics = platformMetrics(this.broker);
     this.store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
@@ -236,16 +239,20 @@ export default class ChatService extends Service {
   }
 
   private sent(result: { message: MessageView; created: boolean; members: string[] }): MessageView {
-    if (result.created) this.deliver(result.members, { type: "new_message", ...result.message });
+    if (result.created) {
+      this.metrics?.chatMessagesStored.increment();
+      this.deliver(result.members, { type: "new_message", ...result.message });
+    }
     return result.message;
   }
 
   /** Sends a frame to every connection of the given users: one call per gateway that holds any. */
   private deliver(userIds: string[], frame: ServerFrame): void {
     for (const [nodeID, users] of this.presence.route(userIds)) {
-      call(this.broker, "gateway.deliver", { userIds: users, frame }, { nodeID }).catch((err: Error) =>
-        this.logger.warn(`Delivery to ${nodeID} failed; clients recover it by resume`, err.message),
-      );
+      call(this.broker, "gateway.deliver", { userIds: users, frame }, { nodeID }).catch((err: Error) => {
+        this.metrics?.chatDeliveryFailures.increment();
+        this.logger.warn(`Delivery to ${nodeID} failed; clients recover it by resume`, err.message);
+      });
     }
   }
 

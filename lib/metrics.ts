@@ -1,0 +1,169 @@
+/**
+ * The platform's own Prometheus metrics, next to Moleculer's built-in ones (moleculer_request_*,
+ * moleculer_cacher_*, moleculer_circuit_breaker_*) on the same `/metrics` of every node.
+ *
+ * Names follow Prometheus conventions: a `social_` prefix, base units (seconds), `_total` on
+ * counters. Label values come from small fixed sets (route templates, status classes, collection
+ * and operation names, limit names, known close codes), never from raw paths or ids. Label objects
+ * are built once and frozen, and the counters and histograms are the faster types of
+ * metric-types.ts, so recording on a hot path allocates nothing and costs well under a microsecond.
+ *
+ * Code that records metrics gets them from the broker (`platformMetrics(broker)`), or, when it is
+ * built inside a service's `started()` without a broker at hand (stores, rate limits, the
+ * WebSocket server), from the scope the metrics middleware opens around every `started()`.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { MetricTypes, ServiceBroker } from "moleculer";
+import { type BucketHistogram, type FastCounter, labels, registerMetricTypes } from "./metric-types.ts";
+
+type Counter = FastCounter;
+type Gauge = MetricTypes.Gauge;
+type Histogram = BucketHistogram;
+type Labels = Readonly<Record<string, string>>;
+
+export const METRIC = {
+  HTTP_REQUEST_DURATION: "social_http_request_duration_seconds",
+  WS_CONNECTIONS: "social_ws_connections",
+  WS_FRAMES_RECEIVED: "social_ws_frames_received_total",
+  WS_FRAMES_SENT: "social_ws_frames_sent_total",
+  WS_CLOSES: "social_ws_closes_total",
+  CHAT_MESSAGES_STORED: "social_chat_messages_stored_total",
+  CHAT_MESSAGES_DELIVERED: "social_chat_messages_delivered_total",
+  CHAT_DELIVERY_LATENCY: "social_chat_delivery_latency_seconds",
+  CHAT_DELIVERY_FAILURES: "social_chat_delivery_failures_total",
+  STORE_OPERATION_DURATION: "social_store_operation_duration_seconds",
+  STORE_ERRORS: "social_store_errors_total",
+  RATE_LIMIT_REJECTIONS: "social_rate_limit_rejections_total",
+} as const;
+
+/** Bucket bounds in seconds. */
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const STORE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const DELIVERY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Close codes counted under their own label; any other code a client sends counts as "other". */
+const KNOWN_CLOSE_CODES = [1000, 1001, 1005, 1006, 1008, 1009, 1011, 1013, 4001, 4008];
+
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"] as const;
+
+/** Labels of one HTTP route template, one object per status class, built on first use. */
+export class RouteLabels {
+  private readonly byClass: Labels[];
+
+  constructor(method: string, route: string) {
+    this.byClass = STATUS_CLASSES.map((status) => labels({ method, route, status }));
+  }
+
+  of(statusCode: number): Labels {
+    const index = Math.min(Math.max(Math.floor(statusCode / 100) - 1, 0), 4);
+    return this.byClass[index] as Labels;
+  }
+}
+
+/** Every custom metric of one broker. Created by `platformMetrics` only when metrics are enabled. */
+export class PlatformMetrics {
+  readonly httpDuration: Histogram;
+  readonly wsConnections: Gauge;
+  readonly wsFramesReceived: Counter;
+  readonly wsFramesSent: Counter;
+  readonly chatMessagesStored: Counter;
+  readonly chatDelivered: Counter;
+  readonly chatDeliveryLatency: Histogram;
+  readonly chatDeliveryFailures: Counter;
+  readonly storeDuration: Histogram;
+  readonly storeErrors: Counter;
+  readonly rateLimitRejections: Counter;
+  private readonly wsCloses: Counter;
+  private readonly closeLabels = new Map<number, Labels>(
+    KNOWN_CLOSE_CODES.map((code) => [code, labels({ code: String(code) })]),
+  );
+  private readonly otherClose = labels({ code: "other" });
+
+  constructor(broker: ServiceBroker) {
+    registerMetricTypes();
+    const m = broker.metrics;
+    const counter = (name: string, description: string, labelNames: string[] = []) =>
+      m.register({ name, type: "FastCounter" as "counter", description, labelNames }) as unknown as Counter;
+    const histogram = (name: string, description: string, buckets: number[], labelNames: string[] = []) =>
+      m.register({
+        name,
+        type: "BucketHistogram" as "histogram",
+        description,
+        labelNames,
+        buckets,
+      }) as unknown as Histogram;
+
+    this.httpDuration = histogram(
+      METRIC.HTTP_REQUEST_DURATION,
+      "HTTP requests by route template and status class, from arrival to the last byte sent",
+      HTTP_BUCKETS,
+      ["method", "route", "status"],
+    );
+    this.wsConnections = m.register({
+      name: METRIC.WS_CONNECTIONS,
+      type: "gauge",
+      description: "Open WebSocket connections on this gateway",
+    }) as Gauge;
+    this.wsFramesReceived = counter(METRIC.WS_FRAMES_RECEIVED, "WebSocket frames received from clients");
+    this.wsFramesSent = counter(METRIC.WS_FRAMES_SENT, "WebSocket frames written to client sockets");
+    this.wsCloses = counter(METRIC.WS_CLOSES, "WebSocket connections closed, by close code", ["code"]);
+    this.chatMessagesStored = counter(METRIC.CHAT_MESSAGES_STORED, "Chat messages stored (resends excluded)");
+    this.chatDelivered = counter(
+      METRIC.CHAT_MESSAGES_DELIVERED,
+      "new_message frames written to a recipient's socket (one per socket)",
+    );
+    this.chatDeliveryLatency = histogram(
+      METRIC.CHAT_DELIVERY_LATENCY,
+      "From a message's createdAt (chat node clock) to the gateway writing it to a socket",
+      DELIVERY_BUCKETS,
+    );
+    this.chatDeliveryFailures = counter(
+      METRIC.CHAT_DELIVERY_FAILURES,
+      "gateway.deliver calls that failed (clients recover the frames by resume)",
+    );
+    this.storeDuration = histogram(
+      METRIC.STORE_OPERATION_DURATION,
+      "Store operations by collection and operation",
+      STORE_BUCKETS,
+      ["collection", "operation"],
+    );
+    this.storeErrors = counter(METRIC.STORE_ERRORS, "Store operations that failed", [
+      "collection",
+      "operation",
+    ]);
+    this.rateLimitRejections = counter(
+      METRIC.RATE_LIMIT_REJECTIONS,
+      "Requests or frames refused by a rate limit, by limit name",
+      ["limit"],
+    );
+  }
+
+  wsClosed(code: number): void {
+    this.wsCloses.increment(this.closeLabels.get(code) ?? this.otherClose);
+  }
+}
+
+const byBroker = new WeakMap<ServiceBroker, PlatformMetrics>();
+
+/** The broker's custom metrics, registered on first use; undefined when metrics are disabled. */
+export function platformMetrics(broker: ServiceBroker): PlatformMetrics | undefined {
+  if (!broker.isMetricsEnabled()) return undefined;
+  let metrics = byBroker.get(broker);
+  if (!metrics) {
+    metrics = new PlatformMetrics(broker);
+    byBroker.set(broker, metrics);
+  }
+  return metrics;
+}
+
+const startScope = new AsyncLocalStorage<PlatformMetrics>();
+
+/** Runs fn (a service's `started()`) with the broker's metrics as the ambient ones. */
+export function withMetricsScope<T>(metrics: PlatformMetrics | undefined, fn: () => T): T {
+  return metrics ? startScope.run(metrics, fn) : fn();
+}
+
+/** The metrics of the broker whose service is starting, if any (see withMetricsScope). */
+export function metricsInScope(): PlatformMetrics | undefined {
+  return startScope.getStore();
+}
