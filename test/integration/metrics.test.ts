@@ -11,6 +11,7 @@ import { createBrokerOptions } from "../../broker.config.ts";
 import { ApiClient } from "../../client/rest-client.ts";
 import type GatewayService from "../../gateway/gateway.service.ts";
 import { loadConfig } from "../../lib/config.ts";
+import { startServers, TestCluster } from "../support/cluster.ts";
 import { newUser, SERVICES, tempDir, waitReady } from "../support/platform.ts";
 import { type Scrape, scrape } from "../support/prometheus.ts";
 import { RawSocket } from "../support/ws.ts";
@@ -281,6 +282,46 @@ describe("circuit breaker metrics", () => {
       assert.equal(s.sum("moleculer_circuit_breaker_opened_total", labels), 1);
     } finally {
       await cb.stop();
+    }
+  });
+});
+
+describe("metrics of a cluster over NATS, Redis and FerretDB", () => {
+  test("each node reports what happens in it: HTTP on the gateway, store and cache where the services run", async () => {
+    const servers = await startServers();
+    const cluster = await TestCluster.start(servers, { METRICS_ENABLED: "true", METRICS_PORT: "0" });
+    try {
+      const services = await cluster.add("services-1", ["auth", "profile", "chat"]);
+      const gateway = await cluster.add("gateway-1", ["gateway"]);
+      await waitReady(gateway.url);
+      const [g0, s0] = await Promise.all([scrape(gateway.broker), scrape(services.broker)]);
+      const client = new ApiClient(gateway.url);
+      const id = (await client.register(newUser("mc"))).user.id;
+      assert.equal((await client.raw("GET", `/users/${id}`)).status, 200);
+      assert.equal((await client.raw("GET", `/users/${id}`)).status, 200);
+      const [g1, s1] = await Promise.all([scrape(gateway.broker), scrape(services.broker)]);
+
+      const get = { route: "/users/:id", method: "GET", status: "2xx", node: "gateway-1" };
+      assert.equal(delta(g0, g1, "social_http_request_duration_seconds_count", get), 2);
+      assert.equal(g1.find("social_store_operation_duration_seconds_count").length, 0);
+      assert.equal(
+        delta(s0, s1, "moleculer_request_total", { action: "auth.register", node: "services-1" }),
+        1,
+      );
+      assert.equal(delta(s0, s1, "moleculer_cacher_get_total"), 2);
+      assert.equal(delta(s0, s1, "moleculer_cacher_found_total"), 1);
+      assert.equal(
+        delta(s0, s1, "social_store_operation_duration_seconds_count", {
+          collection: "accounts",
+          operation: "insertOne",
+          node: "services-1",
+        }),
+        1,
+      );
+      assert.equal(s1.find("social_http_request_duration_seconds_count").length, 0);
+    } finally {
+      await cluster.stop();
+      await servers.stop();
     }
   });
 });
