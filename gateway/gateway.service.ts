@@ -86,10 +86,17 @@ export default class GatewayService extends Service {
         port: config.port,
         ip: config.host,
         use: [compression({ threshold: 1024 })],
-        rootCallOptions: (options: { requestID?: string }, req: Req, res: ServerResponse) => {
+        rootCallOptions: (
+          options: { requestID?: string; timeout?: number },
+          req: Req,
+          res: ServerResponse,
+        ) => {
           const given = req.headers["x-request-id"];
           const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
           options.requestID = id;
+          // The whole request, the calls it makes and their retries included, ends within the
+          // request timeout: the calls get what is left of it (Moleculer's distributed timeout).
+          options.timeout = config.requestTimeoutMs;
           res.setHeader("X-Request-Id", id);
         },
         cors: config.corsOrigins.length
@@ -133,6 +140,9 @@ export default class GatewayService extends Service {
         errorHandler: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
       },
       actions: {
+        // An HTTP request is neither retried whole (its calls retry only what is idempotent) nor
+        // behind a circuit of its own: the circuits that matter are those of the nodes it calls.
+        rest: { retryPolicy: { enabled: false }, circuitBreaker: { enabled: false } },
         deliver: {
           visibility: "public",
           params: { userIds: { type: "array", items: "string" }, frame: "object" },
@@ -167,8 +177,18 @@ export default class GatewayService extends Service {
             this.broker.registry
               .getServiceList({ onlyAvailable: true, skipInternal: true })
               .some((s: { name: string }) => s.name === name),
+          // Ready when any instance answers: one dead node among several must not take the
+          // gateway out (it stays in the registry until its heartbeat times out).
           ping: async (name) => {
-            await this.broker.call(`${name}.ready`, {}, { timeout: 2_000, retries: 0 });
+            const list = this.broker.registry.getActionEndpoints(`${name}.ready`) as unknown as
+              | { endpoints: { id: string; isAvailable: boolean }[] }
+              | undefined;
+            const nodeIds = (list?.endpoints ?? []).filter((ep) => ep.isAvailable).map((ep) => ep.id);
+            await Promise.any(
+              nodeIds.map((nodeID) =>
+                this.broker.call(`${name}.ready`, {}, { nodeID, timeout: 2_000, retries: 0 }),
+              ),
+            );
           },
           ensureKeys: () => (this.verifier.hasKeys ? Promise.resolve() : this.verifier.sync()),
         });

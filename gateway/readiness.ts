@@ -27,12 +27,17 @@ export class Readiness {
     this.checks = checks;
   }
 
-  /** The current state, probing when the cached one is older than a second. */
+  /**
+   * The current state, probing when the cached one is older than a second. While known not ready,
+   * callers get that answer at once and the probe runs for the ones after: a probe of a store that
+   * hangs takes as long as its timeout, and a 503 should not.
+   */
   state(): Promise<ReadinessState> {
     if (this.last && Date.now() - this.last.at < CACHE_MS) return Promise.resolve(this.last.state);
     this.running ??= this.probe().finally(() => {
       this.running = undefined;
     });
+    if (this.last && !this.last.state.ready) return Promise.resolve(this.last.state);
     return this.running;
   }
 
