@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start (test/harness/servers.ts): nats-server and
-# redis-server from apt, and FerretDB (the MongoDB wire protocol over SQLite) built with Go.
+# redis-server from apt, and FerretDB (the MongoDB wire protocol over SQLite) built with Go; also
+# docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts).
 # Idempotent: a server that is already installed and runs is left alone. Runs as root on Debian 12.
 set -euo pipefail
 
@@ -36,7 +37,7 @@ stop_service() {
 
 install_apt_servers() {
   local missing=() pkg
-  for pkg in nats-server redis-server; do
+  for pkg in nats-server redis-server docker-compose haproxy; do
     find_bin "$pkg" >/dev/null || missing+=("$pkg")
   done
   if ((${#missing[@]} == 0)); then return 0; fi
