@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start (test/harness/servers.ts): nats-server and
 # redis-server from apt, and FerretDB (the MongoDB wire protocol over SQLite) built with Go; also
-# docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts).
+# docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
+# and chromium with chromium-driver from apt, which the browser tests drive (test/browser/).
 # Idempotent: a server that is already installed and runs is left alone. Runs as root on Debian 12.
 set -euo pipefail
 
@@ -43,6 +44,16 @@ install_apt_servers() {
   if ((${#missing[@]} == 0)); then return 0; fi
   apt_install "${missing[@]}"
   for pkg in "${missing[@]}"; do stop_service "$pkg"; done
+}
+
+# Debian's Chromium for the browser tests (playwright-core launches /usr/bin/chromium; Playwright's
+# own browser download is not used). The package names differ from the binaries they install.
+install_browser() {
+  local missing=()
+  find_bin chromium >/dev/null || missing+=(chromium)
+  find_bin chromedriver >/dev/null || missing+=(chromium-driver)
+  if ((${#missing[@]} == 0)); then return 0; fi
+  apt_install "${missing[@]}"
 }
 
 go_minor_version() {
@@ -110,8 +121,10 @@ print_versions() {
   echo "nats-server  $("$nats" --version | sed -n 's/.* v/v/p')  $nats"
   echo "redis-server $("$redis" --version | sed -n 's/.* v=\([^ ]*\).*/v\1/p')  $redis"
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
+  echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
 }
 
 install_apt_servers
+install_browser
 install_ferretdb
 print_versions
