@@ -112,8 +112,8 @@ function readConfig(e: EnvReader): PlatformConfig {
   return {
     nodeId: e.string("NODE_ID", `${os.hostname()}-${process.pid}`),
     namespace: e.string("NAMESPACE", "social"),
-    transporter: e.url("TRANSPORTER", ["nats:"]),
-    mongoUrl: e.url("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
+    transporter: e.urlList("TRANSPORTER", ["nats:"]),
+    mongoUrl: e.multiHostUrl("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
     dataDir: path.resolve(e.string("DATA_DIR", "./data")),
     redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
     host: e.string("HOST", "0.0.0.0"),

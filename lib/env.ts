@@ -13,6 +13,19 @@ export class ConfigError extends Error {
 
 export type Env = Record<string, string | undefined>;
 
+function checkUrl(name: string, value: string, protocols: readonly string[]): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(name, `expected a URL, got "${value}"`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
+  }
+  if (parsed.hostname === "") throw new ConfigError(name, `expected a host in "${value}"`);
+}
+
 export class EnvReader {
   readonly env: Env;
   /** Every variable read, so tests can check the docs and deployment files name them all. */
@@ -86,15 +99,31 @@ export class EnvReader {
   url(name: string, protocols: readonly string[]): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
-    let parsed: URL;
-    try {
-      parsed = new URL(value);
-    } catch {
+    checkUrl(name, value, protocols);
+    return value;
+  }
+
+  /** Comma-separated URLs, such as the servers of a NATS cluster; kept as written. */
+  urlList(name: string, protocols: readonly string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    for (const url of value.split(",")) checkUrl(name, url.trim(), protocols);
+    return value;
+  }
+
+  /**
+   * A URL whose authority may list several hosts, as a MongoDB seed list does
+   * (`mongodb://user:pass@a:27017,b:27017/db?replicaSet=rs0`); each host is checked.
+   */
+  multiHostUrl(name: string, protocols: readonly string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    const match = /^([a-z][a-z0-9+.-]*:)\/\/((?:[^@/?#]*@)?)([^/?#]*)(.*)$/i.exec(value);
+    const hosts = match?.[3]?.split(",") ?? [];
+    if (!match || hosts.some((host) => host === "")) {
       throw new ConfigError(name, `expected a URL, got "${value}"`);
     }
-    if (!protocols.includes(parsed.protocol)) {
-      throw new ConfigError(name, `expected a ${protocols.join(" or ")} URL, got "${parsed.protocol}"`);
-    }
+    for (const host of hosts) checkUrl(name, `${match[1]}//${match[2]}${host}${match[4]}`, protocols);
     return value;
   }
 

@@ -32,11 +32,29 @@ describe("loadConfig", () => {
     assert.equal(config.redisUrl, "redis://127.0.0.1:6379");
   });
 
+  test("TRANSPORTER takes a NATS cluster and MONGO_URL a replica set's seed list", () => {
+    const transporter = "nats://10.0.0.1:4222,nats://10.0.0.2:4222, nats://user:pw@10.0.0.3:4222";
+    const mongoUrl = "mongodb://app:s3cret@mongo-0:27017,mongo-1:27017,mongo-2/social?replicaSet=rs0";
+    const config = loadConfig({ TRANSPORTER: transporter, MONGO_URL: mongoUrl });
+    assert.equal(config.transporter, transporter);
+    assert.equal(config.mongoUrl, mongoUrl);
+    assert.equal(
+      loadConfig({ MONGO_URL: "mongodb+srv://cluster0.example.net/social" }).mongoUrl,
+      "mongodb+srv://cluster0.example.net/social",
+    );
+  });
+
   const bad: [string, string][] = [
     ["PORT", "http"],
     ["PORT", "70000"],
     ["TRANSPORTER", "tcp://127.0.0.1:4222"],
+    ["TRANSPORTER", "nats://127.0.0.1:4222,tcp://127.0.0.2:4222"],
+    ["TRANSPORTER", "nats://127.0.0.1:4222,"],
     ["MONGO_URL", "not a url"],
+    ["MONGO_URL", "mongodb://a:27017,,b:27017/social"],
+    ["MONGO_URL", "mongodb://a:27017,b:port/social"],
+    ["MONGO_URL", "redis://a:27017,b:27017/social"],
+    ["MONGO_URL", "mongodb:///social"],
     ["REDIS_URL", "http://x"],
     ["LOG_LEVEL", "loud"],
     ["ARGON2_MEMORY_KIB", "1024"],
