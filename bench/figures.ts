@@ -159,7 +159,7 @@ export function median(sorted: number[]): number {
 export function shortfall(f: Figure): string {
   if (f.result !== "miss" || !f.target) return "";
   const actual = f.target.on === "ratio" ? f.ratio : f.median;
-  if (actual === undefined) return "no value";
+  if (actual === undefined || Number.isNaN(actual)) return "no value: nothing was measured";
   const gap = f.target.op === ">=" ? 1 - actual / f.target.value : actual / f.target.value - 1;
   if (gap <= 0) return "target met, but too many requests failed";
   return `${(gap * 100).toFixed(0)} % ${f.target.op === ">=" ? "below" : "above"} target`;
