@@ -6,7 +6,16 @@
  * its metrics.
  */
 import { DuplicateKeyError } from "../errors.ts";
-import type { Collection, Doc, Filter, FindOptions, IndexSpec, Store, Update } from "./types.ts";
+import type {
+  Collection,
+  Doc,
+  Filter,
+  FindOptions,
+  IndexSpec,
+  Store,
+  Update,
+  UpdateOptions,
+} from "./types.ts";
 
 type Labels = Record<string, string>;
 
@@ -99,8 +108,8 @@ export class InstrumentedCollection<T extends Doc> implements Collection<T> {
     return this.#timed("count", performance.now(), this.#inner.count(filter));
   }
 
-  updateOne(filter: Filter, update: Update): Promise<number> {
-    return this.#timed("updateOne", performance.now(), this.#inner.updateOne(filter, update));
+  updateOne(filter: Filter, update: Update, options?: UpdateOptions): Promise<number> {
+    return this.#timed("updateOne", performance.now(), this.#inner.updateOne(filter, update, options));
   }
 
   updateMany(filter: Filter, update: Update): Promise<number> {

@@ -12,7 +12,7 @@ import { LockedWrites } from "./mongo-locked-writes.ts";
 import { toMongoFilter } from "./mongo-query.ts";
 import { type MongoWrites, NativeWrites } from "./mongo-writes.ts";
 import type { TtlSweeper } from "./ttl-sweeper.ts";
-import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
+import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update, UpdateOptions } from "./types.ts";
 
 const NAMESPACE_NOT_FOUND = 26;
 
@@ -29,11 +29,14 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
   readonly #collection: DriverCollection<Document>;
   readonly #server: MongoServer;
   #writes: MongoWrites | undefined;
+  /** Writes by one writer at a time need no lock, even on FerretDB. */
+  readonly #native: NativeWrites;
 
   constructor(collection: DriverCollection<Document>, server: MongoServer) {
     this.name = collection.collectionName;
     this.#collection = collection;
     this.#server = server;
+    this.#native = new NativeWrites(collection);
   }
 
   insertOne(doc: T): Promise<T> {
@@ -60,7 +63,10 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
     return this.#run(() => this.#collection.countDocuments(toMongoFilter(filter)));
   }
 
-  updateOne(filter: Filter, update: Update): Promise<number> {
+  updateOne(filter: Filter, update: Update, options: UpdateOptions = {}): Promise<number> {
+    if (options.singleWriter) {
+      return this.#run(() => this.#native.updateOne(toMongoFilter(filter), update));
+    }
     return this.#write((writes) => writes.updateOne(toMongoFilter(filter), update));
   }
 

@@ -48,6 +48,10 @@ export interface IndexSpec {
   expireAfterSeconds?: number;
 }
 
+export interface UpdateOptions {
+  singleWriter?: boolean;
+}
+
 export interface Collection<T extends Doc> {
   readonly name: string;
   /** Throws DuplicateKeyError when a unique index is violated. */
@@ -55,8 +59,12 @@ export interface Collection<T extends Doc> {
   findOne(filter: Filter): Promise<T | null>;
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;
-  /** Updates the first matching document; resolves how many matched (0 or 1). */
-  updateOne(filter: Filter, update: Update): Promise<number>;
+  /**
+   * Updates the first matching document; resolves how many matched (0 or 1). `singleWriter` says
+   * the caller is the only one writing that document now, so a server whose updates are not atomic
+   * (FerretDB 1.x) may write it without taking a lock.
+   */
+  updateOne(filter: Filter, update: Update, options?: UpdateOptions): Promise<number>;
   updateMany(filter: Filter, update: Update): Promise<number>;
   /** Atomically updates one matching document and resolves it as it is after the update. */
   findOneAndUpdate(filter: Filter, update: Update, options?: { upsert?: boolean }): Promise<T | null>;

@@ -36,10 +36,15 @@ export class AccountsRepository extends BaseRepository<Account> {
     }
   }
 
+  /**
+   * Only the registration that inserted a pending account writes it (the stale-pending sweep
+   * deletes it much later, and a delete cannot be undone by this write), so no lock is needed.
+   */
   activate(id: string): Promise<number> {
     return this.collection.updateOne(
       { _id: id, state: "pending" },
       this.stampUpdate({ $set: { state: "active" } }),
+      { singleWriter: true },
     );
   }
 

@@ -237,6 +237,20 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal(await items.count({ note: "all" }), 2);
     });
 
+    test("a single-writer updateOne applies the same update and matches by the whole filter", async () => {
+      const items = fresh<Item>();
+      await items.insertOne({ _id: "1", n: 1, name: "pending" });
+      const single = { singleWriter: true };
+      assert.equal(await items.updateOne({ _id: "1", name: "active" }, { $set: { n: 5 } }, single), 0);
+      assert.equal(
+        await items.updateOne({ _id: "1", name: "pending" }, { $set: { name: "active" } }, single),
+        1,
+      );
+      assert.deepEqual(await items.findOne({ _id: "1" }), { _id: "1", n: 1, name: "active" });
+      assert.equal(await items.updateOne({ _id: "1", name: "pending" }, { $set: { n: 9 } }, single), 0);
+      await assert.rejects(items.updateOne({ _id: undefined }, { $set: { n: 2 } }, single), TypeError);
+    });
+
     test("$set of an undefined value leaves the field alone", async () => {
       const items = fresh<Item>();
       await items.insertOne({ _id: "1", name: "kept", n: 1 });
