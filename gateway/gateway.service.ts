@@ -34,6 +34,7 @@ export default class GatewayService extends Service {
   private readiness!: Readiness;
   private ws!: WsServer;
   private syncTimer: NodeJS.Timeout | undefined;
+  private draining: Promise<void> | undefined;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -98,6 +99,9 @@ export default class GatewayService extends Service {
           // request timeout: the calls get what is left of it (Moleculer's distributed timeout).
           options.timeout = config.requestTimeoutMs;
           res.setHeader("X-Request-Id", id);
+          // A stopping gateway still answers what reaches it, then closes the connection so the
+          // client's next request goes to a gateway that stays.
+          if (this.draining) res.setHeader("Connection", "close");
         },
         cors: config.corsOrigins.length
           ? {
@@ -165,6 +169,9 @@ export default class GatewayService extends Service {
         "auth.keys.rotated": { handler: () => this.verifier.sync().catch(() => undefined) },
       },
       created: () => {
+        // The drain starts with the broker's stop, before Moleculer waits for the requests in
+        // flight: otherwise open keep-alive connections and sockets keep bringing new work.
+        this.broker.middlewares.add({ name: "GatewayDrain", stopping: () => this.drain() });
         this.verifier = new AccessTokenVerifier({
           issuer: config.jwt.issuer,
           audience: config.jwt.audience,
@@ -204,7 +211,7 @@ export default class GatewayService extends Service {
       },
       stopped: async () => {
         clearInterval(this.syncTimer);
-        await this.ws?.shutdown();
+        await this.drain();
       },
     });
   }
@@ -212,6 +219,24 @@ export default class GatewayService extends Service {
   /** The port the HTTP server listens on (useful when PORT=0). */
   get port(): number {
     return ((this as unknown as { server: { address(): AddressInfo } }).server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Graceful stop: new connections are refused and idle keep-alive ones closed, readiness turns
+   * 503, answers close their connection, and the sockets finish the frames they received, then
+   * close with 1001 so clients reconnect to another gateway.
+   */
+  private drain(): Promise<void> {
+    this.draining ??= (async () => {
+      const server = (this as unknown as { server?: Server }).server;
+      if (server?.listening) {
+        // moleculer-web's own stopped() closes the listener only if it still listens.
+        server.close();
+        server.closeIdleConnections();
+      }
+      await this.ws?.shutdown();
+    })();
+    return this.draining;
   }
 
   private createWsServer(): WsServer {
@@ -247,6 +272,11 @@ export default class GatewayService extends Service {
   }
 
   private async sendReadiness(res: ServerResponse): Promise<void> {
+    if (this.draining) {
+      res.setHeader("Retry-After", "1");
+      sendJson(res, 503, { status: "not_ready", checks: { gateway: "stopping" } });
+      return;
+    }
     const state = await this.readiness.state();
     if (!state.ready) res.setHeader("Retry-After", "1");
     sendJson(res, state.ready ? 200 : 503, {

@@ -40,6 +40,7 @@ export class WsServer implements FrameHandler {
   private readonly metrics: PlatformMetrics | undefined;
   private readonly byUser = new Map<string, Set<WsConnection>>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
 
   constructor(options: WsServerOptions) {
     this.o = options;
@@ -98,8 +99,16 @@ export class WsServer implements FrameHandler {
     }
   }
 
-  /** Graceful shutdown: finish the frames in flight, then close every socket with 1001. */
-  async shutdown(timeoutMs = 5_000): Promise<void> {
+  /**
+   * Graceful shutdown: refuse new upgrades (503), finish the frames in flight, then close every
+   * socket with 1001. Calling it again waits for the same shutdown.
+   */
+  shutdown(timeoutMs = 5_000): Promise<void> {
+    this.stopping ??= this.stop(timeoutMs);
+    return this.stopping;
+  }
+
+  private async stop(timeoutMs: number): Promise<void> {
     clearInterval(this.heartbeatTimer);
     const all = [...this.byUser.values()].flatMap((set) => [...set]);
     for (const c of all) c.closing = true;
@@ -199,6 +208,7 @@ export class WsServer implements FrameHandler {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== PATH) return reject(socket, 404, "Not Found");
+    if (this.stopping) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
     if (!(await this.o.isReady())) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
     const token = tokenOf(req, url);
     let auth: { user: AuthUser; expiresAt: number };
@@ -208,6 +218,7 @@ export class WsServer implements FrameHandler {
     } catch {
       return reject(socket, 401, "Unauthorized", { "WWW-Authenticate": "Bearer" });
     }
+    if (this.stopping) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const metrics = this.metrics;
       if (metrics) ws.once("close", (code: number) => metrics.wsClosed(code));
