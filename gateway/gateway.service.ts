@@ -19,6 +19,7 @@ import { toHttpError } from "./error-mapping.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { Readiness } from "./readiness.ts";
 import { ROUTES, type RouteDef } from "./routes.ts";
+import { webClientAssets } from "./web-client.ts";
 import { WsServer } from "./ws-server.ts";
 
 /** Services this gateway fronts; it is ready once each is discovered and answers. */
@@ -87,6 +88,8 @@ export default class GatewayService extends Service {
         port: config.port,
         ip: config.host,
         use: [compression({ threshold: 1024 })],
+        // The web client's files, served only for requests that no route below matched.
+        assets: webClientAssets(),
         rootCallOptions: (
           options: { requestID?: string; timeout?: number },
           req: Req,
