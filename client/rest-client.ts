@@ -32,15 +32,36 @@ export class ApiError extends Error {
 /** Refresh when less than this share of the access token's life is left. */
 const REFRESH_AT = 0.2;
 
+/**
+ * How request() retries: reads (GET, HEAD, OPTIONS) after a network error or a 502, 503 or 504;
+ * writes only when the connection was refused, so the server never saw them. Backoff doubles from minDelayMs with jitter, up to maxDelayMs, and
+ * follows Retry-After within that cap. `attempts` counts the first try.
+ */
+export interface RetryOptions {
+  attempts: number;
+  minDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { attempts: 4, minDelayMs: 100, maxDelayMs: 2_000 };
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+const RETRYABLE_READ_STATUS = new Set([502, 503, 504]);
+
 export class ApiClient {
   readonly baseUrl: string;
   private tokens: (TokenPair & { expiresAt: number }) | undefined;
   private refreshing: Promise<void> | undefined;
   private readonly headers: Record<string, string>;
+  private readonly retry: RetryOptions;
 
-  constructor(baseUrl: string, options: { headers?: Record<string, string> } = {}) {
+  constructor(
+    baseUrl: string,
+    options: { headers?: Record<string, string>; retry?: Partial<RetryOptions> | false } = {},
+  ) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
     this.headers = options.headers ?? {};
+    this.retry =
+      options.retry === false ? { ...DEFAULT_RETRY, attempts: 1 } : { ...DEFAULT_RETRY, ...options.retry };
   }
 
   get accessToken(): string | undefined {
@@ -80,12 +101,32 @@ export class ApiClient {
     return { status: res.status, headers: res.headers, body: parsed as T };
   }
 
-  /** Sends a request with the current (refreshed if due) token; throws ApiError on 4xx/5xx. */
+  /**
+   * Sends a request with the current (refreshed if due) token, retrying what is safe to retry
+   * (see RetryOptions); throws ApiError on 4xx/5xx.
+   */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    await this.refreshIfDue();
-    const res = await this.raw<T>(method, path, { body });
-    if (res.status >= 400) throw new ApiError(res.status, res.body);
-    return res.body;
+    for (let attempt = 1; ; attempt++) {
+      await this.refreshIfDue();
+      let res: ApiResponse<T>;
+      try {
+        res = await this.raw<T>(method, path, { body });
+      } catch (err) {
+        if (attempt >= this.retry.attempts || !retryableFailure(method, err)) throw err;
+        await sleep(this.backoff(attempt));
+        continue;
+      }
+      if (res.status < 400) return res.body;
+      if (attempt >= this.retry.attempts || !retryableStatus(method, res)) {
+        throw new ApiError(res.status, res.body);
+      }
+      await sleep(this.backoff(attempt, retryAfterMs(res.headers)));
+    }
+  }
+
+  private backoff(attempt: number, atLeastMs = 0): number {
+    const exp = Math.min(this.retry.maxDelayMs, this.retry.minDelayMs * 2 ** (attempt - 1));
+    return Math.min(this.retry.maxDelayMs, Math.max(atLeastMs, exp * (0.5 + Math.random() / 2)));
   }
 
   async register(input: { email: string; username: string; password: string; displayName?: string }) {
@@ -170,4 +211,25 @@ export class ApiClient {
       });
     await this.refreshing;
   }
+}
+
+/** A read may be resent after any network failure; a write only when it never reached a server. */
+function retryableFailure(method: string, err: unknown): boolean {
+  if (SAFE_METHODS.has(method.toUpperCase())) return true;
+  const cause = (err as { cause?: { code?: string } } | undefined)?.cause;
+  return cause?.code === "ECONNREFUSED";
+}
+
+/** A write that got 503 may have been done (a timeout after the store wrote), so only reads. */
+function retryableStatus(method: string, res: ApiResponse<unknown>): boolean {
+  return SAFE_METHODS.has(method.toUpperCase()) && RETRYABLE_READ_STATUS.has(res.status);
+}
+
+function retryAfterMs(headers: Headers): number {
+  const seconds = Number(headers.get("retry-after"));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
