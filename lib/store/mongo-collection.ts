@@ -1,8 +1,11 @@
 /** One collection of the MongoDB store. */
+
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Document,
   type Collection as DriverCollection,
   type IndexDescription,
+  MongoNetworkError,
   MongoServerError,
 } from "mongodb";
 import type { DocLocks } from "./doc-locks.ts";
@@ -15,6 +18,8 @@ import type { TtlSweeper } from "./ttl-sweeper.ts";
 import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update, UpdateOptions } from "./types.ts";
 
 const NAMESPACE_NOT_FOUND = 26;
+const INDEX_ATTEMPTS = 6;
+const INDEX_RETRY_MS = 100;
 
 /** What a collection needs from its store. */
 export interface MongoServer {
@@ -95,14 +100,24 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
 
   /**
    * On FerretDB, TTL indexes become plain ones swept by the TtlSweeper, and only missing indexes
-   * are sent: FerretDB 1.24 drops the connection when asked to create an index that exists.
+   * are sent: FerretDB 1.24 drops the connection when asked to create an index that exists, and
+   * when two clients create the indexes of a new collection at once (nodes starting together), so
+   * there a dropped connection is retried, asking again for what is still missing.
    */
   ensureIndexes(indexes: IndexSpec[]): Promise<void> {
     return this.#run(async () => {
       const ferretDb = await this.#server.isFerretDb();
-      const wanted = ferretDb ? await this.#missing(indexes) : indexes;
-      if (wanted.length > 0) {
-        await this.#collection.createIndexes(wanted.map((spec) => describeIndex(spec, !ferretDb)));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const wanted = ferretDb ? await this.#missing(indexes) : indexes;
+          if (wanted.length > 0) {
+            await this.#collection.createIndexes(wanted.map((spec) => describeIndex(spec, !ferretDb)));
+          }
+          break;
+        } catch (err) {
+          if (!ferretDb || attempt >= INDEX_ATTEMPTS || !(err instanceof MongoNetworkError)) throw err;
+          await sleep(INDEX_RETRY_MS * attempt * (0.5 + Math.random()));
+        }
       }
       if (!ferretDb) return;
       for (const spec of indexes) {

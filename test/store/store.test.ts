@@ -180,3 +180,35 @@ describe("mongo store when the server goes away", {
     assert.deepEqual(await notes.findOne({ _id: "before" }), { _id: "before", text: "kept", at });
   });
 });
+
+describe("nodes that start together", () => {
+  test("create the indexes of a new collection at once, and every one of them gets them", async () => {
+    const server = await startFerret();
+    const url = withDatabase(server.url, `together_${randomUUID().slice(0, 8)}`);
+    const stores = await Promise.all(
+      Array.from({ length: 4 }, async () => openStore({ mongoUrl: url, dataDir: await tempDir() })),
+    );
+    const indexes: IndexSpec[] = [
+      { name: "text_unique", fields: { text: 1 }, unique: true },
+      { name: "at", fields: { at: 1 } },
+      { name: "at_text", fields: { at: 1, text: 1 } },
+    ];
+    try {
+      await Promise.all(stores.map((store) => store.collection<Note>("notes").ensureIndexes(indexes)));
+      const at = new Date();
+      const [first, second] = stores.map((store) => store.collection<Note>("notes"));
+      await first?.insertOne({ _id: "a", text: "same", at });
+      await assert.rejects(
+        second?.insertOne({ _id: "b", text: "same", at }) ?? Promise.reject(),
+        DuplicateKeyError,
+      );
+    } finally {
+      await Promise.all(stores.map((store) => store.close()));
+      if (server.external) {
+        const client = new MongoClient(server.url);
+        await client.db(new URL(url).pathname.slice(1)).dropDatabase();
+        await client.close();
+      } else await server.stop();
+    }
+  });
+});
