@@ -38,6 +38,8 @@ interface Pending {
   resolve(ack: Ack): void;
   reject(err: Error): void;
   sentAt: number;
+  /** Retryable errors answered to this message so far: its resend backs off further each time. */
+  refusals: number;
 }
 
 const RETRYABLE = new Set(["SERVICE_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_ERROR"]);
@@ -118,7 +120,7 @@ export class ChatSocket {
     if (existing) return new Promise((resolve, reject) => this.chain(existing, resolve, reject));
     return new Promise<Ack>((resolve, reject) => {
       const frame: Frame = { type: "send_message", ...target, message, clientMsgId };
-      const entry: Pending = { frame, resolve, reject, sentAt: 0 };
+      const entry: Pending = { frame, resolve, reject, sentAt: 0, refusals: 0 };
       this.pending.set(clientMsgId, entry);
       this.transmit(entry);
     });
@@ -263,7 +265,11 @@ export class ChatSocket {
       return;
     }
     if (RETRYABLE.has(String(frame.code))) {
-      p.sentAt = Date.now() - this.o.ackTimeoutMs + 500;
+      // Resend later, backing off with jitter: a platform that answers 503 is overloaded or
+      // recovering, and resends at a fixed pace would add to its load instead of letting it drain.
+      const backoff = Math.min(this.o.maxDelayMs, Math.max(500, this.o.minDelayMs) * 2 ** p.refusals);
+      p.refusals += 1;
+      p.sentAt = Date.now() - this.o.ackTimeoutMs + backoff * (0.5 + Math.random() / 2);
       return;
     }
     this.pending.delete(ref as string);

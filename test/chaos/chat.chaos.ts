@@ -52,6 +52,7 @@ before(async () => {
     gatewayUrls.push(`http://127.0.0.1:${port}`);
   }
   await Promise.all(gatewayUrls.map((u) => waitReady(u, 60_000)));
+  progress("cluster ready");
 });
 
 after(async () => {
@@ -69,6 +70,10 @@ interface Client {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const began = Date.now();
+/** Progress lines with the time since the test file started, so a slow phase shows in CI logs. */
+const progress = (line: string) =>
+  process.stdout.write(`chaos: ${((Date.now() - began) / 1000).toFixed(1)} s ${line}\n`);
 
 test("no acknowledged message is lost through gateway, chat node and NATS failures", async () => {
   const clients: Client[] = [];
@@ -94,10 +99,12 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
     });
     for (const m of members) m.chatId = chat.id;
   }
+  progress(`${CLIENTS} users registered, ${CLIENTS / GROUP_SIZE} groups made`);
   for (const c of clients) {
     c.socket.track(c.chatId, 0);
     await c.socket.connect();
   }
+  progress("sockets connected; sending");
 
   const sent = new Set<string>();
   const sending = clients.map(async (c, i) => {
@@ -115,17 +122,22 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
     await node("gw-1").kill("SIGKILL");
     await sleep(1_500);
     await node("gw-1").start();
+    progress("gw-1 killed and restarted");
     await sleep(3_000);
     await node("chat-1").kill("SIGKILL");
     await sleep(1_500);
     await node("chat-1").start();
+    progress("chat-1 killed and restarted");
     await sleep(3_000);
     await servers.nats.restart();
+    progress("NATS restarted");
   })();
 
   await Promise.all([...sending, faults]);
+  progress(`every send acknowledged`);
   await sleep(2_000);
   for (const c of clients) await c.socket.catchUp();
+  progress("every client caught up");
 
   const ackedIds = new Map<string, string>();
   for (const c of clients) for (const a of c.acked) ackedIds.set(a.clientMsgId, c.chatId);
