@@ -1,7 +1,8 @@
 /**
  * The chat list: every chat of the user with its last message and unread count, newest first.
- * Counts start from the server's `unreadCount` and follow the live messages; a message counts
- * once, by seq, however often it arrives (live, resumed or refetched).
+ * Unread counts are kept as seqs, as the server computes them (last seq minus the seq read up to),
+ * so a message counts once however it arrives (live, resumed, or in a refetched list that may be
+ * older or newer than what came live).
  */
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { h } from "./elements.ts";
@@ -10,6 +11,7 @@ import type { Presence } from "./presence.ts";
 
 export class ChatList {
   private readonly chats = new Map<string, ChatView>();
+  private readonly seqs = new Map<string, { last: number; read: number }>();
   private readonly platform: Platform;
   private readonly me: string;
   private readonly presence: Presence;
@@ -43,18 +45,17 @@ export class ChatList {
     return [...this.chats.values()];
   }
 
-  /** Replaces the list with what the server answered. */
+  /** Takes the server's list: its chats, merged with what this page has seen since. */
   set(chats: ChatView[]): void {
+    const known = new Map(this.chats);
     this.chats.clear();
-    // The chat on screen is read as its messages come, whatever count the answer was computed with.
-    for (const chat of chats)
-      this.chats.set(chat.id, chat.id === this.current ? { ...chat, unreadCount: 0 } : chat);
+    for (const chat of chats) this.chats.set(chat.id, this.merge(chat, known.get(chat.id)));
+    for (const id of this.seqs.keys()) if (!this.chats.has(id)) this.seqs.delete(id);
     void this.render();
   }
 
   upsert(chat: ChatView): void {
-    const known = this.chats.get(chat.id);
-    this.chats.set(chat.id, { ...chat, unreadCount: known?.unreadCount ?? chat.unreadCount ?? 0 });
+    this.chats.set(chat.id, this.merge(chat, this.chats.get(chat.id)));
     void this.render();
   }
 
@@ -65,10 +66,12 @@ export class ChatList {
   }
 
   /** Follows a live message; answers false for a chat the list does not know yet. */
-  onMessage(m: MessageView, viewing: boolean): boolean {
+  onMessage(m: MessageView): boolean {
     const chat = this.chats.get(m.chatId);
-    if (!chat) return false;
-    if (m.seq <= (chat.lastMessage?.seq ?? 0)) return true;
+    const seqs = this.seqs.get(m.chatId);
+    if (!chat || !seqs) return false;
+    if (m.seq <= seqs.last) return true;
+    seqs.last = m.seq;
     chat.lastMessage = {
       id: m.id,
       seq: m.seq,
@@ -76,16 +79,30 @@ export class ChatList {
       message: m.message,
       createdAt: m.createdAt,
     };
-    if (!viewing && m.senderId !== this.me) chat.unreadCount = (chat.unreadCount ?? 0) + 1;
+    if (m.chatId === this.current) seqs.read = m.seq;
     void this.render();
     return true;
   }
 
-  markRead(id: string): void {
-    const chat = this.chats.get(id);
-    if (!chat?.unreadCount) return;
-    chat.unreadCount = 0;
+  markRead(id: string, seq: number): void {
+    const seqs = this.seqs.get(id);
+    if (!seqs || seq <= seqs.read) return;
+    seqs.read = seq;
     void this.render();
+  }
+
+  unreadOf(id: string): number {
+    const seqs = this.seqs.get(id);
+    return seqs ? Math.max(0, seqs.last - seqs.read) : 0;
+  }
+
+  private merge(fetched: ChatView, known: ChatView | undefined): ChatView {
+    const last = fetched.lastMessage?.seq ?? 0;
+    const read = Math.max(0, last - (fetched.unreadCount ?? 0));
+    const seqs = this.seqs.get(fetched.id) ?? { last: 0, read: 0 };
+    const newer = seqs.last > last;
+    this.seqs.set(fetched.id, { last: Math.max(seqs.last, last), read: Math.max(seqs.read, read) });
+    return newer && known ? { ...fetched, lastMessage: known.lastMessage } : fetched;
   }
 
   /** The name a chat is shown by: a group's name, or the other member of a direct chat. */
@@ -108,7 +125,7 @@ export class ChatList {
   }
 
   private item(chat: ChatView, title: string): HTMLElement {
-    const unread = chat.unreadCount ?? 0;
+    const unread = this.unreadOf(chat.id);
     const partner = this.partnerOf(chat);
     const online = partner !== undefined && this.presence.isOnline(partner);
     const last = chat.lastMessage;

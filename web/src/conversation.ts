@@ -227,7 +227,7 @@ export class Conversation {
     const seq = Number(last[last.length - 1]?.dataset.seq ?? 0);
     if (!chat || seq <= this.readSeq) return;
     this.readSeq = seq;
-    this.list.markRead(chat.id);
+    this.list.markRead(chat.id, seq);
     this.platform.markRead(chat.id, seq).catch(() => {
       this.readSeq = 0;
     });

@@ -37,9 +37,14 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   byId("account-nav").hidden = false;
   byId("me-name").textContent = `Signed in as ${user.displayName}`;
 
+  // A chat the socket does not follow yet is resumed from its last message on; the ones before
+  // are history. A followed chat is left alone: its messages in flight must not be skipped.
+  const follow = (chat: ChatView) => {
+    if (socket.lastSeen(chat.id) === undefined) socket.track(chat.id, chat.lastMessage?.seq ?? 0);
+  };
   const showChat = (chat: ChatView) => {
     list.upsert(chat);
-    socket.track(chat.id, chat.lastMessage?.seq ?? 0);
+    follow(chat);
     profile.hide();
     list.select(chat.id);
     document.body.classList.add("in-chat");
@@ -54,7 +59,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     onOpen: showChat,
   });
   const onMessage = (m: MessageView) => {
-    if (!list.onMessage(m, conversation.chat?.id === m.chatId)) void refreshChats();
+    if (!list.onMessage(m)) void refreshChats();
     conversation.onMessage(m);
   };
   const onFrame = (frame: { type: string } & Record<string, unknown>) => {
@@ -104,14 +109,29 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     },
   });
 
-  const refreshChats = async () => {
-    try {
-      const chats = await platform.chats();
-      for (const chat of chats) socket.track(chat.id, chat.lastMessage?.seq ?? 0);
-      list.set(chats);
-    } catch {
-      // The list stays as it was; the next reconnect or message tries again.
+  // One fetch of the list at a time; asks made meanwhile are answered by one more fetch after it.
+  let refreshing: Promise<void> | undefined;
+  let again = false;
+  const refreshChats = (): Promise<void> => {
+    if (refreshing) {
+      again = true;
+      return refreshing;
     }
+    refreshing = (async () => {
+      do {
+        again = false;
+        try {
+          const chats = await platform.chats();
+          for (const chat of chats) follow(chat);
+          list.set(chats);
+        } catch {
+          // The list stays as it was; the next reconnect or new chat tries again.
+        }
+      } while (again);
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
   };
 
   setUpPeople({

@@ -31,7 +31,11 @@ export function setUpPeople(o: {
       "click",
       () => void run(async () => o.onChat(await o.platform.openDirect(user.id))),
     );
-    const tick = h("input", { type: "checkbox", checked: picked.has(user.id) });
+    const tick = h("input", {
+      type: "checkbox",
+      checked: picked.has(user.id),
+      "aria-label": `Add ${label} to the group`,
+    });
     tick.addEventListener("change", () => (tick.checked ? picked.add(user.id) : picked.delete(user.id)));
     return h(
       "li",
