@@ -192,10 +192,14 @@ describe("chatting", () => {
     const page = alice.page;
     await page.getByLabel("Username starts with").fill(bob.user.username);
     await page.getByLabel("Username starts with").press("Enter");
-    await page.getByRole("checkbox", { name: "Add to group" }).check();
+    await page
+      .getByRole("checkbox", { name: `Add ${bob.user.displayName} (@${bob.user.username}) to the group` })
+      .check();
     await page.getByLabel("Username starts with").fill(carol.user.username);
     await page.getByLabel("Username starts with").press("Enter");
-    await page.getByRole("checkbox", { name: "Add to group" }).check();
+    await page
+      .getByRole("checkbox", { name: `Add ${carol.user.displayName} (@${carol.user.username}) to the group` })
+      .check();
     await page.getByLabel("Group name").fill("Weekend plans");
     await page.getByRole("button", { name: "Create group" }).click();
     await page.locator("#chat-title", { hasText: "Weekend plans" }).waitFor();
@@ -234,7 +238,7 @@ describe("chatting", () => {
     assert.equal((await messageTexts(page)).length, 30);
 
     await page.locator("#message-log").evaluate((log) => log.scrollTo(0, 0));
-    await page.locator("#messages li", { hasText: "Old 1" }).first().waitFor();
+    await page.locator("#messages .text", { hasText: /^Old 1$/ }).waitFor();
     assert.deepEqual(
       await messageTexts(page),
       Array.from({ length: 45 }, (_, i) => `Old ${i + 1}`),
