@@ -110,9 +110,35 @@ function tracingOptions(config: PlatformConfig): BrokerOptions["tracing"] {
   } as BrokerOptions["tracing"];
 }
 
+/**
+ * moleculer-runner overwrites every option whose upper-cased path names an env var that is set:
+ * TRANSPORTER would replace the NATS options above with the bare URL (and its reconnect settings
+ * with nats.js defaults), TRACING_EXPORTER the exporter with its bare name (dropping
+ * TRACING_ZIPKIN_URL). Those options are already built from these very variables, so the runner is
+ * kept from rewriting them: the properties read as built and ignore writes.
+ */
+export function keptFromRunner(options: BrokerOptions): BrokerOptions {
+  const keep = (target: Record<string, unknown>, key: string) => {
+    const value = target[key];
+    if (value === undefined) return;
+    Object.defineProperty(target, key, {
+      enumerable: true,
+      configurable: true,
+      get: () => value,
+      set: () => undefined,
+    });
+  };
+  const target = options as Record<string, unknown>;
+  keep(target, "transporter");
+  const tracing = target.tracing as Record<string, unknown> | undefined;
+  if (tracing) keep(tracing, "exporter");
+  keep(target, "tracing");
+  return options;
+}
+
 function fromEnv(): BrokerOptions {
   try {
-    return createBrokerOptions(loadConfig(process.env));
+    return keptFromRunner(createBrokerOptions(loadConfig(process.env)));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`Invalid configuration: ${err.message}\n`);
