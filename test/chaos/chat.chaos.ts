@@ -133,7 +133,11 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
     progress("NATS restarted");
   })();
 
-  await Promise.all([...sending, faults]);
+  const ticker = setInterval(() => {
+    const acked = clients.reduce((n, c) => n + c.acked.length, 0);
+    progress(`${acked} of ${CLIENTS * PER_CLIENT} sends acknowledged`);
+  }, 10_000);
+  await Promise.all([...sending, faults]).finally(() => clearInterval(ticker));
   progress(`every send acknowledged`);
   await sleep(2_000);
   for (const c of clients) await c.socket.catchUp();
