@@ -54,13 +54,19 @@ export function startRedis(): Promise<ServerHandle> {
   });
 }
 
-/** FerretDB over SQLite files in its dir, so data survives a restart. */
+/**
+ * FerretDB over SQLite files in its dir, so data survives a restart. Its SQLite runs in WAL mode
+ * (FerretDB's default) with synchronous=NORMAL instead of SQLite's FULL: a commit is not fsynced
+ * on its own, only at checkpoints, so it survives the process being killed but not a power loss,
+ * which is what a test server needs. Inserts run 2 to 3 times faster than with FULL here (750 vs
+ * 1,640-2,130 a second, 16 in flight), and every write path of the tests runs through them.
+ */
 export function startFerret(): Promise<ServerHandle> {
   return startServer("MONGO_URL", 27017, {
     name: "ferretdb",
     args: (port, dir) => [
       "--handler=sqlite",
-      `--sqlite-url=file:${dir}/`,
+      `--sqlite-url=file:${dir}/?_pragma=synchronous(normal)`,
       `--listen-addr=127.0.0.1:${port}`,
       `--state-dir=${dir}`,
       "--debug-addr=-",
