@@ -17,7 +17,8 @@ import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } fr
 import { BENCH_ENV, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
-       [--targets bare,embedded,cluster] [--no-saturation] [--concurrency C] [--impl ws|undici] [--env NAME=VALUE ...]
+       [--targets bare,embedded,cluster] [--no-saturation] [--concurrency C] [--impl ws|undici] [--cpu-prof]
+       [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
   --rate R          messages/s of the measured runs (default ${WS_DEFAULTS.rate})
   --runs N          measured runs per figure (default 3), --duration S seconds each (default 10)
@@ -25,6 +26,8 @@ const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--r
   --no-saturation   skip the saturation search
   --concurrency C   upgrades in flight while connecting (default ${WS_DEFAULTS.connectConcurrency})
   --impl ws|undici  WebSocket implementation under ChatSocket (default ${WS_DEFAULTS.impl})
+  --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/ws-<target>-*.cpuprofile
+                    (summarize one with \`npx node bench/profile-summary.ts FILE\`); profiling slows them down
   --env NAME=VALUE  a setting of the platform nodes, over the bench's own; repeatable`;
 
 const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
@@ -40,6 +43,7 @@ const { values } = parseArgs({
     "no-saturation": { type: "boolean", default: false },
     concurrency: { type: "string" },
     impl: { type: "string" },
+    "cpu-prof": { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -90,7 +94,7 @@ const settings: Settings = {
   runs,
   durationS,
   warmupS: Math.min(3, durationS),
-  cpuProfDir: undefined,
+  cpuProfDir: values["cpu-prof"] ? path.join(RESULTS, "profiles") : undefined,
   split: false,
   platformEnv,
   infraPids: {},
@@ -139,6 +143,7 @@ function details(measured: WsMeasured): string[] {
 
 async function main(): Promise<void> {
   const m = machine();
+  if (settings.cpuProfDir) await mkdir(settings.cpuProfDir, { recursive: true });
   log(`${runs} run(s) of ${durationS} s; ${options.connections} connections; targets ${targets.join(", ")}`);
   for (const variable of ["NATS_URL", "REDIS_URL", "MONGO_URL"]) delete process.env[variable];
   let infra = { nats: "", redis: "", mongo: "" };

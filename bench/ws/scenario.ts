@@ -164,7 +164,7 @@ async function findSaturation(s: Settings, d: Deployed, clients: Client[], label
 
 async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Target): Promise<TargetResult> {
   const label = `ws ${LABEL[target]}`;
-  const d = await deploy(target, o.connections, infra, s.platformEnv, s.log);
+  const d = await deploy(target, o.connections, infra, s.platformEnv, s.log, s.cpuProfDir);
   let clients: Client[] = [];
   try {
     await settle(s, d, label);

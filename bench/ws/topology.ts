@@ -55,7 +55,15 @@ export async function deploy(
   infra: Infra,
   extraEnv: Record<string, string>,
   log: (m: string) => void,
+  cpuProfDir?: string,
 ): Promise<Deployed> {
+  /** Node flags of one child: --expose-gc, and a CPU profile named after it when asked. */
+  const flags = (name: string) =>
+    cpuProfDir
+      ? [...NODE_FLAGS, "--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : NODE_FLAGS;
+  /** Where a child dumps its brokers' metrics (with --cpu-prof; they exist with METRICS_ENABLED=true). */
+  const metricsOf = (name: string) => (cpuProfDir ? path.join(cpuProfDir, `${name}.metrics`) : undefined);
   const dir = await tempDir(`social-bench-ws-${target}-`);
   const memoryFile = path.join(dir.dir, "memory.json");
   const children: BenchChild[] = [];
@@ -74,7 +82,7 @@ export async function deploy(
         { groupsFile, memoryFile },
         {
           timeoutMs: READY_TIMEOUT_MS,
-          nodeFlags: NODE_FLAGS,
+          nodeFlags: flags("ws-bare"),
         },
       );
       children.push(child);
@@ -107,8 +115,13 @@ export async function deploy(
       const child = await startChild(
         "ws-embedded",
         "./ws/node.ts",
-        { brokers: [["auth", "profile", "chat", "gateway"]], env, memoryFile },
-        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+        {
+          brokers: [["auth", "profile", "chat", "gateway"]],
+          env,
+          memoryFile,
+          metricsFile: metricsOf("ws-embedded"),
+        },
+        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-embedded") },
       );
       children.push(child);
       return {
@@ -126,15 +139,20 @@ export async function deploy(
       await startChild(
         "ws-cluster-services",
         "./ws/node.ts",
-        { brokers: SERVICE_BROKERS, env, memoryFile: `${memoryFile}.services` },
-        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+        {
+          brokers: SERVICE_BROKERS,
+          env,
+          memoryFile: `${memoryFile}.services`,
+          metricsFile: metricsOf("ws-cluster-services"),
+        },
+        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-cluster-services") },
       ),
     );
     const gateway = await startChild(
       "ws-cluster-gateway",
       "./ws/node.ts",
-      { brokers: [["gateway"]], env, memoryFile },
-      { timeoutMs: READY_TIMEOUT_MS, nodeFlags: NODE_FLAGS },
+      { brokers: [["gateway"]], env, memoryFile, metricsFile: metricsOf("ws-cluster-gateway") },
+      { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-cluster-gateway") },
     );
     children.push(gateway);
     return {
