@@ -20,6 +20,7 @@ import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository } from "./chats.repo.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
 import { ClientKeysRepository, MessagesRepository } from "./messages.repo.ts";
+import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
 
@@ -32,6 +33,13 @@ export default class ChatService extends Service {
   private store!: Store;
   private logic!: ChatLogic;
   private readonly presence = new PresenceMap();
+  private readonly announcer = new PresenceAnnouncer({
+    contactsOf: (userIds) => this.logic.contactsOfEach(userIds),
+    presenceOf: (userId) => this.presenceOf(userId),
+    deliver: (userIds, frame) => this.deliver(userIds, frame),
+    isAnnouncer: () => this.isAnnouncer(),
+    onError: (err) => this.logger.warn("Presence announcement failed", (err as Error).message),
+  });
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastMessages: LastMessageWriter | undefined;
   private metrics: PlatformMetrics | undefined;
@@ -173,19 +181,19 @@ export default class ChatService extends Service {
         "ws.online": {
           handler: (ctx: Context<{ nodeId: string; userId: string }>) => {
             if (this.presence.online(ctx.params.nodeId, ctx.params.userId))
-              void this.announceOnline(ctx.params.userId);
+              this.announcer.online(ctx.params.userId);
           },
         },
         "ws.offline": {
           handler: (ctx: Context<{ nodeId: string; userId: string; at: string }>) => {
             if (this.presence.offline(ctx.params.nodeId, ctx.params.userId, ctx.params.at)) {
-              void this.announceOffline([ctx.params.userId]);
+              this.announcer.offline([ctx.params.userId]);
             }
           },
         },
         "$node.disconnected": {
           handler: (ctx: Context<{ node: { id: string } }>) => {
-            void this.announceOffline(this.presence.dropNode(ctx.params.node.id));
+            this.announcer.offline(this.presence.dropNode(ctx.params.node.id));
           },
         },
       },
@@ -234,6 +242,7 @@ export default class ChatService extends Service {
 
   private async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    await this.announcer.idle();
     await this.lastMessages?.flushed();
     await this.store?.close();
   }
@@ -270,32 +279,6 @@ export default class ChatService extends Service {
     return (chatNodes[0] ?? this.broker.nodeID) === this.broker.nodeID;
   }
 
-  /** Tells the user's online contacts, and tells the user which contacts are online. */
-  private async announceOnline(userId: string): Promise<void> {
-    if (!this.isAnnouncer()) return;
-    try {
-      const contacts = await this.logic.contactsOf(userId);
-      this.deliver(contacts, { type: "presence", ...this.presenceOf(userId) });
-      for (const contact of contacts) {
-        if (this.presence.isOnline(contact))
-          this.deliver([userId], { type: "presence", ...this.presenceOf(contact) });
-      }
-    } catch (err) {
-      this.logger.warn("Presence announcement failed", (err as Error).message);
-    }
-  }
-
-  private async announceOffline(userIds: string[]): Promise<void> {
-    if (userIds.length === 0 || !this.isAnnouncer()) return;
-    for (const userId of userIds) {
-      try {
-        this.deliver(await this.logic.contactsOf(userId), { type: "presence", ...this.presenceOf(userId) });
-      } catch (err) {
-        this.logger.warn("Presence announcement failed", (err as Error).message);
-      }
-    }
-  }
-
   private presenceOf(userId: string): PresenceView {
     const online = this.presence.isOnline(userId);
     return {
@@ -312,13 +295,13 @@ export default class ChatService extends Service {
       .filter((s: { name: string }) => s.name === "gateway")
       .map((s) => (s as unknown as { nodeID: string }).nodeID);
     for (const nodeId of this.presence.nodes()) {
-      if (!gateways.includes(nodeId)) void this.announceOffline(this.presence.dropNode(nodeId));
+      if (!gateways.includes(nodeId)) this.announcer.offline(this.presence.dropNode(nodeId));
     }
     await Promise.all(
       gateways.map(async (nodeID: string) => {
         try {
           const { userIds } = await call(this.broker, "gateway.connectedUsers", {}, { nodeID });
-          void this.announceOffline(this.presence.replaceNode(nodeID, userIds));
+          this.announcer.offline(this.presence.replaceNode(nodeID, userIds));
         } catch (err) {
           this.logger.debug(`Presence resync with ${nodeID} failed`, (err as Error).message);
         }

@@ -73,6 +73,11 @@ export class ChatsRepository extends BaseRepository<Chat> {
     return this.collection.find({ members: userId }, { sort: { updatedAt: -1 }, limit });
   }
 
+  /** Every chat any of the users is a member of. */
+  listForMembers(userIds: string[]): Promise<Chat[]> {
+    return this.collection.find({ members: { $in: userIds } });
+  }
+
   /** Adds a member unless the chat is full; resolves the chat after, or null when refused. */
   async addMember(chatId: string, userId: string, maxMembers: number): Promise<Chat | null> {
     const chat = await this.collection.findOne({ _id: chatId });
