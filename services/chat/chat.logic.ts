@@ -32,6 +32,13 @@ export class ChatLogic {
   private readonly d: ChatDeps;
   /** The highest seq this node saw per chat: a hint that saves a retry when the chat summary lags. */
   private readonly seqHints = new Map<string, number>();
+  /**
+   * The append in progress per chat on this node. Appends to one chat run one at a time here, each
+   * starting from the seq the one before it stored: concurrent senders would all try the same next
+   * seq, and all but one would pay a failed insert and a search for the next free seq. Only appends
+   * from other chat nodes can still collide.
+   */
+  private readonly appending = new Map<string, Promise<unknown>>();
 
   constructor(deps: ChatDeps) {
     this.d = deps;
@@ -136,12 +143,15 @@ export class ChatLogic {
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
-    const { message, created } = await this.d.messages.append(
-      { chatId, senderId: userId, message: text, clientMsgId },
-      Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
-      this.d.clientKeys,
-    );
-    this.noteSeq(chatId, message.seq);
+    const { message, created } = await this.oneAtATime(chatId, async () => {
+      const appended = await this.d.messages.append(
+        { chatId, senderId: userId, message: text, clientMsgId },
+        Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
+        this.d.clientKeys,
+      );
+      this.noteSeq(chatId, appended.message.seq);
+      return appended;
+    });
     if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
   }
@@ -202,6 +212,17 @@ export class ChatLogic {
     if (message.senderId !== userId)
       throw new ForbiddenError("Only the sender changes a message", "MESSAGE_FORBIDDEN");
     return message;
+  }
+
+  private async oneAtATime<R>(chatId: string, work: () => Promise<R>): Promise<R> {
+    const previous = this.appending.get(chatId);
+    const turn = (previous ?? Promise.resolve()).then(work, work);
+    this.appending.set(chatId, turn);
+    try {
+      return await turn;
+    } finally {
+      if (this.appending.get(chatId) === turn) this.appending.delete(chatId);
+    }
   }
 
   private noteSeq(chatId: string, seq: number): void {
