@@ -39,6 +39,8 @@ export class ChatLogic {
    * from other chat nodes can still collide.
    */
   private readonly appending = new Map<string, Promise<unknown>>();
+  /** New messages being stored on this node, by chat, sender and clientMsgId: a resend joins them. */
+  private readonly inFlight = new Map<string, Promise<{ message: Message; created: boolean }>>();
 
   constructor(deps: ChatDeps) {
     this.d = deps;
@@ -143,15 +145,22 @@ export class ChatLogic {
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
-    const { message, created } = await this.oneAtATime(chatId, async () => {
-      const appended = await this.d.messages.append(
-        { chatId, senderId: userId, message: text, clientMsgId },
-        Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
-        this.d.clientKeys,
-      );
-      this.noteSeq(chatId, appended.message.seq);
-      return appended;
-    });
+    const input = { chatId, senderId: userId, message: text, clientMsgId };
+    // A resend of a stored message is answered without queueing behind new ones.
+    const sent = await this.d.messages.findSent(input, this.d.clientKeys);
+    const { message, created } = sent
+      ? { message: sent, created: false }
+      : await this.onceInFlight(`${chatId}\u0000${userId}\u0000${clientMsgId}`, () =>
+          this.oneAtATime(chatId, async () => {
+            const appended = await this.d.messages.appendNew(
+              input,
+              Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
+              this.d.clientKeys,
+            );
+            this.noteSeq(chatId, appended.message.seq);
+            return appended;
+          }),
+        );
     if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
   }
@@ -212,6 +221,22 @@ export class ChatLogic {
     if (message.senderId !== userId)
       throw new ForbiddenError("Only the sender changes a message", "MESSAGE_FORBIDDEN");
     return message;
+  }
+
+  /** The first call stores; the ones that join it while it runs get the same message, not created. */
+  private async onceInFlight(
+    key: string,
+    store: () => Promise<{ message: Message; created: boolean }>,
+  ): Promise<{ message: Message; created: boolean }> {
+    const running = this.inFlight.get(key);
+    if (running) return { message: (await running).message, created: false };
+    const stored = store();
+    this.inFlight.set(key, stored);
+    try {
+      return await stored;
+    } finally {
+      this.inFlight.delete(key);
+    }
   }
 
   private async oneAtATime<R>(chatId: string, work: () => Promise<R>): Promise<R> {

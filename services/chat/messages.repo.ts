@@ -106,9 +106,26 @@ export class MessagesRepository extends BaseRepository<Message> {
     seqHint: number,
     keys: ClientKeysRepository,
   ): Promise<{ message: Message; created: boolean }> {
-    const key = await keys.find(input.chatId, input.senderId, input.clientMsgId);
-    const known = key ? await this.collection.findOne({ _id: key.messageId }) : null;
+    const known = await this.findSent(input, keys);
     if (known) return { message: known, created: false };
+    return this.appendNew(input, seqHint, keys);
+  }
+
+  /** The message this sender already stored under this clientMsgId, if any. */
+  async findSent(
+    input: Pick<Message, "chatId" | "senderId" | "clientMsgId">,
+    keys: ClientKeysRepository,
+  ): Promise<Message | null> {
+    const key = await keys.find(input.chatId, input.senderId, input.clientMsgId);
+    return key ? this.collection.findOne({ _id: key.messageId }) : null;
+  }
+
+  /** Stores the message at the next free seq (still idempotent if a resend raced it there). */
+  async appendNew(
+    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
+    seqHint: number,
+    keys: ClientKeysRepository,
+  ): Promise<{ message: Message; created: boolean }> {
     const result = await this.insertAtNextSeq(input, seqHint);
     await keys.remember(result.message);
     return result;
