@@ -158,11 +158,14 @@ export class MessagesRepository extends BaseRepository<Message> {
     throw new Error(`No free seq in chat ${input.chatId} after ${MAX_SEQ_ATTEMPTS} attempts`);
   }
 
-  /** The first seq from `from` on that no message holds yet, probing by `_id`. */
+  /**
+   * The first seq from `from` on that no message holds yet (`from - 1` is known to be taken).
+   * Seqs have no holes, so it is found by galloping and bisecting (maxSeq): a node whose hint is
+   * far behind (restarted, or the other node appended many since) costs O(log gap) lookups, not
+   * one per message it missed.
+   */
   private async nextFreeSeq(chatId: string, from: number): Promise<number> {
-    let seq = from;
-    while (await this.collection.findOne({ _id: messageIdOf(chatId, seq) })) seq += 1;
-    return seq;
+    return (await this.maxSeq(chatId, from - 1)) + 1;
   }
 
   /** Messages after `after` (ascending) or before `before` (the newest of them), ascending. */

@@ -16,10 +16,18 @@ const SERVICE_FILES: Record<string, string> = {
 };
 const STARTED = /ServiceBroker with \d+ service\(s\) started successfully/;
 const RUNNING = new Set<ChildProcess>();
-// A test process that dies leaves no node behind.
-process.on("exit", () => {
+// A test process that dies leaves no node behind, whether it exits or is stopped by a signal
+// (a signal ends the process without "exit" handlers unless it is handled).
+const killAll = () => {
   for (const child of RUNNING) child.kill("SIGKILL");
-});
+};
+process.on("exit", killAll);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+  });
+}
 
 export class NodeProcess {
   readonly nodeId: string;
