@@ -12,6 +12,7 @@ import type {
   Filter,
   FindOptions,
   IndexSpec,
+  InsertOptions,
   Store,
   Update,
   UpdateOptions,
@@ -92,8 +93,8 @@ export class InstrumentedCollection<T extends Doc> implements Collection<T> {
     return this.#inner.name;
   }
 
-  insertOne(doc: T): Promise<T> {
-    return this.#timed("insertOne", performance.now(), this.#inner.insertOne(doc));
+  insertOne(doc: T, options?: InsertOptions): Promise<T> {
+    return this.#timed("insertOne", performance.now(), this.#inner.insertOne(doc, options));
   }
 
   findOne(filter: Filter): Promise<T | null> {

@@ -8,6 +8,7 @@ import {
   MongoNetworkError,
   MongoServerError,
 } from "mongodb";
+import { DuplicateKeyError } from "../errors.ts";
 import type { DocLocks } from "./doc-locks.ts";
 import { duplicateKeyError } from "./mongo-duplicate-key.ts";
 import { isDuplicateKey, toStoreError } from "./mongo-errors.ts";
@@ -15,7 +16,16 @@ import { LockedWrites } from "./mongo-locked-writes.ts";
 import { toMongoFilter } from "./mongo-query.ts";
 import { type MongoWrites, NativeWrites } from "./mongo-writes.ts";
 import type { TtlSweeper } from "./ttl-sweeper.ts";
-import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update, UpdateOptions } from "./types.ts";
+import type {
+  Collection,
+  Doc,
+  Filter,
+  FindOptions,
+  IndexSpec,
+  InsertOptions,
+  Update,
+  UpdateOptions,
+} from "./types.ts";
 
 const NAMESPACE_NOT_FOUND = 26;
 const INDEX_ATTEMPTS = 6;
@@ -44,12 +54,13 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
     this.#native = new NativeWrites(collection);
   }
 
-  insertOne(doc: T): Promise<T> {
+  insertOne(doc: T, options: InsertOptions = {}): Promise<T> {
     return this.#run(async () => {
       try {
         await this.#collection.insertOne(doc as Document);
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
+        if (options.identifyIndex === false) throw new DuplicateKeyError(undefined, err);
         throw await duplicateKeyError(this.#collection, err, doc, true);
       }
       return doc;

@@ -48,14 +48,22 @@ export interface IndexSpec {
   expireAfterSeconds?: number;
 }
 
+export interface InsertOptions {
+  identifyIndex?: boolean;
+}
+
 export interface UpdateOptions {
   singleWriter?: boolean;
 }
 
 export interface Collection<T extends Doc> {
   readonly name: string;
-  /** Throws DuplicateKeyError when a unique index is violated. */
-  insertOne(doc: T): Promise<T>;
+  /**
+   * Throws DuplicateKeyError when a unique index is violated, naming the index unless
+   * `identifyIndex` is false: on FerretDB naming it may take a query per unique index, and a
+   * caller that finds out for itself by `_id` can skip them.
+   */
+  insertOne(doc: T, options?: InsertOptions): Promise<T>;
   findOne(filter: Filter): Promise<T | null>;
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;

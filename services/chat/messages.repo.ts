@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
@@ -27,6 +28,9 @@ const PAGE_BATCH = 25;
 
 /** How many times a send retries after another writer took the seq it tried. */
 const MAX_SEQ_ATTEMPTS = 50;
+/** How often, and how long apart, a racing resend's key document is looked for before a scan. */
+const KEY_WAITS = 5;
+const KEY_WAIT_MS = 50;
 
 /** Points a (chat, sender, clientMsgId) at its message, so a resend is found by `_id` alone. */
 export interface ClientKey {
@@ -69,6 +73,22 @@ export class MessagesRepository extends BaseRepository<Message> {
       { name: SEQ_INDEX, fields: { chatId: 1, seq: 1 }, unique: true },
       { name: CLIENT_MSG_INDEX, fields: { chatId: 1, senderId: 1, clientMsgId: 1 }, unique: true },
     ];
+  }
+
+  /**
+   * The message a racing resend stored: through its key document (a lookup by `_id`) once that
+   * writer has written it, else by the clientMsgId index (a scan on FerretDB).
+   */
+  private async firstSent(
+    input: Pick<Message, "chatId" | "senderId" | "clientMsgId">,
+    keys: ClientKeysRepository,
+  ): Promise<Message | null> {
+    for (let attempt = 0; attempt < KEY_WAITS; attempt++) {
+      const sent = await this.findSent(input, keys);
+      if (sent) return sent;
+      await sleep(KEY_WAIT_MS);
+    }
+    return this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
   }
 
   findByClientMsgId(chatId: string, senderId: string, clientMsgId: string): Promise<Message | null> {
@@ -126,7 +146,7 @@ export class MessagesRepository extends BaseRepository<Message> {
     seqHint: number,
     keys: ClientKeysRepository,
   ): Promise<{ message: Message; created: boolean }> {
-    const result = await this.insertAtNextSeq(input, seqHint);
+    const result = await this.insertAtNextSeq(input, seqHint, keys);
     await keys.remember(result.message);
     return result;
   }
@@ -134,12 +154,16 @@ export class MessagesRepository extends BaseRepository<Message> {
   private async insertAtNextSeq(
     input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
+    keys: ClientKeysRepository,
   ): Promise<{ message: Message; created: boolean }> {
     let seq = seqHint + 1;
     for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
       const _id = messageIdOf(input.chatId, seq);
       try {
-        const message = await this.collection.insertOne(this.stampNew({ ...input, _id, seq }) as Message);
+        // Which index refused it is found below by `_id`, which FerretDB answers from its key.
+        const message = await this.collection.insertOne(this.stampNew({ ...input, _id, seq }) as Message, {
+          identifyIndex: false,
+        });
         return { message, created: true };
       } catch (err) {
         if (!(err instanceof DuplicateKeyError)) throw err;
@@ -148,7 +172,8 @@ export class MessagesRepository extends BaseRepository<Message> {
           return { message: taken, created: false };
         }
         if (!taken) {
-          const first = await this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
+          // The seq is free, so the clientMsgId index refused it: a resend stored it first.
+          const first = await this.firstSent(input, keys);
           if (first) return { message: first, created: false };
           throw err;
         }

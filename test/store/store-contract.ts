@@ -90,6 +90,24 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal(await accounts.count({}), 1);
     });
 
+    test("an insert asked not to identify the index still throws DuplicateKeyError and stores nothing", async () => {
+      const accounts = fresh<Account>();
+      await accounts.ensureIndexes(ACCOUNT_INDEXES);
+      await accounts.insertOne({ _id: "1", email: "a@x.io", username: "Ann", usernameLower: "ann" });
+      const quick = { identifyIndex: false };
+      const second = { _id: "2", email: "a@x.io", username: "Bob", usernameLower: "bob" };
+      await assert.rejects(accounts.insertOne(second, quick), DuplicateKeyError);
+      await assert.rejects(
+        accounts.insertOne({ ...second, _id: "1", email: "z@x.io" }, quick),
+        DuplicateKeyError,
+      );
+      assert.equal(await accounts.count({}), 1);
+      assert.deepEqual(await accounts.insertOne({ ...second, email: "b@x.io" }, quick), {
+        ...second,
+        email: "b@x.io",
+      });
+    });
+
     test("an update that breaks a unique index throws DuplicateKeyError and changes nothing", async () => {
       const accounts = fresh<Account>();
       await accounts.ensureIndexes(ACCOUNT_INDEXES);
