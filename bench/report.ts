@@ -192,8 +192,9 @@ export function markdown(report: Report): string {
     "`others' CPU`: cores used by processes outside the bench during the runs (median, max); a lower bound.",
     `\`CONTENDED\`: other processes used more than ${CONTENDED_CORES} cores during its runs (or its baseline's): not judged.`,
     "",
-    markdownTable(report.figures),
+    markdownTable(report.figures.filter((f) => !f.id.startsWith("scale."))),
     "",
+    ...scalingSection(report.figures),
     `argon2id faster: ${report.hashComparison
       .map((h) => `${h.faster} by ${h.by.toFixed(2)}x at ${h.concurrency} in flight`)
       .join("; ")}.`,
@@ -214,4 +215,20 @@ export function markdown(report: Report): string {
   }
   for (const p of report.profiles ?? []) lines.push("", `## CPU profile ${p.file}`, "", "```", p.top, "```");
   return `${lines.join("\n")}\n`;
+}
+
+/** The same reads through one and then two instances of every role, side by side. */
+function scalingSection(figures: Figure[]): string[] {
+  const scaling = figures.filter((f) => f.id.startsWith("scale."));
+  if (scaling.length === 0) return [];
+  return [
+    "## Scaling",
+    "",
+    "`GET /users/:id` with the same 64 connections spread over the gateways, through one and then two",
+    "instances of every role (gateway, auth, profile, chat), each instance a process of its own, all on",
+    "the same two cores; with two gateways the p50 and p99 are those of the slower one.",
+    "",
+    markdownTable(scaling),
+    "",
+  ];
 }

@@ -35,6 +35,7 @@ import {
   QUIET_TIMEOUT_MS,
   SERVICE_HASH_CONCURRENCY,
   type Settings,
+  scalingReads,
 } from "./scenarios.ts";
 import { WS_DEFAULTS, type WsOptions, wsBudgetS, wsFanout, wsSettings } from "./ws/scenario.ts";
 import { BENCH_ENV as WS_BENCH_ENV } from "./ws/topology.ts";
@@ -192,12 +193,13 @@ async function main(): Promise<void> {
   add(await echoCall(settings, infra, { rps: byId("bare.rps"), p99: byId("bare.p99") }));
   add(await hashRates(settings));
   add(await profileReads(settings, infra, { rps: byId("echo.rps"), p99: byId("echo.p99") }));
+  add(await scalingReads(settings, infra, byId("echo.rps")));
   const hashRate = byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);
   const auth = await authFlows(settings, infra, hashRate);
   add(auth);
   if (wsOptions) add(await wsFanout(settings, infra, wsOptions));
 
-  const order = ["bare.", "echo.", "profile.", "argon2.", "register.", "login.", "ws."];
+  const order = ["bare.", "echo.", "profile.", "scale.", "argon2.", "register.", "login.", "ws."];
   const rank = (f: Figure) => order.findIndex((prefix) => f.id.startsWith(prefix));
   figures.sort((a, b) => rank(a) - rank(b));
 

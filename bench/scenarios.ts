@@ -83,6 +83,8 @@ async function startServer(s: Settings, name: string, script: string, arg: unkno
 /** The server processes of one scenario; `url` is the gateway's. */
 interface Deployment {
   url: string;
+  /** Every gateway's URL (one unless the roles name the gateway more than once). */
+  urls: string[];
   children: BenchChild[];
   stop(): Promise<void>;
 }
@@ -105,16 +107,20 @@ async function deploy(
     for (const child of [...children].reverse()) await child.stop();
   };
   try {
+    const seen = new Map<string, number>();
     for (const group of groups) {
-      const childName = s.split ? `${name}-${group.join("-")}` : name;
+      const base = s.split ? `${name}-${group.join("-")}` : name;
+      const n = (seen.get(base) ?? 0) + 1;
+      seen.set(base, n);
+      const childName = n > 1 ? `${base}-${n}` : base;
       children.push(await startServer(s, childName, script, { ...arg, roles: group }));
     }
   } catch (err) {
     await stop();
     throw err;
   }
-  const url = children.map((c) => String(c.data.url ?? "")).find(Boolean) ?? "";
-  return { url, children, stop };
+  const urls = children.map((c) => String(c.data.url ?? "")).filter(Boolean);
+  return { url: urls[0] ?? "", urls, children, stop };
 }
 
 function processInfos(deployment: Deployment, role: string): ProcessInfo[] {
@@ -229,7 +235,8 @@ function readFigures(
 /** Baseline A: bare node:http. */
 export async function bareHttp(s: Settings): Promise<Measured> {
   const child = await startServer(s, "bare-http", "./servers/bare-http.ts", {});
-  const servers: Deployment = { url: String(child.data.url), children: [child], stop: () => child.stop() };
+  const url = String(child.data.url);
+  const servers: Deployment = { url, urls: [url], children: [child], stop: () => child.stop() };
   try {
     const results = await httpReads(s, "bare node:http", servers, `${servers.url}/`);
     return {
@@ -339,6 +346,7 @@ async function withPlatform<T>(
   infra: Infra,
   name: string,
   measure: (servers: Deployment) => Promise<T>,
+  roles: ServiceName[] = PLATFORM_ROLES,
 ): Promise<T & { processes: ProcessInfo[] }> {
   const namespace = `${name.replace(/\W/g, "")}${process.pid}`;
   const dataDir = await tempDir("social-bench-");
@@ -356,13 +364,13 @@ async function withPlatform<T>(
         dataDir: dataDir.dir,
         env: s.platformEnv,
       },
-      PLATFORM_ROLES,
+      roles,
     );
     const result = await measure(servers);
-    const names = PLATFORM_ROLES.join(", ");
+    const names = [...new Set(roles)].join(", ");
     const role = s.split
       ? `one platform broker (one of ${names}) over NATS; Redis cacher, limits and presence; FerretDB store`
-      : `${PLATFORM_ROLES.length} brokers over NATS: ${names}; Redis cacher, limits and presence; FerretDB store`;
+      : `${roles.length} brokers over NATS: ${names}; Redis cacher, limits and presence; FerretDB store`;
     return { ...result, processes: processInfos(servers, role) };
   } finally {
     await servers?.stop();
@@ -591,4 +599,68 @@ export async function authFlows(s: Settings, infra: Infra, hashRate: Figure) {
     processes: [...register.processes, ...login.processes],
     pacedRate: rate,
   };
+}
+
+/** Runs of several closed loops at once, one per gateway, counted as one. */
+function combined(results: LoadResult[]): LoadResult {
+  const statusCodes: Record<string, number> = {};
+  for (const r of results)
+    for (const [code, n] of Object.entries(r.statusCodes)) statusCodes[code] = (statusCodes[code] ?? 0) + n;
+  const requests = results.reduce((n, r) => n + r.requests, 0);
+  return {
+    rps: results.reduce((n, r) => n + r.rps, 0),
+    // Percentiles of separate loops do not add up: the slowest gateway's are reported.
+    p50: Math.max(...results.map((r) => r.p50)),
+    p95: undefined,
+    p99: Math.max(...results.map((r) => r.p99)),
+    mean: results.reduce((n, r) => n + r.mean * r.requests, 0) / Math.max(1, requests),
+    requests,
+    failures: results.reduce((n, r) => n + r.failures, 0),
+    statusCodes,
+    errorBodies: Object.assign({}, ...results.map((r) => r.errorBodies)),
+  };
+}
+
+/**
+ * Scaling: `GET /users/:id` through one and then two instances of every role (each instance a
+ * process of its own, as with --split), the same 64 connections spread over the gateways.
+ */
+export async function scalingReads(s: Settings, infra: Infra, echo: Figure): Promise<Measured> {
+  const figures: Figure[] = [];
+  const processes: ProcessInfo[] = [];
+  for (const instances of [1, 2]) {
+    const roles = Array.from({ length: instances }, () => PLATFORM_ROLES).flat();
+    const measured = await withPlatform(
+      { ...s, split: true },
+      infra,
+      `scale-x${instances}`,
+      async (servers) => {
+        const reader = new ApiClient(servers.url);
+        const { user } = await setUp(() => reader.register(newUser("scale")));
+        await reader.user(user.id);
+        const headers = { authorization: `Bearer ${reader.accessToken}` };
+        const per = Math.ceil(HTTP_CONNECTIONS / servers.urls.length);
+        const label = `GET /users/:id, ${instances} instance${instances > 1 ? "s" : ""} of each role`;
+        const results = await repeat(
+          s,
+          label,
+          servers,
+          async (durationS) =>
+            combined(
+              await Promise.all(
+                servers.urls.map((url) =>
+                  closedLoop({ url: `${url}/users/${user.id}`, durationS, connections: per, headers }),
+                ),
+              ),
+            ),
+          describeHttp,
+        );
+        return { figures: readFigures(`scale.x${instances}`, label, results, { rps: echo }) };
+      },
+      roles,
+    );
+    figures.push(...measured.figures);
+    processes.push(...measured.processes);
+  }
+  return { figures, processes };
 }
