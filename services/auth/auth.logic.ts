@@ -45,7 +45,7 @@ export interface AuthDeps {
   accounts: AccountsRepository;
   sessions: SessionsRepository;
   refreshTokens: RefreshTokensRepository;
-  hasher: PasswordHasher;
+  hasher: Pick<PasswordHasher, "hash" | "verify" | "verifyNothing" | "needsRehash">;
   keys: SigningKeys;
   profiles: ProfilePort;
   limits: { registerIp: RateLimit; loginIp: RateLimit; loginAccount: RateLimit };

@@ -12,7 +12,7 @@ import { createRedis } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { AccountsRepository } from "./accounts.repo.ts";
-import { AuthLogic, type ClientInfo } from "./auth.logic.ts";
+import { type AuthDeps, AuthLogic, type ClientInfo } from "./auth.logic.ts";
 import { PasswordHasher } from "./passwords.ts";
 import { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
 import { SessionsRepository } from "./sessions.repo.ts";
@@ -31,6 +31,7 @@ export default class AuthService extends Service {
   private keys!: SigningKeys;
   private logic!: AuthLogic;
   private housekeeping: NodeJS.Timeout | undefined;
+  private hasher!: PasswordHasher;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -45,16 +46,34 @@ export default class AuthService extends Service {
       name: "auth",
       settings: {},
       actions: {
+        // The bulkhead bounds the hashing alone (hashPassword, verifyPassword below), not the
+        // whole register or login: a slot held through the store writes, the profile call and
+        // the token signing as well would halve what the hashing cores can do.
+        hashPassword: {
+          visibility: "protected",
+          params: { password: "string" },
+          bulkhead: hashingBulkhead,
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ password: string }>) => this.hasher.hash(ctx.params.password),
+        },
+        verifyPassword: {
+          visibility: "protected",
+          params: { hash: "string", password: "string", nothing: "boolean" },
+          bulkhead: hashingBulkhead,
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ hash: string; password: string; nothing: boolean }>) =>
+            ctx.params.nothing
+              ? this.hasher.verifyNothing(ctx.params.password)
+              : this.hasher.verify(ctx.params.hash, ctx.params.password),
+        },
         register: {
           params: PARAMS["auth.register"],
-          bulkhead: hashingBulkhead,
           retryPolicy: noRetry,
           handler: (ctx: Ctx<{ email: string; username: string; password: string; displayName?: string }>) =>
             this.logic.register(ctx.params, clientOf(ctx)),
         },
         login: {
           params: PARAMS["auth.login"],
-          bulkhead: hashingBulkhead,
           retryPolicy: noRetry,
           handler: (ctx: Ctx<{ email?: string; username?: string; password: string }>) => {
             const { email, username } = ctx.params;
@@ -128,6 +147,7 @@ export default class AuthService extends Service {
 
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
+    this.hasher = new PasswordHasher(config.hashing);
     this.store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
     const accounts = new AccountsRepository(this.store.collection("accounts"));
     const sessions = new SessionsRepository(this.store.collection("sessions"));
@@ -147,7 +167,7 @@ export default class AuthService extends Service {
       accounts,
       sessions,
       refreshTokens,
-      hasher: new PasswordHasher(config.hashing),
+      hasher: this.boundedHasher(),
       keys: this.keys,
       profiles: {
         create: async (profile) => {
@@ -192,6 +212,30 @@ export default class AuthService extends Service {
     await broadcast(this.broker, "auth.sessions.revoked", {
       revocations: sessionIds.map((sessionId) => ({ sessionId, until })),
     });
+  }
+
+  /**
+   * The hashing for AuthLogic, through this node's own hashPassword and verifyPassword actions
+   * (their bulkhead bounds it); a password never leaves the node for it.
+   */
+  private boundedHasher(): AuthDeps["hasher"] {
+    const local = { nodeID: this.broker.nodeID, retries: 0 };
+    return {
+      hash: (password) => this.broker.call("auth.hashPassword", { password }, local) as Promise<string>,
+      verify: (hash, password) =>
+        this.broker.call(
+          "auth.verifyPassword",
+          { hash, password, nothing: false },
+          local,
+        ) as Promise<boolean>,
+      verifyNothing: (password) =>
+        this.broker.call(
+          "auth.verifyPassword",
+          { hash: "", password, nothing: true },
+          local,
+        ) as Promise<false>,
+      needsRehash: (hash) => this.hasher.needsRehash(hash),
+    };
   }
 
   private async displayNameOf(ctx: Ctx<unknown>, id: string, username: string): Promise<string> {
