@@ -10,6 +10,7 @@ import {
 } from "mongodb";
 import { DuplicateKeyError } from "../errors.ts";
 import type { DocLocks } from "./doc-locks.ts";
+import { matchesFilter, pinnedId } from "./id-lookup.ts";
 import { duplicateKeyError } from "./mongo-duplicate-key.ts";
 import { isDuplicateKey, toStoreError } from "./mongo-errors.ts";
 import { LockedWrites } from "./mongo-locked-writes.ts";
@@ -68,7 +69,16 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
   }
 
   findOne(filter: Filter): Promise<T | null> {
-    return this.#run(() => this.#collection.findOne<T>(toMongoFilter(filter)));
+    return this.#run(async (): Promise<T | null> => {
+      const query = toMongoFilter(filter);
+      const pinned = pinnedId(query);
+      if (pinned === undefined || Object.keys(query).length === 1 || !(await this.#server.isFerretDb())) {
+        return this.#collection.findOne<T>(query);
+      }
+      // FerretDB scans the collection for `{ _id, ...more }`; `{ _id }` alone comes from its key.
+      const doc = await this.#collection.findOne<T>({ _id: pinned } as Document);
+      return doc && matchesFilter(doc as Document, query) ? doc : null;
+    });
   }
 
   find(filter: Filter, options: FindOptions = {}): Promise<T[]> {

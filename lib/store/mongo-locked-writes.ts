@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { Collection, Document } from "mongodb";
 import { applyUpdate, upsertDocument } from "./apply-update.ts";
 import type { DocLocks } from "./doc-locks.ts";
+import { checkable, matchesFilter, pinnedId } from "./id-lookup.ts";
 import { duplicateKeyError } from "./mongo-duplicate-key.ts";
 import { isDuplicateKey } from "./mongo-errors.ts";
 import type { MongoWrites } from "./mongo-writes.ts";
@@ -59,6 +60,8 @@ export class LockedWrites implements MongoWrites {
   }
 
   async #onFirstMatch<R>(filter: Document, action: (current: Document) => Promise<R>): Promise<Found<R>> {
+    const pinned = pinnedId(filter);
+    if (pinned !== undefined) return this.#underLock(filter, pinned, action);
     for (;;) {
       const candidate = await this.#collection.findOne(filter, { projection: { _id: 1 } });
       if (!candidate) return undefined;
@@ -79,8 +82,12 @@ export class LockedWrites implements MongoWrites {
   /** Runs the action on the document if, once locked, it still matches the filter. */
   #underLock<R>(filter: Document, id: unknown, action: (current: Document) => Promise<R>): Promise<Found<R>> {
     return this.#locks.with(`${this.#collection.collectionName}/${String(id)}`, async () => {
-      const current = await this.#collection.findOne({ $and: [filter, { _id: id }] });
-      return current ? { value: await action(current) } : undefined;
+      // By `_id` alone, which FerretDB answers from its key, then the rest checked here.
+      const current = checkable(filter)
+        ? await this.#collection.findOne({ _id: id } as Document)
+        : await this.#collection.findOne({ $and: [filter, { _id: id }] });
+      const matching = current && (!checkable(filter) || matchesFilter(current, filter));
+      return matching ? { value: await action(current) } : undefined;
     });
   }
 

@@ -38,11 +38,14 @@ export class AccountsRepository extends BaseRepository<Account> {
 
   /**
    * Only the registration that inserted a pending account writes it (the stale-pending sweep
-   * deletes it much later, and a delete cannot be undone by this write), so no lock is needed.
+   * deletes it much later, and a delete cannot be undone by this write), so no lock is needed, and
+   * the filter is the `_id` alone: a deleted account matches nothing, and FerretDB answers an
+   * `_id`-only filter from its key but scans the whole collection for any other (a registration
+   * got slower with every account stored).
    */
   activate(id: string): Promise<number> {
     return this.collection.updateOne(
-      { _id: id, state: "pending" },
+      { _id: id },
       this.stampUpdate({ $set: { state: "active" } }),
       { singleWriter: true },
     );
