@@ -44,11 +44,9 @@ export class AccountsRepository extends BaseRepository<Account> {
    * got slower with every account stored).
    */
   activate(id: string): Promise<number> {
-    return this.collection.updateOne(
-      { _id: id },
-      this.stampUpdate({ $set: { state: "active" } }),
-      { singleWriter: true },
-    );
+    return this.collection.updateOne({ _id: id }, this.stampUpdate({ $set: { state: "active" } }), {
+      singleWriter: true,
+    });
   }
 
   remove(id: string): Promise<number> {
