@@ -39,8 +39,21 @@ export function isDuplicateKey(err: unknown): err is MongoServerError {
 export function isUnavailable(err: unknown): boolean {
   if (UNAVAILABLE_CLASSES.some((type) => err instanceof type)) return true;
   if (err instanceof MongoServerError) return typeof err.code === "number" && UNAVAILABLE_CODES.has(err.code);
-  return err instanceof Error && UNAVAILABLE_NAMES.has(err.name);
+  if (!(err instanceof Error)) return false;
+  // A socket error the driver passes on as it is: writing to a connection the server has just
+  // closed gives a plain Error with code EPIPE ("This socket has been ended by the other party").
+  const code = (err as Error & { code?: unknown }).code;
+  return UNAVAILABLE_NAMES.has(err.name) || (typeof code === "string" && SOCKET_CODES.has(code));
 }
+
+const SOCKET_CODES = new Set([
+  "EPIPE",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "ENOTCONN",
+]);
 
 /**
  * The index a duplicate-key error names, if it does. MongoDB: "... index: email_unique dup key: ...".
