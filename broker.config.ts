@@ -39,6 +39,9 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
           options: { url: config.transporter, maxReconnectAttempts: -1, reconnectTimeWait: 250 },
         }
       : null,
+    // INFO goes out as each local service registers, not a second later: a gateway that accepts
+    // sockets before the chat nodes know its `gateway.deliver` would miss their live messages.
+    transit: { serviceChangedDebounceTime: 0 },
     serializer: "JSON",
     requestTimeout: config.requestTimeoutMs,
     retryPolicy: {

@@ -201,6 +201,10 @@ export default class GatewayService extends Service {
             );
           },
           ensureKeys: () => (this.verifier.hasKeys ? Promise.resolve() : this.verifier.sync()),
+          // The broker is started once every local service has registered, and each registration
+          // sends this node's INFO at once (broker.config.ts: serviceChangedDebounceTime 0), so
+          // chat nodes know `gateway.deliver` here before any socket's ws.online reaches them.
+          announced: () => this.broker.started,
         });
       },
       started: () => {

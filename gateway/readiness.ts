@@ -1,6 +1,8 @@
 /**
  * Readiness: a gateway answers only once the services it fronts are discovered, answer their
- * `ready` action (which pings their store), and the access-token keys are loaded. Until then every
+ * `ready` action (which pings their store), the access-token keys are loaded, and its own services
+ * are announced to the cluster (a chat node that has not heard of this gateway cannot deliver to
+ * the sockets it would accept). Until then every
  * routed request gets 503 with Retry-After, never a wrong answer. The result is cached briefly so
  * a busy gateway does not ping on every request.
  */
@@ -11,6 +13,8 @@ export interface ReadinessChecks {
   isDiscovered(service: string): boolean;
   ping(service: string): Promise<void>;
   ensureKeys(): Promise<void>;
+  /** Whether this node's own services are started and announced to the other nodes. */
+  announced(): boolean;
 }
 
 export interface ReadinessState {
@@ -67,6 +71,7 @@ export class Readiness {
           () => "failing" as const,
         )
       : "missing";
+    checks.gateway = this.checks.announced() ? "ok" : "missing";
     const state = { ready: Object.values(checks).every((c) => c === "ok"), checks };
     this.last = { at: Date.now(), state };
     return state;

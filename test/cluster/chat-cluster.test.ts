@@ -10,11 +10,13 @@ import { ApiClient } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { type Servers, startServers, TestCluster } from "../support/cluster.ts";
 import { newUser, waitReady } from "../support/platform.ts";
+import { RawSocket } from "../support/ws.ts";
 
 let servers: Servers;
 let cluster: TestCluster;
 const gateways: string[] = [];
 const deliverCalls = new Map<string, number>();
+const members: Member[] = [];
 
 interface Member {
   api: ApiClient;
@@ -47,6 +49,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const m of members) for (const s of m.sockets) s.close();
   await cluster?.stop();
   await servers?.stop();
 });
@@ -77,12 +80,6 @@ async function until(check: () => boolean, what: string, timeoutMs = 15_000): Pr
 }
 
 describe("chat across three gateways and two chat nodes", () => {
-  const members: Member[] = [];
-
-  after(() => {
-    for (const m of members) for (const s of m.sockets) s.close();
-  });
-
   test("a direct chat between clients on different gateways delivers both ways", async () => {
     const a = await member([0]);
     const b = await member([1]);
@@ -137,5 +134,67 @@ describe("chat across three gateways and two chat nodes", () => {
     assert.equal(calls("gw-3"), 0, "no delivery call reaches a gateway without recipients");
     assert.ok(calls("gw-1") >= sends && calls("gw-1") <= sends + 2, `gw-1 got ${calls("gw-1")} calls`);
     assert.ok(calls("gw-2") >= sends && calls("gw-2") <= sends + 2, `gw-2 got ${calls("gw-2")} calls`);
+  });
+});
+
+describe("a gateway that joins", () => {
+  test("its sockets get live messages as soon as it is ready", async () => {
+    const sender = await member([0]);
+    members.push(sender);
+    const node = await cluster.add("gw-4", ["gateway"]);
+    await waitReady(node.url);
+    const api = new ApiClient(node.url);
+    const id = (await api.register(newUser("late"))).user.id;
+    const chat = await sender.api.request<ChatView>("POST", "/chats", { type: "direct", userId: id });
+    const inbox: MessageView[] = [];
+    const socket = new ChatSocket(api, {
+      url: `${node.url.replace("http", "ws")}/ws`,
+      onMessage: (msg) => inbox.push(msg),
+    });
+    await socket.connect();
+    try {
+      await sender.sockets[0]?.send({ chatId: chat.id }, "to the new gateway");
+      await until(() => inbox.length === 1, "the live message");
+      assert.equal(inbox[0]?.message, "to the new gateway");
+    } finally {
+      socket.close();
+    }
+  });
+});
+
+describe("presence across gateways", () => {
+  const wsUrl = (g: number) => `${(gateways[g] as string).replace("http", "ws")}/ws`;
+  const isPresence = (userId: string, status: string) => (f: { type: string } & Record<string, unknown>) =>
+    f.type === "presence" && f.userId === userId && f.status === status;
+
+  test("contacts on other gateways see a user come and go; the user sees who is online", async () => {
+    const a = new ApiClient(gateways[0] as string);
+    const b = new ApiClient(gateways[1] as string);
+    const aId = (await a.register(newUser("pa"))).user.id;
+    const bId = (await b.register(newUser("pb"))).user.id;
+    await a.request("POST", "/chats", { type: "direct", userId: bId });
+    const b1 = new RawSocket(wsUrl(1), { token: b.accessToken as string });
+    await b1.next((f) => f.type === "ready");
+    const a1 = new RawSocket(wsUrl(0), { token: a.accessToken as string });
+    await b1.next(isPresence(aId, "online"));
+    await a1.next(isPresence(bId, "online"));
+    a1.close();
+    const offline = await b1.next(isPresence(aId, "offline"));
+    assert.ok(!Number.isNaN(Date.parse(String(offline.lastSeen))));
+    b1.close();
+  });
+
+  test("a group whose members connect at once on three gateways: each member learns every other is online", async () => {
+    const apis = Array.from({ length: 6 }, (_, i) => new ApiClient(gateways[i % 3] as string));
+    const ids: string[] = [];
+    for (const api of apis) ids.push((await api.register(newUser("pg"))).user.id);
+    await apis[0]?.request("POST", "/chats", { type: "group", name: "burst", memberIds: ids.slice(1) });
+    const sockets = apis.map((api, i) => new RawSocket(wsUrl(i % 3), { token: api.accessToken as string }));
+    await Promise.all(
+      sockets.map((socket, i) =>
+        Promise.all(ids.filter((_, j) => j !== i).map((other) => socket.next(isPresence(other, "online")))),
+      ),
+    );
+    for (const socket of sockets) socket.close();
   });
 });

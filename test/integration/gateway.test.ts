@@ -210,6 +210,7 @@ describe("the HTTP surface", () => {
       profile: "ok",
       chat: "ok",
       keys: "ok",
+      gateway: "ok",
     });
   });
 
