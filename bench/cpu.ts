@@ -57,12 +57,16 @@ function readProcs(): Map<number, Proc> {
   return procs;
 }
 
-function isOurs(procs: Map<number, Proc>, pid: number): boolean {
+function isUnder(procs: Map<number, Proc>, pid: number, root: number): boolean {
   for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
-    if (p === process.pid) return true;
+    if (p === root) return true;
     p = procs.get(p)?.ppid ?? 0;
   }
   return false;
+}
+
+function isOurs(procs: Map<number, Proc>, pid: number): boolean {
+  return isUnder(procs, pid, process.pid);
 }
 
 function foreignTicks(procs: Map<number, Proc>): Map<number, number> {
@@ -71,8 +75,24 @@ function foreignTicks(procs: Map<number, Proc>): Map<number, number> {
   return foreign;
 }
 
+/** A process measured alone, or with every process under it (a PostgreSQL server and its backends). */
+export type MeasuredPid = number | { tree: number } | undefined;
+
+/** The pid a measured entry names. */
+export function pidOf(entry: MeasuredPid): number | undefined {
+  return typeof entry === "object" ? entry.tree : entry;
+}
+
+function ticksOf(procs: Map<number, Proc>, entry: MeasuredPid): number {
+  if (entry === undefined) return 0;
+  if (typeof entry === "number") return procs.get(entry)?.ticks ?? 0;
+  let ticks = 0;
+  for (const [pid, proc] of procs) if (isUnder(procs, pid, entry.tree)) ticks += proc.ticks;
+  return ticks;
+}
+
 /** Starts a measurement of the named pids and of the others; the returned function ends it. */
-export function measureCpu(named: Record<string, number | undefined>): () => CpuUse {
+export function measureCpu(named: Record<string, MeasuredPid>): () => CpuUse {
   const startedAt = performance.now();
   const first = readProcs();
   const before = foreignTicks(first);
@@ -85,10 +105,9 @@ export function measureCpu(named: Record<string, number | undefined>): () => Cpu
     let others = 0;
     for (const [pid, now] of foreignTicks(last)) others += Math.max(0, now - (before.get(pid) ?? 0));
     const processes: Record<string, number> = {};
-    for (const [name, pid] of Object.entries(named)) {
-      if (pid === undefined) continue;
-      const used = (last.get(pid)?.ticks ?? 0) - (first.get(pid)?.ticks ?? 0);
-      processes[name] = cores(Math.max(0, used));
+    for (const [name, entry] of Object.entries(named)) {
+      if (entry === undefined) continue;
+      processes[name] = cores(Math.max(0, ticksOf(last, entry) - ticksOf(first, entry)));
     }
     return { others: cores(others), processes, steal: cores(Math.max(0, steal)) };
   };
@@ -101,12 +120,12 @@ export function measureCpu(named: Record<string, number | undefined>): () => Cpu
  * down. Answers whether that happened within `timeoutMs`.
  */
 export async function waitUntilQuiet(
-  pids: number[],
+  pids: MeasuredPid[],
   limits: { serversBelow: number; othersBelow: number },
   timeoutMs: number,
 ): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
-  const named = Object.fromEntries(pids.map((pid) => [String(pid), pid]));
+  const named = Object.fromEntries(pids.map((entry, i) => [String(i), entry]));
   while (performance.now() < deadline) {
     const measure = measureCpu(named);
     await new Promise((resolve) => setTimeout(resolve, 1_000));

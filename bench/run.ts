@@ -31,6 +31,7 @@ import {
   hashRates,
   PACED_SHARE,
   type ProcessInfo,
+  postgresTree,
   profileReads,
   QUIET_TIMEOUT_MS,
   SERVICE_HASH_CONCURRENCY,
@@ -174,6 +175,7 @@ async function main(): Promise<void> {
     "nats-server": servers.nats.pid,
     "redis-server": servers.redis.pid,
     ferretdb: servers.mongo.pid,
+    postgres: postgresTree(servers),
   };
   log(`nats ${infra.nats}, redis ${infra.redis}, ferretdb ${infra.mongo}`);
 
@@ -231,7 +233,8 @@ async function main(): Promise<void> {
       servers: {
         "nats-server": { pid: servers.nats.pid, url: infra.nats },
         "redis-server": { pid: servers.redis.pid, url: infra.redis },
-        "ferretdb (SQLite backend)": { pid: servers.mongo.pid, url: infra.mongo },
+        "ferretdb (PostgreSQL backend)": { pid: servers.mongo.pid, url: infra.mongo },
+        postgres: { pid: servers.mongo.postgres?.pid, url: servers.mongo.postgres?.url ?? "" },
       },
       children: processes,
       note: "All on 127.0.0.1 of this machine: the load generator, the servers under test and NATS, Redis and FerretDB share its cores.",

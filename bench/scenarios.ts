@@ -6,8 +6,9 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiClient, ApiError } from "../client/rest-client.ts";
+import type { Servers } from "../test/support/cluster.ts";
 import { newUser, SERVICES, type ServiceName, tempDir } from "../test/support/platform.ts";
-import { type CpuUse, measureCpu, waitUntilQuiet } from "./cpu.ts";
+import { type CpuUse, type MeasuredPid, measureCpu, waitUntilQuiet } from "./cpu.ts";
 import { type Figure, figure, median, type Target } from "./figures.ts";
 import type { HashImpl } from "./hash-rate.ts";
 import { closedLoop, type LoadResult, openLoop } from "./load.ts";
@@ -33,10 +34,16 @@ const QUIET = { serversBelow: 0.2, othersBelow: 0.2 };
 export const QUIET_TIMEOUT_MS = 60_000;
 
 /** Waits for a quiet machine before a run (cpu.ts); logs when it did not come. */
-async function settle(s: Settings, label: string, serverPids: number[]): Promise<void> {
+async function settle(s: Settings, label: string, serverPids: MeasuredPid[]): Promise<void> {
   if (!(await waitUntilQuiet(serverPids, QUIET, QUIET_TIMEOUT_MS))) {
     s.log(`${label}: the machine was still busy after ${QUIET_TIMEOUT_MS / 1000} s; running anyway`);
   }
+}
+
+/** The test PostgreSQL under FerretDB, measured with its backend processes; none for an external store. */
+export function postgresTree(servers: Servers): MeasuredPid {
+  const pid = servers.mongo.postgres?.pid;
+  return pid === undefined ? undefined : { tree: pid };
 }
 
 export interface Settings {
@@ -50,7 +57,7 @@ export interface Settings {
   /** Extra env of the platform nodes (--env), over the bench's own. */
   platformEnv: Record<string, string>;
   /** nats-server, redis-server and ferretdb, for the CPU-by-process figures. */
-  infraPids: Record<string, number | undefined>;
+  infraPids: Record<string, MeasuredPid>;
   log(message: string): void;
 }
 

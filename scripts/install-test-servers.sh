@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the servers the integration tests start (test/harness/servers.ts): nats-server and
-# redis-server from apt, and FerretDB (the MongoDB wire protocol over SQLite) built with Go; also
+# Installs the servers the integration tests start (test/harness/servers.ts): nats-server,
+# redis-server and PostgreSQL from apt, and FerretDB (the MongoDB wire protocol, keeping its data in
+# PostgreSQL) built with Go; also
 # docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
 # and chromium with chromium-driver from apt, which the browser tests drive (test/browser/).
 # Idempotent: a server that is already installed and runs is left alone. Runs as root on Debian 12.
@@ -113,6 +114,18 @@ install_ferretdb() {
   rm -rf "$work"
 }
 
+# Debian's PostgreSQL, which the test FerretDB keeps its data in (test/harness/postgres.ts starts a
+# server per FerretDB; the package's own cluster service is stopped).
+find_postgres() {
+  ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1 | grep .
+}
+
+install_postgres() {
+  if find_postgres >/dev/null; then return 0; fi
+  apt_install postgresql
+  stop_service postgresql
+}
+
 print_versions() {
   local nats redis ferret
   nats=$(find_bin nats-server)
@@ -121,10 +134,12 @@ print_versions() {
   echo "nats-server  $("$nats" --version | sed -n 's/.* v/v/p')  $nats"
   echo "redis-server $("$redis" --version | sed -n 's/.* v=\([^ ]*\).*/v\1/p')  $redis"
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
+  echo "postgres     $("$(find_postgres)" --version | sed -n 's/.* \([0-9][0-9.]*\).*/v\1/p')  $(find_postgres)"
   echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
 }
 
 install_apt_servers
+install_postgres
 install_browser
 install_ferretdb
 print_versions

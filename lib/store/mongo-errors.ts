@@ -28,12 +28,16 @@ const UNAVAILABLE_NAMES = new Set(["MongoPoolClosedError", "MongoWaitQueueTimeou
 /** A server that is unreachable, shutting down, or not (or no longer) primary: worth a retry later. */
 const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
-/** FerretDB reports a unique index broken by an update as an InternalError from SQLite. */
+/** FerretDB reports a unique index broken by an update as an InternalError from its backend. */
 const SQLITE_UNIQUE = /UNIQUE constraint failed: index '([^']+)'/;
+const POSTGRES_UNIQUE = /duplicate key value violates unique constraint "([^"]+)" \(SQLSTATE 23505\)/;
 
 export function isDuplicateKey(err: unknown): err is MongoServerError {
   if (!(err instanceof MongoServerError)) return false;
-  return err.code === 11000 || err.code === 11001 || SQLITE_UNIQUE.test(err.errmsg ?? err.message);
+  const message = err.errmsg ?? err.message;
+  return (
+    err.code === 11000 || err.code === 11001 || SQLITE_UNIQUE.test(message) || POSTGRES_UNIQUE.test(message)
+  );
 }
 
 export function isUnavailable(err: unknown): boolean {
@@ -57,13 +61,16 @@ const SOCKET_CODES = new Set([
 
 /**
  * The index a duplicate-key error names, if it does. MongoDB: "... index: email_unique dup key: ...".
- * FerretDB names it only when an update broke it, as its SQLite index, "<collection>_<hash>_<index>";
- * its insert errors name no index at all.
+ * FerretDB names it only when an update broke it, as its SQLite index, "<collection>_<hash>_<index>",
+ * or its PostgreSQL one, "<table>_<index>_<hash>_idx" with a table "<collection>_<hash>" whose
+ * name FerretDB shortens and escapes; its insert errors name no index at all.
  */
 export function indexNameInMessage(err: MongoServerError, collection: string): string | undefined {
   const message = err.errmsg ?? err.message;
   const mongo = /index: (\S+) dup key/.exec(message)?.[1];
   if (mongo) return mongo;
+  const postgres = POSTGRES_UNIQUE.exec(message)?.[1];
+  if (postgres) return /^[a-z0-9_]*?_[0-9a-f]{8}_(.+)_[0-9a-f]{8}_idx$/.exec(postgres)?.[1];
   const sqlite = SQLITE_UNIQUE.exec(message)?.[1];
   const table = new RegExp(`^_?${escapeRegExp(collection.toLowerCase())}_[0-9a-f]{8}_`);
   return sqlite && table.test(sqlite) ? sqlite.replace(table, "") : undefined;

@@ -117,28 +117,45 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
   });
 
   const node = (id: string) => nodes.find((n) => n.nodeId === id) as NodeProcess;
+  const total = CLIENTS * PER_CLIENT;
+  const ackedSoFar = () => clients.reduce((n, c) => n + c.acked.length, 0);
+  /** Each fault strikes once this share of the sends is acknowledged, so it lands mid-traffic at any speed. */
+  const atShare = async (share: number) => {
+    while (ackedSoFar() < share * total) await sleep(20);
+  };
+  /** Acknowledged sends when each fault began: all must be below the total. */
+  const struckAt: Record<string, number> = {};
   const faults = (async () => {
-    await sleep(3_000);
+    await atShare(0.15);
+    struckAt["gw-1"] = ackedSoFar();
     await node("gw-1").kill("SIGKILL");
     await sleep(1_500);
     await node("gw-1").start();
     progress("gw-1 killed and restarted");
-    await sleep(3_000);
+    await atShare(0.45);
+    struckAt["chat-1"] = ackedSoFar();
     await node("chat-1").kill("SIGKILL");
     await sleep(1_500);
     await node("chat-1").start();
     progress("chat-1 killed and restarted");
-    await sleep(3_000);
+    await atShare(0.75);
+    struckAt.nats = ackedSoFar();
     await servers.nats.restart();
     progress("NATS restarted");
   })();
 
   const ticker = setInterval(() => {
     const acked = clients.reduce((n, c) => n + c.acked.length, 0);
-    progress(`${acked} of ${CLIENTS * PER_CLIENT} sends acknowledged`);
+    progress(`${acked} of ${total} sends acknowledged`);
   }, 10_000);
   await Promise.all([...sending, faults]).finally(() => clearInterval(ticker));
-  progress(`every send acknowledged`);
+  progress(
+    `every send acknowledged; faults struck at ${Object.entries(struckAt)
+      .map(([what, n]) => `${what} ${n}`)
+      .join(", ")} acknowledged of ${total}`,
+  );
+  for (const [what, n] of Object.entries(struckAt))
+    assert.ok(n < total, `${what} struck after the last send`);
   await sleep(2_000);
   for (const c of clients) await c.socket.catchUp();
   progress("every client caught up");

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chown, mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -36,6 +36,10 @@ export interface ServerSpec {
   url(port: number): string;
   /** Resolves once the server on this port answers. */
   probe(port: number): Promise<void>;
+  /** Runs once in the fresh dir before the first launch (not before restarts). */
+  prepare?(dir: string): Promise<void>;
+  /** The user the process runs as (when the tests run as root and the server refuses root). */
+  user?: { uid: number; gid: number };
 }
 
 const live = new Set<ManagedServer>();
@@ -66,6 +70,8 @@ export class ManagedServer implements ServerHandle {
     const server = new ManagedServer(spec, port, dir);
     live.add(server);
     try {
+      if (spec.user) await chown(dir, spec.user.uid, spec.user.gid);
+      await spec.prepare?.(dir);
       await server.#launch();
     } catch (err) {
       await server.stop();
@@ -106,6 +112,7 @@ export class ManagedServer implements ServerHandle {
     const child = spawn(this.#spec.command, this.#spec.args(this.port, this.#dir), {
       cwd: this.#dir,
       stdio: ["ignore", "pipe", "pipe"],
+      ...(this.#spec.user ?? {}),
     });
     this.#child = child;
     this.#exited = new Promise((resolve) => {

@@ -4,13 +4,19 @@
  * nodes as separate brokers that only meet over NATS.
  */
 import { randomBytes } from "node:crypto";
-import { type ServerHandle, startFerret, startNats, startRedis } from "../harness/servers.ts";
+import {
+  type FerretHandle,
+  type ServerHandle,
+  startFerret,
+  startNats,
+  startRedis,
+} from "../harness/servers.ts";
 import { type PlatformNode, type ServiceName, startNode, tempDir } from "./platform.ts";
 
 export interface Servers {
   nats: ServerHandle;
   redis: ServerHandle;
-  mongo: ServerHandle;
+  mongo: FerretHandle;
   stop(): Promise<void>;
 }
 
