@@ -86,9 +86,22 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
     return this.#run(() => this.#datastore.removeAsync(toNedbQuery(filter), { multi: true }));
   }
 
+  /**
+   * nedb answers a query from a compound index only when the query matches every one of its
+   * fields by value, where MongoDB also uses the index's leading field alone (`{ chatId, seq:
+   * { $gt } }`, `{ members: { $in } }`). So each compound index also gets a plain index on its
+   * first field; without it those queries read the whole collection.
+   */
   ensureIndexes(indexes: IndexSpec[]): Promise<void> {
     return this.#run(async () => {
       for (const spec of indexes) await this.#ensureIndex(spec);
+      const declared = new Set(indexes.map((spec) => Object.keys(spec.fields).join(",")));
+      for (const spec of indexes) {
+        const [first, ...rest] = Object.keys(spec.fields);
+        if (first === undefined || rest.length === 0 || declared.has(first)) continue;
+        declared.add(first);
+        await this.#datastore.ensureIndexAsync({ fieldName: first });
+      }
     });
   }
 

@@ -9,6 +9,7 @@ import { MongoClient } from "mongodb";
 import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
 import { openStore } from "../../lib/store/index.ts";
 import { MongoStore } from "../../lib/store/mongo.ts";
+import { Datastore } from "../../lib/store/nedb.ts";
 import type { Doc, IndexSpec, Store } from "../../lib/store/types.ts";
 import { type ServerHandle, startFerret } from "../harness/servers.ts";
 import { storeContract } from "./store-contract.ts";
@@ -44,6 +45,47 @@ storeContract(
   },
   async () => {},
 );
+
+test("embedded: a query on a compound index's leading field is answered from an index, not a scan", async () => {
+  const store = await openStore({ dataDir: await tempDir() });
+  const proto = Datastore.prototype as unknown as { getAllData(): unknown[] };
+  const scan = proto.getAllData;
+  let scans = 0;
+  proto.getAllData = function (this: unknown) {
+    scans += 1;
+    return scan.call(this);
+  };
+  try {
+    const messages = store.collection<Doc & { chatId: string; seq: number; tags: string[] }>("leading");
+    await messages.ensureIndexes([
+      { name: "seq", fields: { chatId: 1, seq: 1 }, unique: true },
+      { name: "tags_seq", fields: { tags: 1, seq: -1 } },
+    ]);
+    for (let seq = 1; seq <= 5; seq++) {
+      await messages.insertOne({
+        _id: `m${seq}`,
+        chatId: seq % 2 ? "a" : "b",
+        seq,
+        tags: [`t${seq}`, "all"],
+      });
+    }
+    scans = 0;
+    const after2 = await messages.find({ chatId: "a", seq: { $gt: 2 } }, { sort: { seq: 1 } });
+    const tagged = await messages.find({ tags: { $in: ["t1", "t4"] } }, { sort: { seq: 1 } });
+    assert.deepEqual(
+      after2.map((m) => m.seq),
+      [3, 5],
+    );
+    assert.deepEqual(
+      tagged.map((m) => m.seq),
+      [1, 4],
+    );
+    assert.equal(scans, 0, "no query read the whole collection");
+  } finally {
+    proto.getAllData = scan;
+    await store.close();
+  }
+});
 
 let ferret: ServerHandle;
 const database = `contract_${randomUUID().slice(0, 8)}`;
