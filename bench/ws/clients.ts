@@ -35,6 +35,8 @@ export type SocketImpl = "ws" | "undici";
 export interface Client {
   user: BenchUser;
   socket: ChatSocket;
+  /** Which of the gateways it connected to (an index into connectAll's urls). */
+  gateway: number;
 }
 
 export interface Connected {
@@ -53,13 +55,14 @@ export type Receive = (userId: string, message: MessageView) => void;
 const CONNECT_TIMEOUT_MS = 30_000;
 
 export async function connectAll(options: {
-  url: string;
+  /** User i connects to urls[i % urls.length]. */
+  urls: string[];
   users: BenchUser[];
   concurrency: number;
   impl: SocketImpl;
   onMessage: Receive;
 }): Promise<Connected> {
-  const { url, users, concurrency, impl, onMessage } = options;
+  const { urls, users, concurrency, impl, onMessage } = options;
   const clients: Client[] = [];
   const setupMs: number[] = [];
   let failed = 0;
@@ -67,9 +70,10 @@ export async function connectAll(options: {
   let firstError: string | undefined;
   const started = performance.now();
   let next = 0;
-  const openOne = async (user: BenchUser) => {
+  const openOne = async (user: BenchUser, index: number) => {
     let ready = false;
-    const socket = new ChatSocket(new SeededApi(url, user.token), {
+    const gateway = index % urls.length;
+    const socket = new ChatSocket(new SeededApi(urls[gateway] as string, user.token), {
       WebSocketImpl: impl === "ws" ? (WS as unknown as typeof WebSocket) : undefined,
       onMessage: (m) => onMessage(user.id, m),
       onStateChange: (state) => {
@@ -84,7 +88,7 @@ export async function connectAll(options: {
       await Promise.race([socket.connect(), timeout]);
       ready = true;
       setupMs.push(performance.now() - t0);
-      clients.push({ user, socket });
+      clients.push({ user, socket, gateway });
     } catch (err) {
       failed += 1;
       firstError ??= err instanceof Error ? err.message : String(err);
@@ -92,7 +96,10 @@ export async function connectAll(options: {
     }
   };
   const worker = async () => {
-    while (next < users.length) await openOne(users[next++] as BenchUser);
+    while (next < users.length) {
+      const index = next++;
+      await openOne(users[index] as BenchUser, index);
+    }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, users.length) }, worker));
   return {

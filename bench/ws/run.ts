@@ -10,19 +10,20 @@ import { parseArgs } from "node:util";
 import { type Servers, startServers } from "../../test/support/cluster.ts";
 import { stopAll } from "../processes.ts";
 import { machine, markdownTable, textTable } from "../report.ts";
-import type { Settings } from "../scenarios.ts";
+import { postgresTree, type Settings } from "../scenarios.ts";
 import type { SocketImpl } from "./clients.ts";
 import { DRAIN_MS, describeDrive, MESSAGE_CHARS } from "./drive.ts";
 import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } from "./scenario.ts";
 import { BENCH_ENV, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
-       [--targets bare,embedded,cluster] [--no-saturation] [--concurrency C] [--impl ws|undici] [--cpu-prof]
+       [--targets bare,embedded,cluster,cluster2] [--no-saturation] [--concurrency C] [--impl ws|undici] [--cpu-prof]
        [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
   --rate R          messages/s of the measured runs (default ${WS_DEFAULTS.rate})
   --runs N          measured runs per figure (default 3), --duration S seconds each (default 10)
-  --targets LIST    which of bare, embedded, cluster (default all; bare is the baseline)
+  --targets LIST    which of bare, embedded, cluster, cluster2 (default all; bare is the baseline;
+                    cluster2 is the cluster scaled out to two gateways and two chat nodes)
   --no-saturation   skip the saturation search
   --concurrency C   upgrades in flight while connecting (default ${WS_DEFAULTS.connectConcurrency})
   --impl ws|undici  WebSocket implementation under ChatSocket (default ${WS_DEFAULTS.impl})
@@ -62,7 +63,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 
 const targets = (values.targets?.split(",") ?? WS_DEFAULTS.targets) as Target[];
 for (const t of targets)
-  if (!["bare", "embedded", "cluster"].includes(t)) throw new Error(`unknown target ${t}`);
+  if (!["bare", "embedded", "cluster", "cluster2"].includes(t)) throw new Error(`unknown target ${t}`);
 const impl = (values.impl ?? WS_DEFAULTS.impl) as SocketImpl;
 if (impl !== "ws" && impl !== "undici") throw new Error(`--impl is ws or undici, not ${impl}`);
 const options: WsOptions = {
@@ -147,13 +148,14 @@ async function main(): Promise<void> {
   log(`${runs} run(s) of ${durationS} s; ${options.connections} connections; targets ${targets.join(", ")}`);
   for (const variable of ["NATS_URL", "REDIS_URL", "MONGO_URL"]) delete process.env[variable];
   let infra = { nats: "", redis: "", mongo: "" };
-  if (targets.includes("cluster")) {
+  if (targets.includes("cluster") || targets.includes("cluster2")) {
     servers = await startServers();
     infra = { nats: servers.nats.url, redis: servers.redis.url, mongo: servers.mongo.url };
     settings.infraPids = {
       "nats-server": servers.nats.pid,
       "redis-server": servers.redis.pid,
       ferretdb: servers.mongo.pid,
+      postgres: postgresTree(servers),
     };
   }
   const measured = await wsFanout(settings, infra, options);

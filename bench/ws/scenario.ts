@@ -42,7 +42,7 @@ export const WS_DEFAULTS: WsOptions = {
   rate: 100,
   connectConcurrency: 8,
   impl: "ws",
-  targets: ["bare", "embedded", "cluster"],
+  targets: ["bare", "embedded", "cluster", "cluster2"],
   saturation: true,
 };
 
@@ -58,6 +58,7 @@ const LABEL: Record<Target, string> = {
   bare: "bare ws",
   embedded: "embedded platform",
   cluster: "cluster platform",
+  cluster2: "cluster platform, 2 gateways + 2 chat nodes",
 };
 
 export interface TargetResult {
@@ -171,7 +172,7 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     const before = await sampleMemory(d.gatewayPid, d.memoryFile);
     s.log(`${label}: opening ${o.connections} sockets, ${o.connectConcurrency} at a time`);
     const connected = await connectAll({
-      url: d.url,
+      urls: d.urls,
       users: d.users,
       concurrency: o.connectConcurrency,
       impl: o.impl,
@@ -184,7 +185,8 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     );
     await settle(s, d, label);
     const after = await sampleMemory(d.gatewayPid, d.memoryFile);
-    const n = Math.max(1, clients.length);
+    // Memory is sampled on the first gateway: per connection it holds.
+    const n = Math.max(1, clients.filter((c) => c.gateway === 0).length);
     const memory = {
       before,
       after,
@@ -393,6 +395,8 @@ export async function wsFanout(s: Settings, infra: Infra, o: WsOptions): Promise
     embedded: "the whole platform in one process and one broker, embedded store (npm start defaults)",
     cluster:
       "gateway in one process; auth, profile and chat brokers in another; over NATS, with Redis and FerretDB",
+    cluster2:
+      "the cluster scaled out: two gateway processes (clients alternate between them), auth, profile and chat brokers in one process and a second chat node in another",
   };
   return {
     figures,

@@ -2,24 +2,27 @@
  * The servers a WebSocket benchmark runs against, each seeded and started in child processes:
  * the bare `ws` baseline, the embedded platform (one process, one broker with every service and
  * the embedded store, as `npm start` runs it) and the cluster (a gateway process, and auth,
- * profile and chat brokers in another, over NATS with Redis and FerretDB). `gatewayPid` is the
- * process whose memory per connection is measured.
+ * profile and chat brokers in another, over NATS with Redis and FerretDB) and the same cluster
+ * scaled out (`cluster2`: two gateway processes, and a second chat node in a process of its own;
+ * the clients alternate between the gateways). `gatewayPid` is the process whose memory per
+ * connection is measured (the first gateway).
  */
 import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { loadConfig } from "../../lib/config.ts";
-import { tempDir } from "../../test/support/platform.ts";
+import { type ServiceName, tempDir } from "../../test/support/platform.ts";
 import { type BenchChild, startChild } from "../processes.ts";
 import type { Infra } from "../scenarios.ts";
 import type { BenchUser } from "./clients.ts";
 import { GROUP_SIZE, seed } from "./seed.ts";
 
-export type Target = "bare" | "embedded" | "cluster";
+export type Target = "bare" | "embedded" | "cluster" | "cluster2";
 
 export interface Deployed {
   target: Target;
-  url: string;
+  /** The gateways; user i connects to urls[i % urls.length]. */
+  urls: string[];
   users: BenchUser[];
   gatewayPid: number;
   memoryFile: string;
@@ -47,7 +50,7 @@ export const BENCH_ENV: Record<string, string> = {
   WS_RATE_LIMIT: "1000/10",
 };
 
-const SERVICE_BROKERS = [["auth"], ["profile"], ["chat"]] as const;
+const SERVICE_BROKERS: ServiceName[][] = [["auth"], ["profile"], ["chat"]];
 
 export async function deploy(
   target: Target,
@@ -88,7 +91,7 @@ export async function deploy(
       children.push(child);
       return {
         target,
-        url: String(child.data.url),
+        urls: [String(child.data.url)],
         users,
         gatewayPid: child.pid,
         memoryFile,
@@ -102,7 +105,7 @@ export async function deploy(
       ...BENCH_ENV,
       DATA_DIR: path.join(dir.dir, "data"),
       NAMESPACE: namespace,
-      ...(target === "cluster"
+      ...(target !== "embedded"
         ? { TRANSPORTER: infra.nats, MONGO_URL: `${infra.mongo}/${namespace}`, REDIS_URL: infra.redis }
         : {}),
       ...extraEnv,
@@ -126,7 +129,7 @@ export async function deploy(
       children.push(child);
       return {
         target,
-        url: String(child.data.url),
+        urls: [String(child.data.url)],
         users,
         gatewayPid: child.pid,
         memoryFile,
@@ -135,31 +138,45 @@ export async function deploy(
         stop,
       };
     }
-    children.push(
-      await startChild(
-        "ws-cluster-services",
+    const scaled = target === "cluster2";
+    const serviceChildren: { name: string; brokers: ServiceName[][] }[] = [
+      { name: "ws-cluster-services", brokers: SERVICE_BROKERS },
+      ...(scaled ? [{ name: "ws-cluster-chat-2", brokers: [["chat"]] as ServiceName[][] }] : []),
+    ];
+    for (const { name, brokers } of serviceChildren) {
+      children.push(
+        await startChild(
+          name,
+          "./ws/node.ts",
+          { brokers, env, memoryFile: `${memoryFile}.${name}`, metricsFile: metricsOf(name) },
+          { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags(name) },
+        ),
+      );
+    }
+    const gateways: BenchChild[] = [];
+    for (const [i, name] of (scaled
+      ? ["ws-cluster-gateway", "ws-cluster-gateway-2"]
+      : ["ws-cluster-gateway"]
+    ).entries()) {
+      const gateway = await startChild(
+        name,
         "./ws/node.ts",
         {
-          brokers: SERVICE_BROKERS,
+          brokers: [["gateway"]],
           env,
-          memoryFile: `${memoryFile}.services`,
-          metricsFile: metricsOf("ws-cluster-services"),
+          memoryFile: i === 0 ? memoryFile : `${memoryFile}.${name}`,
+          metricsFile: metricsOf(name),
         },
-        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-cluster-services") },
-      ),
-    );
-    const gateway = await startChild(
-      "ws-cluster-gateway",
-      "./ws/node.ts",
-      { brokers: [["gateway"]], env, memoryFile, metricsFile: metricsOf("ws-cluster-gateway") },
-      { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-cluster-gateway") },
-    );
-    children.push(gateway);
+        { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags(name) },
+      );
+      children.push(gateway);
+      gateways.push(gateway);
+    }
     return {
       target,
-      url: String(gateway.data.url),
+      urls: gateways.map((g) => String(g.data.url)),
       users,
-      gatewayPid: gateway.pid,
+      gatewayPid: (gateways[0] as BenchChild).pid,
       memoryFile,
       children,
       seedS: seeded.seconds,
