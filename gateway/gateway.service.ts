@@ -10,7 +10,14 @@ import compression from "compression";
 import type { JSONWebKeySet } from "jose";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import ApiGateway from "moleculer-web";
-import { broadcast, type CallMeta, call, type Revocation, type ServerFrame } from "../lib/contracts.ts";
+import {
+  broadcast,
+  type CallMeta,
+  call,
+  type PresenceStamp,
+  type Revocation,
+  type ServerFrame,
+} from "../lib/contracts.ts";
 import { ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
@@ -36,6 +43,8 @@ export default class GatewayService extends Service {
   private ws!: WsServer;
   private syncTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
+  /** This process's online/offline announcements so far (services/chat/presence-map.ts). */
+  private readonly presenceStamp: PresenceStamp = { instance: randomUUID(), version: 0 };
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -159,7 +168,7 @@ export default class GatewayService extends Service {
         },
         connectedUsers: {
           visibility: "public",
-          handler: () => ({ userIds: this.ws.connectedUsers() }),
+          handler: () => ({ userIds: this.ws.connectedUsers(), ...this.presenceStamp }),
         },
       },
       events: {
@@ -265,9 +274,15 @@ export default class GatewayService extends Service {
       },
       chat: {
         call: (action, params, meta) => this.broker.call(action, params, { meta }),
-        userOnline: (userId) => void broadcast(this.broker, "ws.online", { nodeId, userId }),
-        userOffline: (userId) =>
-          void broadcast(this.broker, "ws.offline", { nodeId, userId, at: new Date().toISOString() }),
+        userOnline: (userId) => {
+          this.presenceStamp.version += 1;
+          void broadcast(this.broker, "ws.online", { nodeId, userId, ...this.presenceStamp });
+        },
+        userOffline: (userId) => {
+          this.presenceStamp.version += 1;
+          const at = new Date().toISOString();
+          void broadcast(this.broker, "ws.offline", { nodeId, userId, at, ...this.presenceStamp });
+        },
       },
     });
   }

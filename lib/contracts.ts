@@ -209,7 +209,7 @@ export interface ActionMap {
   "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
   "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
-  "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } };
+  "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } & PresenceStamp };
 }
 
 export interface PresenceView {
@@ -233,9 +233,19 @@ export interface EventMap {
   /** Cached profile records to drop on every node. */
   "profile.cache.clean": { ids: string[] };
   /** A user's first WebSocket on a gateway node opened. */
-  "ws.online": { nodeId: string; userId: string };
+  "ws.online": { nodeId: string; userId: string } & PresenceStamp;
   /** A user's last WebSocket on a gateway node closed. */
-  "ws.offline": { nodeId: string; userId: string; at: string };
+  "ws.offline": { nodeId: string; userId: string; at: string } & PresenceStamp;
+}
+
+/**
+ * Where a gateway's presence news stands: its process (`instance`) and how many online/offline
+ * changes it had announced (`version`), on each event and on the list `gateway.connectedUsers`
+ * answers, so a chat node can tell a list older than the events it already applied.
+ */
+export interface PresenceStamp {
+  instance: string;
+  version: number;
 }
 
 /** The user an access token authenticated, as the gateway puts it in `ctx.meta.user`. */

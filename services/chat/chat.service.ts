@@ -6,8 +6,10 @@ import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
   type CallMeta,
   call,
+  type EventMap,
   type MessageView,
   PARAMS,
+  type PresenceStamp,
   type PresenceView,
   type ServerFrame,
 } from "../../lib/contracts.ts";
@@ -179,14 +181,15 @@ export default class ChatService extends Service {
       },
       events: {
         "ws.online": {
-          handler: (ctx: Context<{ nodeId: string; userId: string }>) => {
-            if (this.presence.online(ctx.params.nodeId, ctx.params.userId))
+          handler: (ctx: Context<EventMap["ws.online"]>) => {
+            if (this.presence.online(ctx.params.nodeId, ctx.params.userId, stampOf(ctx.params)))
               this.announcer.online(ctx.params.userId);
           },
         },
         "ws.offline": {
-          handler: (ctx: Context<{ nodeId: string; userId: string; at: string }>) => {
-            if (this.presence.offline(ctx.params.nodeId, ctx.params.userId, ctx.params.at)) {
+          handler: (ctx: Context<EventMap["ws.offline"]>) => {
+            const { nodeId, userId, at } = ctx.params;
+            if (this.presence.offline(nodeId, userId, at, stampOf(ctx.params))) {
               this.announcer.offline([ctx.params.userId]);
             }
           },
@@ -300,14 +303,21 @@ export default class ChatService extends Service {
     await Promise.all(
       gateways.map(async (nodeID: string) => {
         try {
-          const { userIds } = await call(this.broker, "gateway.connectedUsers", {}, { nodeID });
-          this.announcer.offline(this.presence.replaceNode(nodeID, userIds));
+          const list = await call(this.broker, "gateway.connectedUsers", {}, { nodeID });
+          this.announcer.offline(this.presence.replaceNode(nodeID, list.userIds, stampOf(list)));
         } catch (err) {
           this.logger.debug(`Presence resync with ${nodeID} failed`, (err as Error).message);
         }
       }),
     );
   }
+}
+
+/** The gateway's stamp, when it sent one (a gateway of an older release sends none). */
+function stampOf(from: Partial<PresenceStamp>): PresenceStamp | undefined {
+  return typeof from.instance === "string" && typeof from.version === "number"
+    ? { instance: from.instance, version: from.version }
+    : undefined;
 }
 
 function userIdOf(ctx: Ctx<unknown>): string {
