@@ -316,6 +316,17 @@ function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Fi
     ),
     make(
       {
+        id: id("lost"),
+        label: `WS ${label}: acknowledged messages' deliveries lost, all runs ${at}`,
+        unit: "deliveries",
+        runs: [sum(runs, "lost")],
+        ...target({ on: "value", op: "<=", value: 0 }),
+        cpu,
+      },
+      "ws.bare.lost",
+    ),
+    make(
+      {
         id: id("latency.p50"),
         label: `WS ${label}: delivery latency p50 ${at}`,
         unit: "ms",

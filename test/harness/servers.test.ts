@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
 import { connect } from "nats";
+import { psql } from "./postgres.ts";
 import { type ServerHandle, startFerret, startNats, startRedis } from "./servers.ts";
 
 async function natsAnswers(url: string): Promise<void> {
@@ -86,6 +87,37 @@ test("ferretdb keeps its data across a restart", async () => {
     assert.deepEqual(await kept.findOne({ _id: "x" }), { _id: "x" });
     await client.close();
   } finally {
+    await server.stop();
+  }
+});
+
+test("every index FerretDB creates in PostgreSQL gets a GIN twin that its `@>` filters can use", async () => {
+  const server = await startFerret();
+  if (server.external || !server.postgres) return;
+  const client = new MongoClient(`${server.url}/harness`, { serverSelectionTimeoutMS: 5_000 });
+  try {
+    const people = client.db().collection<{ _id: string; email: string; n: number }>("people");
+    await people.createIndex({ email: 1 }, { unique: true });
+    await people.createIndex({ n: 1, email: 1 });
+    await people.insertMany(Array.from({ length: 200 }, (_, n) => ({ _id: `p${n}`, email: `e${n}@x`, n })));
+    assert.deepEqual(await people.findOne({ email: "e7@x" }), { _id: "p7", email: "e7@x", n: 7 });
+    const stdout = await psql(
+      server.postgres.port,
+      `SELECT am.amname, pg_get_indexdef(i.indexrelid, 1, false) FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+         JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname LIKE 'people%' ORDER BY 1, 2`,
+    );
+    // _id_, email and n_email as btrees, each with a GIN twin on its leading field.
+    assert.deepEqual(stdout.trim().split("\n"), [
+      "btree|((_jsonb -> '_id'::text))",
+      "btree|((_jsonb -> 'email'::text))",
+      "btree|((_jsonb -> 'n'::text))",
+      "gin|((_jsonb -> '_id'::text))",
+      "gin|((_jsonb -> 'email'::text))",
+      "gin|((_jsonb -> 'n'::text))",
+    ]);
+  } finally {
+    await client.close();
     await server.stop();
   }
 });

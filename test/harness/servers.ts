@@ -5,7 +5,7 @@
  */
 import net from "node:net";
 import { findBinary } from "./binaries.ts";
-import { postgresSpec } from "./postgres.ts";
+import { installGinTwins, postgresSpec } from "./postgres.ts";
 import { expectLine, mongoPing } from "./probes.ts";
 import { ManagedServer, type ServerHandle, type ServerSpec } from "./server-process.ts";
 
@@ -75,6 +75,7 @@ export async function startFerret(): Promise<FerretHandle> {
   const postgres = await ManagedServer.start(postgresSpec(), await freePort());
   let ferret: ServerHandle;
   try {
+    await installGinTwins(postgres.port);
     ferret = await startServer("MONGO_URL", 27017, {
       name: "ferretdb",
       args: (port, dir) => [
