@@ -2,9 +2,8 @@
  * Readiness: a gateway answers only once the services it fronts are discovered, answer their
  * `ready` action (which pings their store), the access-token keys are loaded, and its own services
  * are announced to the cluster (a chat node that has not heard of this gateway cannot deliver to
- * the sockets it would accept). Until then every
- * routed request gets 503 with Retry-After, never a wrong answer. The result is cached briefly so
- * a busy gateway does not ping on every request.
+ * the sockets it would accept). Until then every routed request gets 503 with Retry-After, never
+ * a wrong answer. The result is cached briefly so a busy gateway does not ping on every request.
  */
 const CACHE_MS = 1_000;
 

@@ -139,38 +139,27 @@ export async function deploy(
       };
     }
     const scaled = target === "cluster2";
-    const serviceChildren: { name: string; brokers: ServiceName[][] }[] = [
-      { name: "ws-cluster-services", brokers: SERVICE_BROKERS },
-      ...(scaled ? [{ name: "ws-cluster-chat-2", brokers: [["chat"]] as ServiceName[][] }] : []),
+    const gatewayBrokers: ServiceName[][] = [["gateway"]];
+    const nodes = [
+      { name: "ws-cluster-services", brokers: SERVICE_BROKERS, gateway: false },
+      ...(scaled
+        ? [{ name: "ws-cluster-chat-2", brokers: [["chat"]] as ServiceName[][], gateway: false }]
+        : []),
+      { name: "ws-cluster-gateway", brokers: gatewayBrokers, gateway: true },
+      ...(scaled ? [{ name: "ws-cluster-gateway-2", brokers: gatewayBrokers, gateway: true }] : []),
     ];
-    for (const { name, brokers } of serviceChildren) {
-      children.push(
-        await startChild(
-          name,
-          "./ws/node.ts",
-          { brokers, env, memoryFile: `${memoryFile}.${name}`, metricsFile: metricsOf(name) },
-          { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags(name) },
-        ),
-      );
-    }
     const gateways: BenchChild[] = [];
-    for (const [i, name] of (scaled
-      ? ["ws-cluster-gateway", "ws-cluster-gateway-2"]
-      : ["ws-cluster-gateway"]
-    ).entries()) {
-      const gateway = await startChild(
+    for (const { name, brokers, gateway } of nodes) {
+      // The first gateway's memory is the one measured per connection.
+      const memory = gateway && gateways.length === 0 ? memoryFile : `${memoryFile}.${name}`;
+      const child = await startChild(
         name,
         "./ws/node.ts",
-        {
-          brokers: [["gateway"]],
-          env,
-          memoryFile: i === 0 ? memoryFile : `${memoryFile}.${name}`,
-          metricsFile: metricsOf(name),
-        },
+        { brokers, env, memoryFile: memory, metricsFile: metricsOf(name) },
         { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags(name) },
       );
-      children.push(gateway);
-      gateways.push(gateway);
+      children.push(child);
+      if (gateway) gateways.push(child);
     }
     return {
       target,

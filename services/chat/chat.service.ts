@@ -189,9 +189,8 @@ export default class ChatService extends Service {
         "ws.offline": {
           handler: (ctx: Context<EventMap["ws.offline"]>) => {
             const { nodeId, userId, at } = ctx.params;
-            if (this.presence.offline(nodeId, userId, at, stampOf(ctx.params))) {
-              this.announcer.offline([ctx.params.userId]);
-            }
+            if (this.presence.offline(nodeId, userId, at, stampOf(ctx.params)))
+              this.announcer.offline([userId]);
           },
         },
         "$node.disconnected": {
