@@ -26,8 +26,10 @@ import type { ServerSpec } from "./server-process.ts";
 
 const run = promisify(execFile);
 
-/** Changing a setting that initdb bakes in means a new template name. */
-const TEMPLATE = path.join(os.tmpdir(), "social-test-postgres-template-1");
+/** Per PostgreSQL major version; changing a setting that initdb bakes in means a new name. */
+function templateDir(bin: string): string {
+  return path.join(os.tmpdir(), `social-test-postgres-${path.basename(path.dirname(bin))}-template-1`);
+}
 
 /** The bin dir of the newest PostgreSQL that Debian's packages installed. */
 function binDir(): string {
@@ -64,8 +66,9 @@ let template: Promise<string> | undefined;
 /** Makes the template data dir once; concurrent test processes each make one and one wins. */
 function ensureTemplate(bin: string, user: { uid: number; gid: number } | undefined): Promise<string> {
   template ??= (async () => {
-    if (existsSync(path.join(TEMPLATE, "PG_VERSION"))) return TEMPLATE;
-    const fresh = `${TEMPLATE}.${process.pid}.tmp`;
+    const dir = templateDir(bin);
+    if (existsSync(path.join(dir, "PG_VERSION"))) return dir;
+    const fresh = `${dir}.${process.pid}.tmp`;
     await rm(fresh, { recursive: true, force: true });
     await run(
       path.join(bin, "initdb"),
@@ -73,12 +76,12 @@ function ensureTemplate(bin: string, user: { uid: number; gid: number } | undefi
       { ...(user ?? {}), cwd: os.tmpdir() },
     );
     try {
-      await rename(fresh, TEMPLATE);
+      await rename(fresh, dir);
     } catch {
       // Another process made it first.
       await rm(fresh, { recursive: true, force: true });
     }
-    return TEMPLATE;
+    return dir;
   })();
   template.catch(() => {
     template = undefined;
