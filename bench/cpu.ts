@@ -78,11 +78,6 @@ function foreignTicks(procs: Map<number, Proc>): Map<number, number> {
 /** A process measured alone, or with every process under it (a PostgreSQL server and its backends). */
 export type MeasuredPid = number | { tree: number } | undefined;
 
-/** The pid a measured entry names. */
-export function pidOf(entry: MeasuredPid): number | undefined {
-  return typeof entry === "object" ? entry.tree : entry;
-}
-
 function ticksOf(procs: Map<number, Proc>, entry: MeasuredPid): number {
   if (entry === undefined) return 0;
   if (typeof entry === "number") return procs.get(entry)?.ticks ?? 0;

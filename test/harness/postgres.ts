@@ -89,7 +89,7 @@ function ensureTemplate(bin: string, user: { uid: number; gid: number } | undefi
   return template;
 }
 
-export function postgresSpec(): Omit<ServerSpec, "command"> & { command: string } {
+export function postgresSpec(): ServerSpec {
   const bin = binDir();
   const user = serverUser();
   return {

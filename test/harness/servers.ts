@@ -76,19 +76,23 @@ export async function startFerret(): Promise<FerretHandle> {
   let ferret: ServerHandle;
   try {
     await installGinTwins(postgres.port);
-    ferret = await startServer("MONGO_URL", 27017, {
-      name: "ferretdb",
-      args: (port, dir) => [
-        "--handler=pg",
-        `--postgresql-url=${postgres.url}`,
-        `--listen-addr=127.0.0.1:${port}`,
-        `--state-dir=${dir}`,
-        "--debug-addr=-",
-        "--telemetry=disable",
-      ],
-      url: (port) => `mongodb://127.0.0.1:${port}`,
-      probe: (port) => mongoPing(`mongodb://127.0.0.1:${port}`),
-    });
+    ferret = await ManagedServer.start(
+      {
+        name: "ferretdb",
+        command: findBinary("ferretdb"),
+        args: (port, dir) => [
+          "--handler=pg",
+          `--postgresql-url=${postgres.url}`,
+          `--listen-addr=127.0.0.1:${port}`,
+          `--state-dir=${dir}`,
+          "--debug-addr=-",
+          "--telemetry=disable",
+        ],
+        url: (port) => `mongodb://127.0.0.1:${port}`,
+        probe: (port) => mongoPing(`mongodb://127.0.0.1:${port}`),
+      },
+      await freePort(),
+    );
   } catch (err) {
     await postgres.stop();
     throw err;
