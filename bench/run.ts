@@ -49,6 +49,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/, summarized at the
                     end (profiling slows the servers down)
   --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
+  --only PART       one part with its baselines: reads (A, B, profile reads, scaling) or auth (hash rates,
+                    register, login); implies --no-ws
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
@@ -75,6 +77,7 @@ const { values } = parseArgs({
     "ws-connections": { type: "string" },
     "ws-rate": { type: "string" },
     "no-ws": { type: "boolean", default: false },
+    only: { type: "string" },
     env: { type: "string", multiple: true, default: [] },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -84,6 +87,11 @@ if (values.help) {
   process.exit(0);
 }
 
+const only = values.only;
+if (only !== undefined && only !== "reads" && only !== "auth") {
+  throw new Error(`--only takes reads or auth, not ${only}`);
+}
+if (only) values["no-ws"] = true;
 const runs = positiveInt(values.runs, values.quick ? 1 : 3, "runs");
 const durationS = positiveInt(values.duration, values.quick ? 3 : 10, "duration");
 const warmupS = Math.min(3, durationS);
@@ -95,7 +103,8 @@ const outName =
     values.split ? "split" : "",
     values["cpu-prof"] ? "cpu-prof" : "",
     values.env?.length ? "env" : "",
-    values["no-ws"] ? "no-ws" : values["ws-connections"] || values["ws-rate"] ? "ws" : "",
+    only ? `only-${only}` : "",
+    !only && values["no-ws"] ? "no-ws" : values["ws-connections"] || values["ws-rate"] ? "ws" : "",
   ]
     .filter(Boolean)
     .join("-") || "latest";
@@ -191,14 +200,18 @@ async function main(): Promise<void> {
     processes.push(...measured.processes);
   };
 
-  add(await bareHttp(settings));
-  add(await echoCall(settings, infra, { rps: byId("bare.rps"), p99: byId("bare.p99") }));
-  add(await hashRates(settings));
-  add(await profileReads(settings, infra, { rps: byId("echo.rps"), p99: byId("echo.p99") }));
-  add(await scalingReads(settings, infra, byId("echo.rps")));
-  const hashRate = byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);
-  const auth = await authFlows(settings, infra, hashRate);
-  add(auth);
+  if (only !== "auth") {
+    add(await bareHttp(settings));
+    add(await echoCall(settings, infra, { rps: byId("bare.rps"), p99: byId("bare.p99") }));
+  }
+  if (only !== "reads") add(await hashRates(settings));
+  if (only !== "auth") {
+    add(await profileReads(settings, infra, { rps: byId("echo.rps"), p99: byId("echo.p99") }));
+    add(await scalingReads(settings, infra, byId("echo.rps")));
+  }
+  const hashRate = only === "reads" ? undefined : byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);
+  const auth = hashRate ? await authFlows(settings, infra, hashRate) : undefined;
+  if (auth) add(auth);
   if (wsOptions) add(await wsFanout(settings, infra, wsOptions));
 
   const order = ["bare.", "echo.", "profile.", "scale.", "argon2.", "register.", "login.", "ws."];
@@ -217,12 +230,12 @@ async function main(): Promise<void> {
       pipelining: 1,
       authConnections: AUTH_CONNECTIONS,
       pacedShareOfHashRate: PACED_SHARE,
-      pacedRate: auth.pacedRate,
+      pacedRate: auth?.pacedRate,
       split: values.split,
       ...(wsOptions ? { ws: wsSettings(wsOptions, settings, { ...WS_BENCH_ENV, ...platformEnv }) } : {}),
       platformEnv,
       argon2: { type: "argon2id", ...OWASP_MIN },
-      hashRateBaseline: hashRate.id,
+      hashRateBaseline: hashRate?.id,
     },
     machine: machineInfo,
     topology: {

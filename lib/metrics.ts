@@ -34,6 +34,7 @@ export const METRIC = {
   STORE_OPERATION_DURATION: "social_store_operation_duration_seconds",
   STORE_ERRORS: "social_store_errors_total",
   RATE_LIMIT_REJECTIONS: "social_rate_limit_rejections_total",
+  PROFILE_LOCAL_CACHE: "social_profile_local_cache_lookups_total",
 } as const;
 
 /** Bucket bounds in seconds. */
@@ -73,6 +74,10 @@ export class PlatformMetrics {
   readonly storeDuration: Histogram;
   readonly storeErrors: Counter;
   readonly rateLimitRejections: Counter;
+  /** Lookups in a profile node's first-level (in-process) cache, labelled by `profileCacheHit`/`Miss`. */
+  readonly profileLocalCache: Counter;
+  readonly profileCacheHit = labels({ result: "hit" });
+  readonly profileCacheMiss = labels({ result: "miss" });
   private readonly wsCloses: Counter;
   private readonly closeLabels = new Map<number, Labels>(
     KNOWN_CLOSE_CODES.map((code) => [code, labels({ code: String(code) })]),
@@ -135,6 +140,11 @@ export class PlatformMetrics {
       METRIC.RATE_LIMIT_REJECTIONS,
       "Requests or frames refused by a rate limit, by limit name",
       ["limit"],
+    );
+    this.profileLocalCache = counter(
+      METRIC.PROFILE_LOCAL_CACHE,
+      "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
+      ["result"],
     );
   }
 

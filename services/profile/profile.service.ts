@@ -1,8 +1,14 @@
 /**
  * The profile service: public profiles, the owner's own view, username lookup and prefix search.
- * Reads go through Moleculer's cacher (`profile.record`, keyed by id); every change drops the
- * cached record on every node through the `profile.cache.clean` broadcast.
+ *
+ * A read is one action call. Its record comes from two cache levels: an in-process LRU of each
+ * profile node (PROFILE_LOCAL_CACHE_TTL_S, a few seconds), then Moleculer's cacher (Redis when
+ * REDIS_URL is set, shared by every node), then the store. Every change drops the record from
+ * the shared cacher and, through the `profile.cache.clean` broadcast, from every node's local
+ * cache (Moleculer's documented pattern for clearing caches across nodes); a node that missed a
+ * broadcast (the bus was down) serves the old record for at most the local lifetime.
  */
+import { LRUCache } from "lru-cache";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
   broadcast,
@@ -12,6 +18,7 @@ import {
   type PublicProfile,
 } from "../../lib/contracts.ts";
 import { NotFoundError, UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
@@ -24,8 +31,11 @@ interface CacheKeys {
   getCacheKey(action: { name: string }, opts: { keys: string[] }, ctx: { params: { id: string } }): string;
 }
 
-const RECORD_ACTION = "profile.record";
+/** The name the shared cacher's keys are built under (kept from when records had an action of their own). */
+const RECORD_KEY_NAME = "profile.record";
 const DEFAULT_PAGE = 20;
+/** Records held by one node's local cache at most. */
+const LOCAL_CACHE_MAX = 10_000;
 
 /** The stored record as cached: plain JSON, so the Redis cacher round-trips it. */
 interface ProfileRecord extends Omit<Profile, "createdAt" | "updatedAt"> {
@@ -36,10 +46,24 @@ interface ProfileRecord extends Omit<Profile, "createdAt" | "updatedAt"> {
 export default class ProfileService extends Service {
   private store!: Store;
   private profiles!: ProfilesRepository;
+  private readonly local: LRUCache<string, ProfileRecord> | undefined;
+  private readonly metrics: PlatformMetrics | undefined;
+  private readonly sharedTtlS: number;
+  /**
+   * Bumped by every drop: a record read before a drop (from the shared cacher or the store) is
+   * not cached after it, so a broadcast that overtakes a slow read cannot leave the old record.
+   */
+  private drops = 0;
 
   constructor(broker: ServiceBroker) {
     super(broker);
     const config = platformConfig(broker);
+    this.sharedTtlS = config.profileCacheTtlS;
+    this.local =
+      config.profileLocalCacheTtlS > 0
+        ? new LRUCache({ max: LOCAL_CACHE_MAX, ttl: config.profileLocalCacheTtlS * 1000 })
+        : undefined;
+    this.metrics = platformMetrics(broker);
     this.parseServiceSchema({
       name: "profile",
       settings: {},
@@ -63,19 +87,9 @@ export default class ProfileService extends Service {
             return { removed };
           },
         },
-        record: {
-          visibility: "protected",
-          cache: { keys: ["id"], ttl: config.profileCacheTtlS },
-          params: { id: "string|min:1|max:64" },
-          handler: async (ctx: Ctx<{ id: string }>): Promise<ProfileRecord> => {
-            const profile = await this.profiles.findById(ctx.params.id);
-            if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
-            return toRecord(profile);
-          },
-        },
         me: {
           params: PARAMS["profile.me"],
-          handler: async (ctx: Ctx) => toOwn(await this.record(ctx, userIdOf(ctx))),
+          handler: async (ctx: Ctx) => toOwn(await this.record(userIdOf(ctx))),
         },
         update: {
           params: PARAMS["profile.update"],
@@ -90,14 +104,14 @@ export default class ProfileService extends Service {
         },
         get: {
           params: PARAMS["profile.get"],
-          handler: async (ctx: Ctx<{ id: string }>) => toPublic(await this.record(ctx, ctx.params.id)),
+          handler: async (ctx: Ctx<{ id: string }>) => toPublic(await this.record(ctx.params.id)),
         },
         byUsername: {
           params: PARAMS["profile.byUsername"],
           handler: async (ctx: Ctx<{ username: string }>) => {
             const profile = await this.profiles.findByUsername(ctx.params.username);
             if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
-            return toPublic(await this.record(ctx, profile._id));
+            return toPublic(await this.record(profile._id));
           },
         },
         search: {
@@ -138,8 +152,34 @@ export default class ProfileService extends Service {
     await this.profiles.init();
   }
 
-  private record(ctx: Ctx<unknown>, id: string): Promise<ProfileRecord> {
-    return ctx.call(RECORD_ACTION, { id });
+  /** The record of a profile: from this node's cache, else the shared cacher, else the store. */
+  private async record(id: string): Promise<ProfileRecord> {
+    const cached = this.local?.get(id);
+    if (this.local)
+      this.metrics?.profileLocalCache.increment(
+        cached ? this.metrics.profileCacheHit : this.metrics.profileCacheMiss,
+      );
+    if (cached) return cached;
+    const drops = this.drops;
+    const cacher = this.broker.cacher;
+    const key = cacher ? this.sharedKey(id) : "";
+    let record = cacher ? ((await cacher.get(key)) as ProfileRecord | null) : null;
+    if (!record) {
+      const profile = await this.profiles.findById(id);
+      if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
+      record = toRecord(profile);
+      if (cacher && drops === this.drops) await cacher.set(key, record, this.sharedTtlS);
+    }
+    if (drops === this.drops) this.local?.set(id, record);
+    return record;
+  }
+
+  private sharedKey(id: string): string {
+    return (this.broker.cacher as unknown as CacheKeys).getCacheKey(
+      { name: RECORD_KEY_NAME },
+      { keys: ["id"] },
+      { params: { id } },
+    );
   }
 
   /** Drops the cached records here and, through the broadcast, on every other node. */
@@ -148,16 +188,12 @@ export default class ProfileService extends Service {
     await broadcast(this.broker, "profile.cache.clean", { ids });
   }
 
+  /** Drops the records from this node's cache and from the shared cacher. */
   private async dropLocal(ids: string[]): Promise<void> {
+    this.drops += 1;
+    for (const id of ids) this.local?.delete(id);
     const cacher = this.broker.cacher;
-    if (!cacher) return;
-    const keyOf = (id: string) =>
-      (cacher as unknown as CacheKeys).getCacheKey(
-        { name: RECORD_ACTION },
-        { keys: ["id"] },
-        { params: { id } },
-      );
-    await cacher.del(ids.map(keyOf));
+    if (cacher) await cacher.del(ids.map((id) => this.sharedKey(id)));
   }
 }
 

@@ -128,13 +128,16 @@ describe("metrics of one node", () => {
     assert.ok(s1.find("moleculer_request_time_count", { action: "auth.register" }).length > 0);
   });
 
-  test("a cache miss then a hit show in the cacher metrics", async () => {
+  test("a cache miss then a hit show in the cache metrics of both levels", async () => {
     const s0 = await scrape(broker);
     assert.equal((await a.raw("GET", `/users/${bobId}`)).status, 200);
     assert.equal((await a.raw("GET", `/users/${bobId}`)).status, 200);
     const s1 = await scrape(broker);
-    assert.equal(delta(s0, s1, "moleculer_cacher_get_total"), 2);
-    assert.equal(delta(s0, s1, "moleculer_cacher_found_total"), 1);
+    // The first read misses the node's own cache and the shared cacher; the second hits the first.
+    assert.equal(delta(s0, s1, "social_profile_local_cache_lookups_total", { result: "miss" }), 1);
+    assert.equal(delta(s0, s1, "social_profile_local_cache_lookups_total", { result: "hit" }), 1);
+    assert.equal(delta(s0, s1, "moleculer_cacher_get_total"), 1);
+    assert.equal(delta(s0, s1, "moleculer_cacher_found_total"), 0);
     assert.equal(
       delta(s0, s1, "social_http_request_duration_seconds_count", {
         route: "/users/:id",
@@ -308,8 +311,9 @@ describe("metrics of a cluster over NATS, Redis and FerretDB", () => {
         delta(s0, s1, "moleculer_request_total", { action: "auth.register", node: "services-1" }),
         1,
       );
-      assert.equal(delta(s0, s1, "moleculer_cacher_get_total"), 2);
-      assert.equal(delta(s0, s1, "moleculer_cacher_found_total"), 1);
+      assert.equal(delta(s0, s1, "social_profile_local_cache_lookups_total", { result: "miss" }), 1);
+      assert.equal(delta(s0, s1, "social_profile_local_cache_lookups_total", { result: "hit" }), 1);
+      assert.equal(delta(s0, s1, "moleculer_cacher_get_total"), 1);
       assert.equal(
         delta(s0, s1, "social_store_operation_duration_seconds_count", {
           collection: "accounts",
