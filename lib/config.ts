@@ -35,8 +35,10 @@
  *   CORS_ORIGINS                  origins allowed by CORS                 none
  *   BODY_LIMIT_BYTES              largest JSON body                       65536
  *   PROFILE_CACHE_TTL_S           profile read cache lifetime             300
+ *   PROFILE_LOCAL_CACHE_TTL_S     in-process profile cache lifetime (0 off) 5
  *   CHAT_MAX_GROUP_MEMBERS        members of a group chat at most         100
  *   CHAT_MAX_MESSAGE_LENGTH       characters of a message at most         4000
+ *   CHAT_MEMBER_CACHE_TTL_S       chat members reused for sends (0 off)   5
  *   WS_ORIGINS                    origins allowed to open a WebSocket     CORS_ORIGINS and same host
  *   WS_MAX_PAYLOAD_BYTES          largest WebSocket frame (1009 beyond)   65536
  *   WS_MAX_BUFFERED_BYTES         unsent bytes per socket (1013 beyond)   1048576
@@ -85,7 +87,8 @@ export interface PlatformConfig {
   corsOrigins: string[];
   bodyLimitBytes: number;
   profileCacheTtlS: number;
-  chat: { maxGroupMembers: number; maxMessageLength: number };
+  profileLocalCacheTtlS: number;
+  chat: { maxGroupMembers: number; maxMessageLength: number; memberCacheTtlS: number };
   ws: {
     origins: string[];
     maxPayloadBytes: number;
@@ -157,9 +160,11 @@ function readConfig(e: EnvReader): PlatformConfig {
     corsOrigins: e.list("CORS_ORIGINS"),
     bodyLimitBytes: e.int("BODY_LIMIT_BYTES", 65_536, 1_024, 10_485_760),
     profileCacheTtlS: e.int("PROFILE_CACHE_TTL_S", 300, 1),
+    profileLocalCacheTtlS: e.int("PROFILE_LOCAL_CACHE_TTL_S", 5, 0, 3_600),
     chat: {
       maxGroupMembers: e.int("CHAT_MAX_GROUP_MEMBERS", 100, 2, 100_000),
       maxMessageLength: e.int("CHAT_MAX_MESSAGE_LENGTH", 4_000, 1, 100_000),
+      memberCacheTtlS: e.int("CHAT_MEMBER_CACHE_TTL_S", 5, 0, 3_600),
     },
     ws: {
       origins: e.list("WS_ORIGINS"),

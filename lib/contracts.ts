@@ -232,6 +232,8 @@ export interface EventMap {
   "auth.keys.rotated": Record<string, never>;
   /** Cached profile records to drop on every node. */
   "profile.cache.clean": { ids: string[] };
+  /** A chat's members changed: chat nodes drop the copy they hold for sends. */
+  "chat.members.changed": { chatId: string };
   /** A user's first WebSocket on a gateway node opened. */
   "ws.online": { nodeId: string; userId: string } & PresenceStamp;
   /** A user's last WebSocket on a gateway node closed. */

@@ -3,10 +3,11 @@
  * first: a non-member gets the same 403 whether or not the chat exists, and learns nothing.
  */
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
-import type { ClientKeysRepository, Message, MessagesRepository } from "./messages.repo.ts";
+import type { Message, MessagesRepository } from "./messages.repo.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
 
 export interface ChatLimits {
@@ -17,16 +18,20 @@ export interface ChatLimits {
 export interface ChatDeps {
   chats: ChatsRepository;
   messages: MessagesRepository;
-  clientKeys: ClientKeysRepository;
   receipts: ReceiptsRepository;
   limits: ChatLimits;
   userExists(id: string): Promise<boolean>;
   /** Writes each chat's lastSeq/lastMessage after the message itself is stored. */
   recordLast(chatId: string, last: LastMessage): void;
+  /** Tells every chat node that a chat's members changed (this node has already dropped its copy). */
+  membersChanged(chatId: string): void;
+  /** How long a chat read for a send, a typing frame or a receipt is reused; 0 reads it every time. */
+  memberCacheTtlMs: number;
 }
 
 const CHAT_LIST_LIMIT = 200;
 const SEQ_HINTS_MAX = 10_000;
+const MEMBER_CACHE_MAX = 10_000;
 
 export class ChatLogic {
   private readonly d: ChatDeps;
@@ -41,9 +46,28 @@ export class ChatLogic {
   private readonly appending = new Map<string, Promise<unknown>>();
   /** New messages being stored on this node, by chat, sender and clientMsgId: a resend joins them. */
   private readonly inFlight = new Map<string, Promise<{ message: Message; created: boolean }>>();
+  /**
+   * Chats as read for the frequent calls (sends, typing, receipts, history): their members and
+   * type only change through addMember/removeMember, which drop the copy here and, through
+   * `membersChanged`, on every other chat node. A node that missed that broadcast (the bus was
+   * down) uses the old member list for at most the cache's lifetime.
+   */
+  private readonly members: LRUCache<string, Chat> | undefined;
+  /** Bumped by every drop: a chat read before a drop is not cached after it. */
+  private drops = 0;
 
   constructor(deps: ChatDeps) {
     this.d = deps;
+    this.members =
+      deps.memberCacheTtlMs > 0
+        ? new LRUCache({ max: MEMBER_CACHE_MAX, ttl: deps.memberCacheTtlMs })
+        : undefined;
+  }
+
+  /** Drops this node's copy of a chat (its members changed here or on another node). */
+  forgetChat(chatId: string): void {
+    this.drops += 1;
+    this.members?.delete(chatId);
   }
 
   async openDirect(userId: string, otherId: string): Promise<{ chat: ChatView; created: boolean }> {
@@ -65,16 +89,29 @@ export class ChatLogic {
     return toChatView(chat);
   }
 
-  /** The chat, if the user is a member; the same 403 otherwise, whether it exists or not. */
-  async memberChat(userId: string, chatId: string): Promise<Chat> {
-    const chat = await this.d.chats.findById(chatId);
+  /**
+   * The chat, if the user is a member; the same 403 otherwise, whether it exists or not. `fresh`
+   * reads the store (for a change of members, or a view with the chat's latest summary); otherwise
+   * a copy this node read in the last moments may answer.
+   */
+  async memberChat(userId: string, chatId: string, fresh = false): Promise<Chat> {
+    const chat = fresh
+      ? await this.readChat(chatId)
+      : (this.members?.get(chatId) ?? (await this.readChat(chatId)));
     if (!chat?.members.includes(userId))
       throw new ForbiddenError("Not a member of this chat", "CHAT_FORBIDDEN");
     return chat;
   }
 
+  private async readChat(chatId: string): Promise<Chat | null> {
+    const drops = this.drops;
+    const chat = await this.d.chats.findById(chatId);
+    if (chat && drops === this.drops) this.members?.set(chatId, chat);
+    return chat;
+  }
+
   async get(userId: string, chatId: string): Promise<ChatView> {
-    return toChatView(await this.memberChat(userId, chatId));
+    return toChatView(await this.memberChat(userId, chatId, true));
   }
 
   async list(userId: string): Promise<ChatView[]> {
@@ -113,19 +150,20 @@ export class ChatLogic {
   }
 
   async addMember(userId: string, chatId: string, newMemberId: string): Promise<ChatView> {
-    const chat = await this.memberChat(userId, chatId);
+    const chat = await this.memberChat(userId, chatId, true);
     if (chat.type !== "group")
       throw new ForbiddenError("Members of a direct chat cannot change", "CHAT_FORBIDDEN");
     if (chat.ownerId !== userId) throw new ForbiddenError("Only the owner adds members", "CHAT_FORBIDDEN");
     if (!(await this.d.userExists(newMemberId))) throw new NotFoundError("User", "USER_NOT_FOUND");
     const updated = await this.d.chats.addMember(chatId, newMemberId, this.d.limits.maxGroupMembers);
     if (!updated) throw invalid("userId", `A group has at most ${this.d.limits.maxGroupMembers} members`);
+    this.changedMembers(chatId);
     return toChatView(updated);
   }
 
   /** The owner removes anyone; any member removes themself (leaves). */
   async removeMember(userId: string, chatId: string, memberId: string): Promise<Chat> {
-    const chat = await this.memberChat(userId, chatId);
+    const chat = await this.memberChat(userId, chatId, true);
     if (chat.type !== "group")
       throw new ForbiddenError("Members of a direct chat cannot change", "CHAT_FORBIDDEN");
     if (memberId !== userId && chat.ownerId !== userId) {
@@ -133,7 +171,13 @@ export class ChatLogic {
     }
     if (!chat.members.includes(memberId)) throw new NotFoundError("Member", "MEMBER_NOT_FOUND");
     await this.d.chats.removeMember(chatId, memberId);
+    this.changedMembers(chatId);
     return chat;
+  }
+
+  private changedMembers(chatId: string): void {
+    this.forgetChat(chatId);
+    this.d.membersChanged(chatId);
   }
 
   /** Stores a message (idempotent by clientMsgId); resolves it and the members to deliver to. */
@@ -146,21 +190,17 @@ export class ChatLogic {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const input = { chatId, senderId: userId, message: text, clientMsgId };
-    // A resend of a stored message is answered without queueing behind new ones.
-    const sent = await this.d.messages.findSent(input, this.d.clientKeys);
-    const { message, created } = sent
-      ? { message: sent, created: false }
-      : await this.onceInFlight(`${chatId}\u0000${userId}\u0000${clientMsgId}`, () =>
-          this.oneAtATime(chatId, async () => {
-            const appended = await this.d.messages.appendNew(
-              input,
-              Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
-              this.d.clientKeys,
-            );
-            this.noteSeq(chatId, appended.message.seq);
-            return appended;
-          }),
+    // One insert: a resend is refused by the clientMsgId index and answered with the first message.
+    const { message, created } = await this.onceInFlight(`${chatId}\u0000${userId}\u0000${clientMsgId}`, () =>
+      this.oneAtATime(chatId, async () => {
+        const appended = await this.d.messages.append(
+          input,
+          Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
         );
+        this.noteSeq(chatId, appended.message.seq);
+        return appended;
+      }),
+    );
     if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
   }
@@ -208,8 +248,8 @@ export class ChatLogic {
     seq: number,
   ): Promise<{ moved: boolean; members: string[] }> {
     const chat = await this.memberChat(userId, chatId);
-    const upTo =
-      seq <= chat.lastSeq ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId, chat.lastSeq));
+    const known = Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0);
+    const upTo = seq <= known ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId, known));
     if (upTo < 1) return { moved: false, members: chat.members };
     const moved = await this.d.receipts.markRead(chatId, userId, upTo);
     return { moved, members: chat.members };

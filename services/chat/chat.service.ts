@@ -4,6 +4,7 @@
  */
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
+  broadcast,
   type CallMeta,
   call,
   type EventMap,
@@ -21,7 +22,7 @@ import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository } from "./chats.repo.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
-import { ClientKeysRepository, MessagesRepository } from "./messages.repo.ts";
+import { MessagesRepository } from "./messages.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
@@ -193,6 +194,10 @@ export default class ChatService extends Service {
               this.announcer.offline([userId]);
           },
         },
+        "chat.members.changed": {
+          handler: (ctx: Context<EventMap["chat.members.changed"]>) =>
+            this.logic?.forgetChat(ctx.params.chatId),
+        },
         "$node.disconnected": {
           handler: (ctx: Context<{ node: { id: string } }>) => {
             this.announcer.offline(this.presence.dropNode(ctx.params.node.id));
@@ -211,15 +216,19 @@ export default class ChatService extends Service {
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));
-    const clientKeys = new ClientKeysRepository(this.store.collection("message_client_keys"));
-    await Promise.all([chats.init(), messages.init(), receipts.init(), clientKeys.init()]);
+    await Promise.all([chats.init(), messages.init(), receipts.init()]);
     this.lastMessages = new LastMessageWriter(chats, (err) =>
       this.logger.warn("A chat summary write failed; the next message rewrites it", (err as Error).message),
     );
     const lastMessages = this.lastMessages;
     this.logic = new ChatLogic({
       recordLast: (chatId, last) => lastMessages.record(chatId, last),
-      clientKeys,
+      membersChanged: (chatId) => {
+        broadcast(this.broker, "chat.members.changed", { chatId }).catch((err: Error) =>
+          this.logger.warn("Telling the chat nodes of a member change failed", err.message),
+        );
+      },
+      memberCacheTtlMs: config.chat.memberCacheTtlS * 1000,
       chats,
       messages,
       receipts,

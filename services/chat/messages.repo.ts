@@ -28,44 +28,9 @@ const PAGE_BATCH = 25;
 
 /** How many times a send retries after another writer took the seq it tried. */
 const MAX_SEQ_ATTEMPTS = 50;
-/** How often, and how long apart, a racing resend's key document is looked for before a scan. */
-const KEY_WAITS = 5;
-const KEY_WAIT_MS = 50;
-
-/** Points a (chat, sender, clientMsgId) at its message, so a resend is found by `_id` alone. */
-export interface ClientKey {
-  _id: string;
-  messageId: string;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export class ClientKeysRepository extends BaseRepository<ClientKey> {
-  indexes(): IndexSpec[] {
-    return [];
-  }
-
-  find(chatId: string, senderId: string, clientMsgId: string): Promise<ClientKey | null> {
-    return this.collection.findOne({ _id: clientKeyOf(chatId, senderId, clientMsgId) });
-  }
-
-  async remember(message: Message): Promise<void> {
-    try {
-      await this.collection.insertOne(
-        this.stampNew({
-          _id: clientKeyOf(message.chatId, message.senderId, message.clientMsgId),
-          messageId: message._id,
-        }) as ClientKey,
-      );
-    } catch (err) {
-      if (!(err instanceof DuplicateKeyError)) throw err;
-    }
-  }
-}
-
-function clientKeyOf(chatId: string, senderId: string, clientMsgId: string): string {
-  return JSON.stringify([chatId, senderId, clientMsgId]);
-}
+/** How often, and how long apart, the message a racing resend stored is looked for. */
+const FIRST_SENT_LOOKUPS = 3;
+const FIRST_SENT_WAIT_MS = 20;
 
 export class MessagesRepository extends BaseRepository<Message> {
   indexes(): IndexSpec[] {
@@ -76,19 +41,18 @@ export class MessagesRepository extends BaseRepository<Message> {
   }
 
   /**
-   * The message a racing resend stored: through its key document (a lookup by `_id`) once that
-   * writer has written it, else by the clientMsgId index (a scan on FerretDB).
+   * The message a resend's first send stored, once the clientMsgId index refused the resend. The
+   * writer that refused it has committed on every backend; the lookups repeat briefly anyway, so
+   * a replica or a store that makes the index entry visible before the document cannot fail it.
    */
   private async firstSent(
     input: Pick<Message, "chatId" | "senderId" | "clientMsgId">,
-    keys: ClientKeysRepository,
   ): Promise<Message | null> {
-    for (let attempt = 0; attempt < KEY_WAITS; attempt++) {
-      const sent = await this.findSent(input, keys);
-      if (sent) return sent;
-      await sleep(KEY_WAIT_MS);
+    for (let attempt = 1; ; attempt++) {
+      const first = await this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
+      if (first || attempt >= FIRST_SENT_LOOKUPS) return first;
+      await sleep(FIRST_SENT_WAIT_MS);
     }
-    return this.findByClientMsgId(input.chatId, input.senderId, input.clientMsgId);
   }
 
   findByClientMsgId(chatId: string, senderId: string, clientMsgId: string): Promise<Message | null> {
@@ -115,46 +79,23 @@ export class MessagesRepository extends BaseRepository<Message> {
   }
 
   /**
-   * Stores a message at the next free `seq` of its chat. A message's `_id` is `chatId_seq`, so the
-   * store's unique `_id` makes it the arbiter between writers on any number of nodes, and every
-   * probe is a lookup by `_id` (cheap on every backend): a writer that loses a seq tries the next
-   * one, so seqs have no gaps and no duplicates. The unique (chatId, senderId, clientMsgId) index
-   * makes a resend resolve to the first message instead of storing a second.
+   * Stores a message at the next free `seq` of its chat, in one insert when nothing races it. A
+   * message's `_id` is `chatId_seq`, so the store's unique `_id` makes it the arbiter between
+   * writers on any number of nodes, and every probe is a lookup by `_id` (cheap on every backend):
+   * a writer that loses a seq tries the next one, so seqs have no gaps and no duplicates. The
+   * unique (chatId, senderId, clientMsgId) index makes a resend resolve to the first message
+   * instead of storing a second: its insert is refused, and the first is read by that index.
    */
-  async append(
+  append(
     input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
-    keys: ClientKeysRepository,
   ): Promise<{ message: Message; created: boolean }> {
-    const known = await this.findSent(input, keys);
-    if (known) return { message: known, created: false };
-    return this.appendNew(input, seqHint, keys);
-  }
-
-  /** The message this sender already stored under this clientMsgId, if any. */
-  async findSent(
-    input: Pick<Message, "chatId" | "senderId" | "clientMsgId">,
-    keys: ClientKeysRepository,
-  ): Promise<Message | null> {
-    const key = await keys.find(input.chatId, input.senderId, input.clientMsgId);
-    return key ? this.collection.findOne({ _id: key.messageId }) : null;
-  }
-
-  /** Stores the message at the next free seq (still idempotent if a resend raced it there). */
-  async appendNew(
-    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
-    seqHint: number,
-    keys: ClientKeysRepository,
-  ): Promise<{ message: Message; created: boolean }> {
-    const result = await this.insertAtNextSeq(input, seqHint, keys);
-    await keys.remember(result.message);
-    return result;
+    return this.insertAtNextSeq(input, seqHint);
   }
 
   private async insertAtNextSeq(
     input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
-    keys: ClientKeysRepository,
   ): Promise<{ message: Message; created: boolean }> {
     let seq = seqHint + 1;
     for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
@@ -173,7 +114,7 @@ export class MessagesRepository extends BaseRepository<Message> {
         }
         if (!taken) {
           // The seq is free, so the clientMsgId index refused it: a resend stored it first.
-          const first = await this.firstSent(input, keys);
+          const first = await this.firstSent(input);
           if (first) return { message: first, created: false };
           throw err;
         }
@@ -193,7 +134,6 @@ export class MessagesRepository extends BaseRepository<Message> {
     return (await this.maxSeq(chatId, from - 1)) + 1;
   }
 
-  /** Messages after `after` (ascending) or before `before` (the newest of them), ascending. */
   /**
    * Messages after `after` (ascending), or the newest ones before `before` (or overall), ascending.
    * Seqs have no holes, so a page is read by `_id` (`chatId_seq`), a lookup every backend answers

@@ -137,6 +137,58 @@ describe("chat across three gateways and two chat nodes", () => {
   });
 });
 
+describe("chat nodes that each keep a chat's members for sends", () => {
+  test("a member removed through one chat node is refused by both at once; a resend through the other answers the first message", async () => {
+    const owner = await member([]);
+    const leaver = await member([]);
+    const group = await owner.api.request<ChatView>("POST", "/chats", {
+      type: "group",
+      name: "leaving",
+      memberIds: [leaver.id],
+    });
+    const broker = cluster.node("gw-1").broker;
+    const as = (m: Member) => ({ meta: { user: { id: m.id, sessionId: "test" } } });
+    const send = (m: Member, nodeID: string, message: string, clientMsgId: string) =>
+      broker.call(
+        "chat.send",
+        { id: group.id, message, clientMsgId },
+        { nodeID, ...as(m) },
+      ) as Promise<MessageView>;
+    // Both chat nodes read the chat (and keep its members) for these sends.
+    const first = await send(leaver, "chat-1", "first", "c-first");
+    await send(leaver, "chat-2", "second", "c-second");
+    for (let i = 0; i < 3; i++) await send(owner, i % 2 ? "chat-1" : "chat-2", `o${i}`, `c-o${i}`);
+    const again = await send(leaver, "chat-2", "first", "c-first");
+    assert.deepEqual([again.id, again.seq], [first.id, 1], "the resend is the first message");
+
+    await broker.call(
+      "chat.removeMember",
+      { id: group.id, userId: leaver.id },
+      { nodeID: "chat-1", ...as(owner) },
+    );
+    for (const nodeID of ["chat-1", "chat-2"]) {
+      await assert.rejects(send(leaver, nodeID, "after", `c-after-${nodeID}`), (err: { code?: number }) => {
+        assert.equal(err.code, 403, `${nodeID} refuses a removed member`);
+        return true;
+      });
+    }
+    const history = await owner.api.request<{ messages: MessageView[] }>(
+      "GET",
+      `/chats/${group.id}/messages`,
+    );
+    assert.deepEqual(
+      history.messages.map((m) => [m.seq, m.message]),
+      [
+        [1, "first"],
+        [2, "second"],
+        [3, "o0"],
+        [4, "o1"],
+        [5, "o2"],
+      ],
+    );
+  });
+});
+
 describe("a gateway that joins", () => {
   test("its sockets get live messages as soon as it is ready", async () => {
     const sender = await member([0]);

@@ -96,18 +96,21 @@ test("every index FerretDB creates in PostgreSQL gets a GIN twin that its `@>` f
   if (server.external || !server.postgres) return;
   const client = new MongoClient(`${server.url}/harness`, { serverSelectionTimeoutMS: 5_000 });
   try {
-    const people = client.db().collection<{ _id: string; email: string; n: number }>("people");
+    const people = client.db().collection<{ _id: string; email: string; n: number; tag: string }>("people");
     await people.createIndex({ email: 1 }, { unique: true });
-    await people.createIndex({ n: 1, email: 1 });
-    await people.insertMany(Array.from({ length: 200 }, (_, n) => ({ _id: `p${n}`, email: `e${n}@x`, n })));
-    assert.deepEqual(await people.findOne({ email: "e7@x" }), { _id: "p7", email: "e7@x", n: 7 });
+    await people.createIndex({ n: 1, email: 1, tag: 1 });
+    await people.insertMany(
+      Array.from({ length: 200 }, (_, n) => ({ _id: `p${n}`, email: `e${n}@x`, n, tag: `t${n % 7}` })),
+    );
+    assert.deepEqual(await people.findOne({ email: "e7@x" }), { _id: "p7", email: "e7@x", n: 7, tag: "t0" });
     const stdout = await psql(
       server.postgres.port,
       `SELECT am.amname, pg_get_indexdef(i.indexrelid, 1, false) FROM pg_index i
          JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
          JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname LIKE 'people%' ORDER BY 1, 2`,
     );
-    // _id_, email and n_email as btrees, each with a GIN twin on its leading field.
+    // _id_, email and n_email_tag as btrees (listed by their leading field), and one GIN twin for
+    // each field any of them indexes.
     assert.deepEqual(stdout.trim().split("\n"), [
       "btree|((_jsonb -> '_id'::text))",
       "btree|((_jsonb -> 'email'::text))",
@@ -115,6 +118,7 @@ test("every index FerretDB creates in PostgreSQL gets a GIN twin that its `@>` f
       "gin|((_jsonb -> '_id'::text))",
       "gin|((_jsonb -> 'email'::text))",
       "gin|((_jsonb -> 'n'::text))",
+      "gin|((_jsonb -> 'tag'::text))",
     ]);
   } finally {
     await client.close();
