@@ -206,7 +206,13 @@ async function main(): Promise<void> {
   }
   if (only !== "reads") add(await hashRates(settings));
   if (only !== "auth") {
-    add(await profileReads(settings, infra, { rps: byId("echo.rps"), p99: byId("echo.p99") }));
+    add(
+      await profileReads(settings, infra, {
+        rps: byId("echo.rps"),
+        p99: byId("echo.p99"),
+        targetP99: byId("echo.target.p99"),
+      }),
+    );
     add(await scalingReads(settings, infra, byId("echo.rps")));
   }
   const hashRate = only === "reads" ? undefined : byId(`argon2.argon2-npm.c${SERVICE_HASH_CONCURRENCY}`);

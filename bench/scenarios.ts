@@ -239,6 +239,11 @@ function readFigures(
   ];
 }
 
+/** A share of a measured rate, as a whole number of requests per second (at least 1). */
+function shareOf(rate: number, share: number): number {
+  return Math.max(1, Math.round((rate || 0) * share));
+}
+
 /** Baseline A: bare node:http. */
 export async function bareHttp(s: Settings): Promise<Measured> {
   const child = await startServer(s, "bare-http", "./servers/bare-http.ts", {});
@@ -270,8 +275,35 @@ export async function echoCall(
   );
   try {
     const results = await httpReads(s, "moleculer-web -> NATS -> echo", servers, `${servers.url}/echo`);
+    // The latency reference of the profile read's p99 target: B itself offered 60 % of its rate.
+    const rate = shareOf(median(results.map((r) => r.rps).sort((a, b) => a - b)), READ_SHARE_OF_B);
+    const atShare = await repeat(
+      s,
+      `B at ${rate}/s`,
+      servers,
+      (durationS) =>
+        openLoop({
+          url: servers.url,
+          method: "GET",
+          path: "/echo",
+          headers: {},
+          rate,
+          durationS,
+          maxInFlight: 1_000,
+        }),
+      describeLatency,
+    );
     return {
-      figures: readFigures("echo", "B. moleculer-web -> NATS -> echo", results, bare),
+      figures: [
+        ...readFigures("echo", "B. moleculer-web -> NATS -> echo", results, bare),
+        figure({
+          id: "echo.target.p99",
+          label: `B. p99 offered ${rate.toLocaleString("en-US")}/s (${READ_SHARE_OF_B * 100} % of B)`,
+          unit: "ms",
+          runs: atShare.map((r) => r.p99),
+          ...totals(atShare),
+        }),
+      ],
       processes: processInfos(
         servers,
         s.split
@@ -330,17 +362,20 @@ export async function hashRates(s: Settings): Promise<Measured> {
   };
 }
 
-/** Which implementation hashed faster, at each concurrency. */
+/** Which implementation hashed faster, at each concurrency measured. */
 export function fasterHash(figures: Figure[]): { concurrency: number; faster: string; by: number }[] {
-  return HASH_CONCURRENCIES.map((concurrency) => {
+  return HASH_CONCURRENCIES.flatMap((concurrency) => {
     const npm = figures.find((f) => f.id === `argon2.argon2-npm.c${concurrency}`)?.median ?? 0;
     const node = figures.find((f) => f.id === `argon2.node-crypto.c${concurrency}`)?.median ?? 0;
+    if (!npm || !node) return [];
     const npmFaster = npm >= node;
-    return {
-      concurrency,
-      faster: npmFaster ? "argon2 (npm)" : "node:crypto argon2",
-      by: npmFaster ? npm / node : node / npm,
-    };
+    return [
+      {
+        concurrency,
+        faster: npmFaster ? "argon2 (npm)" : "node:crypto argon2",
+        by: npmFaster ? npm / node : node / npm,
+      },
+    ];
   });
 }
 
@@ -404,7 +439,7 @@ async function setUp<T>(request: () => Promise<T>): Promise<T> {
 export async function profileReads(
   s: Settings,
   infra: Infra,
-  echo: { rps: Figure; p99: Figure },
+  echo: { rps: Figure; p99: Figure; targetP99: Figure },
 ): Promise<Measured> {
   const measured = await withPlatform(s, infra, "platform-reads", async (servers) => {
     const reader = new ApiClient(servers.url);
@@ -416,7 +451,7 @@ export async function profileReads(
     const results = await httpReads(s, label, servers, `${servers.url}${path}`, headers);
     // The p99 target holds at the throughput target: 60 % of B's rate, offered at a fixed pace
     // (a closed loop at saturation measures its own queue: 64 connections over its rate).
-    const targetRate = Math.max(1, Math.round((echo.rps.median || 0) * READ_SHARE_OF_B));
+    const targetRate = shareOf(echo.rps.median, READ_SHARE_OF_B);
     const atTarget = await repeat(
       s,
       `GET /users/:id at ${targetRate}/s`,
@@ -459,6 +494,7 @@ export async function profileReads(
           label: `GET /users/:id p99 at ${targetRate.toLocaleString("en-US")}/s (${READ_SHARE_OF_B * 100} % of B)`,
           unit: "ms",
           runs: atTarget.map((r) => r.p99),
+          baseline: echo.targetP99,
           target: { on: "value", op: "<=", value: 30 },
           ...totals(atTarget),
         }),
