@@ -13,7 +13,7 @@ import type { RateLimit } from "../../lib/rate-limiter.ts";
 import type { Account, AccountsRepository } from "./accounts.repo.ts";
 import { isCommonPassword, type PasswordHasher } from "./passwords.ts";
 import type { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
-import type { SessionsRepository } from "./sessions.repo.ts";
+import type { Session, SessionsRepository } from "./sessions.repo.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 
 export interface PublicUser {
@@ -140,19 +140,44 @@ export class AuthLogic {
   async refresh(refreshToken: string): Promise<TokenPair> {
     const now = new Date();
     const hash = hashRefreshToken(refreshToken);
+    const session = await this.d.sessions.findByToken(hash);
+    if (session) {
+      if (session.revokedAt || session.expiresAt <= now) throw new InvalidRefreshTokenError();
+      // Recorded as spent before it is rotated: a crash between leaves it current, and a retry
+      // with it still works.
+      await this.d.refreshTokens.recordSpent({
+        _id: hash,
+        sessionId: session._id,
+        userId: session.userId,
+        expiresAt: session.expiresAt,
+        usedAt: now,
+      });
+      return this.rotate(session, hash, now);
+    }
     const record = await this.d.refreshTokens.find(hash);
     if (!record || record.expiresAt <= now) throw new InvalidRefreshTokenError();
-    if (!(await this.d.refreshTokens.spend(hash, now))) {
-      // A spent token came back: someone holds a copy. Revoke the whole family.
-      if (await this.d.sessions.revoke(record.userId, record.sessionId, now)) {
-        await this.d.onRevoked([record.sessionId]);
-      }
+    // A spent token came back (or an older-layout token is raced): someone holds a copy.
+    if (record.usedAt || !(await this.d.refreshTokens.spend(hash, now))) {
+      await this.revokeFamily(record.userId, record.sessionId, now);
       throw new InvalidRefreshTokenError();
     }
-    const session = await this.d.sessions.findLive(record.sessionId, now);
-    if (!session) throw new InvalidRefreshTokenError();
-    await this.d.sessions.touch(session._id, now);
-    return this.issue(session.userId, session._id, now);
+    const legacy = await this.d.sessions.findLive(record.sessionId, now);
+    if (!legacy) throw new InvalidRefreshTokenError();
+    return this.rotate(legacy, legacy.tokenHash, now);
+  }
+
+  /** Moves the session to a new refresh token; a concurrent refresh that won means two holders. */
+  private async rotate(session: Session, from: string | undefined, now: Date): Promise<TokenPair> {
+    const refreshToken = newRefreshToken();
+    if (!(await this.d.sessions.rotate(session._id, from, hashRefreshToken(refreshToken), now))) {
+      await this.revokeFamily(session.userId, session._id, now);
+      throw new InvalidRefreshTokenError();
+    }
+    return this.pair(session.userId, session._id, refreshToken);
+  }
+
+  private async revokeFamily(userId: string, sessionId: string, now: Date): Promise<void> {
+    if (await this.d.sessions.revoke(userId, sessionId, now)) await this.d.onRevoked([sessionId]);
   }
 
   async logout(userId: string, sessionId: string): Promise<void> {
@@ -192,28 +217,28 @@ export class AuthLogic {
 
   private async openSession(userId: string, client: ClientInfo): Promise<TokenPair> {
     const now = new Date();
+    const refreshToken = newRefreshToken();
     const session = await this.d.sessions.create({
       _id: randomUUID(),
       userId,
+      tokenHash: hashRefreshToken(refreshToken),
       userAgent: client.userAgent.slice(0, 256),
       ip: client.ip,
       lastUsedAt: now,
       expiresAt: new Date(now.getTime() + this.d.refreshTtlS * 1000),
     });
-    return this.issue(userId, session._id, now);
+    return this.pair(userId, session._id, refreshToken);
   }
 
-  private async issue(userId: string, sessionId: string, now: Date): Promise<TokenPair> {
-    const refreshToken = randomBytes(32).toString("base64url");
-    await this.d.refreshTokens.insert({
-      _id: hashRefreshToken(refreshToken),
-      sessionId,
-      userId,
-      expiresAt: new Date(now.getTime() + this.d.refreshTtlS * 1000),
-    });
+  private async pair(userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
     const accessToken = await this.d.keys.sign({ userId, sessionId });
     return { accessToken, refreshToken, expiresIn: this.d.accessTtlS };
   }
+}
+
+/** An opaque refresh token: 256 random bits. */
+function newRefreshToken(): string {
+  return randomBytes(32).toString("base64url");
 }
 
 function toPublicUser(account: Account, displayName: string): PublicUser {

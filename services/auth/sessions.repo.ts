@@ -1,10 +1,15 @@
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
-/** A session is one refresh-token family: one login on one device. */
+/**
+ * A session is one refresh-token family: one login on one device. It holds the SHA-256 of its
+ * current refresh token, so signing in and refreshing write one document, not a session and a
+ * token record (sessions made before this have none until their next refresh).
+ */
 export interface Session {
   _id: string;
   userId: string;
+  tokenHash?: string;
   userAgent: string;
   ip: string;
   createdAt: Date;
@@ -18,6 +23,7 @@ export class SessionsRepository extends BaseRepository<Session> {
   indexes(): IndexSpec[] {
     return [
       { name: "user_sessions", fields: { userId: 1, createdAt: -1 } },
+      { name: "token_hash", fields: { tokenHash: 1 }, sparse: true },
       { name: "revoked_at", fields: { revokedAt: 1 }, sparse: true },
       { name: "expires_ttl", fields: { expiresAt: 1 }, expireAfterSeconds: 0 },
     ];
@@ -25,6 +31,23 @@ export class SessionsRepository extends BaseRepository<Session> {
 
   create(session: Omit<Session, "createdAt" | "updatedAt">): Promise<Session> {
     return this.collection.insertOne(this.stampNew(session) as Session);
+  }
+
+  /** The session whose current refresh token this is (live or not). */
+  findByToken(tokenHash: string): Promise<Session | null> {
+    return this.collection.findOne({ tokenHash });
+  }
+
+  /**
+   * Compare-and-set of the current refresh token: exactly one of concurrent refreshes with the
+   * same token moves it on. Resolves whether this one did.
+   */
+  async rotate(id: string, from: string | undefined, to: string, now: Date): Promise<boolean> {
+    const n = await this.collection.updateOne(
+      { _id: id, tokenHash: from === undefined ? { $exists: false } : from, revokedAt: { $exists: false } },
+      this.stampUpdate({ $set: { tokenHash: to, lastUsedAt: now } }),
+    );
+    return n === 1;
   }
 
   findLive(id: string, now: Date): Promise<Session | null> {
@@ -36,10 +59,6 @@ export class SessionsRepository extends BaseRepository<Session> {
       { userId, revokedAt: { $exists: false }, expiresAt: { $gt: now } },
       { sort: { createdAt: -1 }, limit: 200 },
     );
-  }
-
-  touch(id: string, now: Date): Promise<number> {
-    return this.collection.updateOne({ _id: id }, this.stampUpdate({ $set: { lastUsedAt: now } }));
   }
 
   /** Revokes one session of a user; resolves whether it was live. */

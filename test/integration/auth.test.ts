@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { randomBytes, randomUUID } from "node:crypto";
 import { ApiClient } from "../../client/rest-client.ts";
+import type { Store } from "../../lib/store/types.ts";
+import { hashRefreshToken } from "../../services/auth/auth.logic.ts";
 import { newUser, startEmbedded } from "../support/platform.ts";
 
 type Platform = Awaited<ReturnType<typeof startEmbedded>>;
@@ -150,6 +153,60 @@ describe("refresh tokens", () => {
     assert.equal(afterReuse.status, 401, "the newest token of the family is revoked too");
     const me = await api.raw("GET", "/users/me", { token: next.accessToken });
     assert.equal(me.status, 401);
+  });
+
+  test("of concurrent refreshes with one token exactly one succeeds, and the family is revoked", async () => {
+    const reg = (await api.raw("POST", "/auth/register", { body: newUser() })).body as Record<string, string>;
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        api.raw("POST", "/auth/refresh", { body: { refreshToken: reg.refreshToken } }),
+      ),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 401, 401, 401, 401]);
+    const winner = results.find((r) => r.status === 200)?.body as Record<string, string>;
+    const next = await api.raw("POST", "/auth/refresh", { body: { refreshToken: winner.refreshToken } });
+    assert.equal(next.status, 401, "two holders of one token: the whole family is revoked");
+  });
+
+  test("a live token stored before sessions held their current token still refreshes once", async () => {
+    const reg = (await api.raw("POST", "/auth/register", { body: newUser() })).body as {
+      user: { id: string };
+    };
+    const store = (platform.broker.getLocalService("auth") as unknown as { store: Store }).store;
+    const sessionId = randomUUID();
+    const token = randomBytes(32).toString("base64url");
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + 3_600_000);
+    await store.collection("sessions").insertOne({
+      _id: sessionId,
+      userId: reg.user.id,
+      userAgent: "older release",
+      ip: "127.0.0.1",
+      createdAt: now,
+      updatedAt: now,
+      lastUsedAt: now,
+      expiresAt,
+    } as never);
+    await store.collection("refresh_tokens").insertOne({
+      _id: hashRefreshToken(token),
+      sessionId,
+      userId: reg.user.id,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt,
+    } as never);
+    const first = await api.raw("POST", "/auth/refresh", { body: { refreshToken: token } });
+    assert.equal(first.status, 200);
+    const pair = first.body as Record<string, string>;
+    const second = await api.raw("POST", "/auth/refresh", { body: { refreshToken: pair.refreshToken } });
+    assert.equal(second.status, 200, "the session now holds its current token");
+    const reuse = await api.raw("POST", "/auth/refresh", { body: { refreshToken: token } });
+    assert.equal(reuse.status, 401);
+    const afterReuse = await api.raw("POST", "/auth/refresh", {
+      body: { refreshToken: (second.body as Record<string, string>).refreshToken },
+    });
+    assert.equal(afterReuse.status, 401, "reusing the old token revoked the family");
   });
 
   test("an unknown refresh token is 401", async () => {
