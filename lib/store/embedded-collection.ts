@@ -90,12 +90,22 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
    * nedb answers a query from a compound index only when the query matches every one of its
    * fields by value, where MongoDB also uses the index's leading field alone (`{ chatId, seq:
    * { $gt } }`, `{ members: { $in } }`). So each compound index also gets a plain index on its
-   * first field; without it those queries read the whole collection.
+   * first field; without it those queries read the whole collection. A compound index that is not
+   * unique gets only that plain index: it would serve no query the plain one does not narrow as
+   * well, and every write would pay for it (a chat's summary update re-indexed its members twice).
    */
   ensureIndexes(indexes: IndexSpec[]): Promise<void> {
     return this.#run(async () => {
-      for (const spec of indexes) await this.#ensureIndex(spec);
-      const declared = new Set(indexes.map((spec) => Object.keys(spec.fields).join(",")));
+      const declared = new Set<string>();
+      for (const spec of indexes) {
+        const fields = Object.keys(spec.fields);
+        if (fields.length > 1 && !spec.unique) {
+          await this.#dropIndex(nedbIndexKey(fields));
+          continue;
+        }
+        await this.#ensureIndex(spec);
+        declared.add(fields.join(","));
+      }
       for (const spec of indexes) {
         const [first, ...rest] = Object.keys(spec.fields);
         if (first === undefined || rest.length === 0 || declared.has(first)) continue;
@@ -103,6 +113,12 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
         await this.#datastore.ensureIndexAsync({ fieldName: first });
       }
     });
+  }
+
+  /** Removes an index an older release declared, if this file still has it. */
+  async #dropIndex(key: string): Promise<void> {
+    const indexes = (this.#datastore as unknown as { indexes: Record<string, unknown> }).indexes;
+    if (indexes[key]) await this.#datastore.removeIndexAsync(key);
   }
 
   /** Stops the compaction timer and leaves a compacted file behind. */

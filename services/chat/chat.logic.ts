@@ -23,6 +23,8 @@ export interface ChatDeps {
   userExists(id: string): Promise<boolean>;
   /** Writes each chat's lastSeq/lastMessage after the message itself is stored. */
   recordLast(chatId: string, last: LastMessage): void;
+  /** The newest summary recorded on this node and not written yet. */
+  latestLast(chatId: string): LastMessage | undefined;
   /** Tells every chat node that a chat's members changed (this node has already dropped its copy). */
   membersChanged(chatId: string): void;
   /** How long a chat read for a send, a typing frame or a receipt is reused; 0 reads it every time. */
@@ -111,7 +113,13 @@ export class ChatLogic {
   }
 
   async get(userId: string, chatId: string): Promise<ChatView> {
-    return toChatView(await this.memberChat(userId, chatId, true));
+    return toChatView(this.withLatest(await this.memberChat(userId, chatId, true)));
+  }
+
+  /** The chat with the summary this node recorded and has not written yet, when that is newer. */
+  private withLatest(chat: Chat): Chat {
+    const latest = this.d.latestLast(chat._id);
+    return latest && latest.seq > chat.lastSeq ? { ...chat, lastSeq: latest.seq, lastMessage: latest } : chat;
   }
 
   async list(userId: string): Promise<ChatView[]> {
@@ -120,10 +128,13 @@ export class ChatLogic {
       userId,
       chats.map((c) => c._id),
     );
-    return chats.map((c) => ({
-      ...toChatView(c),
-      unreadCount: Math.max(0, c.lastSeq - (reads.get(c._id) ?? 0)),
-    }));
+    return chats
+      .map((stored) => this.withLatest(stored))
+      .sort((a, b) => activity(b) - activity(a))
+      .map((c) => ({
+        ...toChatView(c),
+        unreadCount: Math.max(0, c.lastSeq - (reads.get(c._id) ?? 0)),
+      }));
   }
 
   /** Everyone who shares a chat with the user (the audience of their presence). */
@@ -301,6 +312,14 @@ export class ChatLogic {
       throw invalid("message", `A message has at most ${this.d.limits.maxMessageLength} characters`);
     }
   }
+}
+
+/** When a chat last changed: its newest message, or its own last update (members, creation). */
+function activity(chat: Chat): number {
+  return Math.max(
+    chat.updatedAt.getTime(),
+    chat.lastMessage ? new Date(chat.lastMessage.createdAt).getTime() : 0,
+  );
 }
 
 function invalid(field: string, message: string): ValidationFailedError {

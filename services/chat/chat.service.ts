@@ -223,6 +223,7 @@ export default class ChatService extends Service {
     const lastMessages = this.lastMessages;
     this.logic = new ChatLogic({
       recordLast: (chatId, last) => lastMessages.record(chatId, last),
+      latestLast: (chatId) => lastMessages.latest(chatId),
       membersChanged: (chatId) => {
         broadcast(this.broker, "chat.members.changed", { chatId }).catch((err: Error) =>
           this.logger.warn("Telling the chat nodes of a member change failed", err.message),

@@ -181,6 +181,27 @@ describe("messages", () => {
     }
   });
 
+  test("GET /chats shows the newest message and unread count at once, before the chat's summary is written", async () => {
+    const chat = await alice.request<ChatView>("POST", "/chats", {
+      type: "group",
+      name: "burst",
+      memberIds: [ids.bob as string],
+    });
+    // The first summary is written at once, the next ones at most every few seconds.
+    for (let i = 1; i <= 4; i++) {
+      await alice.request("POST", `/chats/${chat.id}/messages`, {
+        message: `burst ${i}`,
+        clientMsgId: `burst-${i}`,
+      });
+    }
+    const listed = (await bob.request<{ chats: ChatView[] }>("GET", "/chats")).chats;
+    assert.equal(listed[0]?.id, chat.id, "the most recently active chat comes first");
+    assert.equal(listed[0]?.lastMessage?.message, "burst 4");
+    assert.equal(listed[0]?.lastMessage?.seq, 4);
+    assert.equal(listed[0]?.unreadCount, 4);
+    assert.equal((await bob.request<ChatView>("GET", `/chats/${chat.id}`)).lastMessage?.seq, 4);
+  });
+
   test("read receipts drive the unread count of GET /chats", async () => {
     const before = await bob.request<{ chats: ChatView[] }>("GET", "/chats");
     const chat = before.chats.find((c) => c.id === chatId);

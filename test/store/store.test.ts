@@ -87,6 +87,29 @@ test("embedded: a query on a compound index's leading field is answered from an 
   }
 });
 
+test("embedded: a non-unique compound index is kept as its leading field only, also in a file that had it", async () => {
+  const dataDir = await tempDir();
+  // A file written by a release that kept the compound index in nedb.
+  const older = new Datastore({ filename: path.join(dataDir, "chats.db") });
+  await older.loadDatabaseAsync();
+  await older.ensureIndexAsync({ fieldName: ["members", "updatedAt"] });
+  await older.insertAsync({ _id: "c1", members: ["a", "b"], updatedAt: new Date(1) });
+  await older.compactDatafileAsync();
+  const store = await openStore({ dataDir });
+  const chats = store.collection<Doc & { members: string[]; updatedAt: Date }>("chats");
+  await chats.ensureIndexes([{ name: "members_updated", fields: { members: 1, updatedAt: -1 } }]);
+  await store.close();
+  const reopened = new Datastore({ filename: path.join(dataDir, "chats.db") });
+  await reopened.loadDatabaseAsync();
+  const keys = Object.keys((reopened as unknown as { indexes: Record<string, unknown> }).indexes).sort();
+  assert.deepEqual(
+    keys,
+    ["_id", "members"],
+    "the compound index is gone from the file, its leading field indexed",
+  );
+  assert.equal((await reopened.findAsync({ members: "b" })).length, 1);
+});
+
 let ferret: ServerHandle;
 const database = `contract_${randomUUID().slice(0, 8)}`;
 storeContract(
