@@ -389,6 +389,7 @@ async function withPlatform<T>(
   name: string,
   measure: (servers: Deployment) => Promise<T>,
   roles: ServiceName[] = PLATFORM_ROLES,
+  embedded = false,
 ): Promise<T & { processes: ProcessInfo[] }> {
   const namespace = `${name.replace(/\W/g, "")}${process.pid}`;
   const dataDir = await tempDir("social-bench-");
@@ -399,7 +400,7 @@ async function withPlatform<T>(
       name,
       "./servers/platform.ts",
       {
-        transporter: infra.nats,
+        transporter: embedded ? "" : infra.nats,
         redisUrl: infra.redis,
         mongoUrl: `${infra.mongo}/${namespace}`,
         namespace,
@@ -410,9 +411,11 @@ async function withPlatform<T>(
     );
     const result = await measure(servers);
     const names = [...new Set(roles)].join(", ");
-    const role = s.split
-      ? `one platform broker (one of ${names}) over NATS; Redis cacher, limits and presence; FerretDB store`
-      : `${roles.length} brokers over NATS: ${names}; Redis cacher, limits and presence; FerretDB store`;
+    const role = embedded
+      ? "the embedded default (npm start): one broker with every service, the embedded store, no servers"
+      : s.split
+        ? `one platform broker (one of ${names}) over NATS; Redis cacher, limits and presence; FerretDB store`
+        : `${roles.length} brokers over NATS: ${names}; Redis cacher, limits and presence; FerretDB store`;
     return { ...result, processes: processInfos(servers, role) };
   } finally {
     await servers?.stop();
@@ -529,6 +532,7 @@ async function authFlow(
   hashRate: Figure,
   rate: number,
   flow: { id: string; label: string; path: string; body: () => string },
+  closedOnly = false,
 ): Promise<Figure[]> {
   const { id, label, path, body } = flow;
   const url = servers.url;
@@ -554,13 +558,7 @@ async function authFlow(
       }),
     describeLatency,
   );
-  const pacedAt = (r: number) => (durationS: number) =>
-    openLoop({ url, method: "POST", path, headers: json, body, rate: r, durationS, maxInFlight: 1_000 });
-  const closedRps = median(closed.map((r) => r.rps).sort((a, b) => a - b));
-  const ownRate = Math.max(1, Math.round(closedRps * PACED_SHARE));
-  const own = await repeat(s, `POST ${path} at ${ownRate}/s`, servers, pacedAt(ownRate), describeLatency);
-  const paced = await repeat(s, `POST ${path} at ${rate}/s`, servers, pacedAt(rate), describeLatency);
-  return [
+  const closedFigures = [
     figure({
       id: `${id}.rps`,
       label: `${label} (${AUTH_CONNECTIONS} connections)`,
@@ -577,6 +575,16 @@ async function authFlow(
       runs: closed.map((r) => r.p95 ?? Number.NaN),
       ...totals(closed),
     }),
+  ];
+  if (closedOnly) return closedFigures;
+  const pacedAt = (r: number) => (durationS: number) =>
+    openLoop({ url, method: "POST", path, headers: json, body, rate: r, durationS, maxInFlight: 1_000 });
+  const closedRps = median(closed.map((r) => r.rps).sort((a, b) => a - b));
+  const ownRate = Math.max(1, Math.round(closedRps * PACED_SHARE));
+  const own = await repeat(s, `POST ${path} at ${ownRate}/s`, servers, pacedAt(ownRate), describeLatency);
+  const paced = await repeat(s, `POST ${path} at ${rate}/s`, servers, pacedAt(rate), describeLatency);
+  return [
+    ...closedFigures,
     figure({
       id: `${id}.paced.p95`,
       label: `${label} p95 at ${rate}/s (${PACED_SHARE * 100} % of hash rate)`,
@@ -637,9 +645,32 @@ export async function authFlows(s: Settings, infra: Infra, hashRate: Figure) {
       }),
     };
   });
+  // The same closed loops on the embedded default, where no store server shares the two cores.
+  const embedded = await withPlatform(
+    s,
+    infra,
+    "embedded-auth",
+    async (servers) => {
+      const account = newUser("elogin");
+      await setUp(() => new ApiClient(servers.url).register(account));
+      const loginBody = JSON.stringify({ username: account.username, password: account.password });
+      const flow = (id: string, label: string, path: string, body: () => string) =>
+        authFlow(s, servers, hashRate, rate, { id, label, path, body }, true);
+      return {
+        figures: [
+          ...(await flow("register.embedded", "POST /auth/register, embedded", "/auth/register", () =>
+            JSON.stringify(newUser("ereg")),
+          )),
+          ...(await flow("login.embedded", "POST /auth/login, embedded", "/auth/login", () => loginBody)),
+        ],
+      };
+    },
+    PLATFORM_ROLES,
+    true,
+  );
   return {
-    figures: [...register.figures, ...login.figures],
-    processes: [...register.processes, ...login.processes],
+    figures: [...register.figures, ...login.figures, ...embedded.figures],
+    processes: [...register.processes, ...login.processes, ...embedded.processes],
     pacedRate: rate,
   };
 }

@@ -2,12 +2,14 @@
  * The full stack: the platform's node roles (gateway, auth, profile, chat) as brokers that meet only
  * over NATS, with Redis (cache, rate limits, presence) and a MongoDB-wire store, each started by the
  * test support's startNode from the same env a production node reads. All of them run in this
- * process by default; with the runner's --split each runs in a child of its own.
+ * process by default; with the runner's --split each runs in a child of its own. Without a
+ * transporter it is the embedded default instead: one broker with every role and the embedded store.
  */
 import { type PlatformNode, type ServiceName, startNode, waitReady } from "../../test/support/platform.ts";
 import { announce, childArgs, stopOnRequest } from "../child.ts";
 
 const args = childArgs<{
+  /** Empty: the embedded default (`npm start`), every role in one broker with the embedded store. */
   transporter: string;
   mongoUrl: string;
   redisUrl: string;
@@ -49,7 +51,15 @@ const start = async (role: ServiceName) => {
   if (role === "gateway") gateway = node;
   else services.push(node);
 };
-await Promise.all(args.roles.filter((role) => role !== "gateway").map(start));
-if (args.roles.includes("gateway")) await start("gateway");
+if (!args.transporter) {
+  const { TRANSPORTER: _t, MONGO_URL: _m, REDIS_URL: _r, ...embedded } = env;
+  gateway = await startNode([...new Set(args.roles)], {
+    ...embedded,
+    NODE_ID: `bench-embedded-${process.pid}`,
+  });
+} else {
+  await Promise.all(args.roles.filter((role) => role !== "gateway").map(start));
+  if (args.roles.includes("gateway")) await start("gateway");
+}
 if (gateway) await waitReady(gateway.url, 60_000);
 announce("ready", { url: gateway?.url ?? "" });
