@@ -20,7 +20,7 @@ import { platformConfig } from "../../lib/platform.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
-import { ChatsRepository } from "./chats.repo.ts";
+import { ChatsRepository, pairKeyOf } from "./chats.repo.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
 import { MessagesRepository } from "./messages.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
@@ -107,6 +107,11 @@ export default class ChatService extends Service {
         send: {
           params: PARAMS["chat.send"],
           retryPolicy: noRetry,
+          // Every send to a chat goes to one chat node (consistent hashing on the chat id), so chat
+          // nodes do not race each other for the chat's next seq; when the chat nodes change, the
+          // store's unique seq still arbitrates the moment of handover.
+          strategy: "Shard",
+          strategyOptions: { shardKey: "id" },
           handler: async (ctx: Ctx<{ id: string; message: string; clientMsgId: string }>) => {
             const { id, message, clientMsgId } = ctx.params;
             const result = await this.logic.send(userIdOf(ctx), id, message, clientMsgId);
@@ -122,6 +127,11 @@ export default class ChatService extends Service {
             clientMsgId: PARAMS["chat.send"].clientMsgId,
           },
           retryPolicy: noRetry,
+          strategy: "Shard",
+          strategyOptions: {
+            shardKey: (ctx: Ctx<{ recipientId: string }>) =>
+              pairKeyOf(ctx.meta.user?.id ?? "", ctx.params.recipientId),
+          },
           handler: async (ctx: Ctx<{ recipientId: string; message: string; clientMsgId: string }>) => {
             const me = userIdOf(ctx);
             const { chat } = await this.logic.openDirect(me, ctx.params.recipientId);

@@ -16,6 +16,8 @@ let servers: Servers;
 let cluster: TestCluster;
 const gateways: string[] = [];
 const deliverCalls = new Map<string, number>();
+/** The chat nodes that stored sends, by chat. */
+const sendsByChat = new Map<string, Set<string>>();
 const members: Member[] = [];
 
 interface Member {
@@ -30,8 +32,20 @@ before(async () => {
   cluster = await TestCluster.start(servers);
   await cluster.add("auth-1", ["auth"]);
   await cluster.add("profile-1", ["profile"]);
-  await cluster.add("chat-1", ["chat"]);
-  await cluster.add("chat-2", ["chat"]);
+  for (const id of ["chat-1", "chat-2"]) {
+    const node = await cluster.add(id, ["chat"]);
+    const logic = (
+      node.broker.getLocalService("chat") as unknown as { logic: { send: (...a: never[]) => unknown } }
+    ).logic;
+    const send = logic.send.bind(logic);
+    logic.send = (...args: never[]) => {
+      const chatId = args[1] as unknown as string;
+      const nodes = sendsByChat.get(chatId) ?? new Set<string>();
+      nodes.add(id);
+      sendsByChat.set(chatId, nodes);
+      return send(...args);
+    };
+  }
   for (const id of ["gw-1", "gw-2", "gw-3"]) {
     const node = await cluster.add(id, ["gateway"]);
     gateways.push(node.url);
@@ -130,6 +144,7 @@ describe("chat across three gateways and two chat nodes", () => {
         Array.from({ length: sends }, (_, i) => i + 1),
       );
     }
+    assert.equal(sendsByChat.get(group.id)?.size, 1, "one chat node stores every send of a chat");
     const calls = (id: string) => (deliverCalls.get(id) ?? 0) - (before.get(id) ?? 0);
     assert.equal(calls("gw-3"), 0, "no delivery call reaches a gateway without recipients");
     assert.ok(calls("gw-1") >= sends && calls("gw-1") <= sends + 2, `gw-1 got ${calls("gw-1")} calls`);
