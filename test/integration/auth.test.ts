@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { randomBytes, randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { hashRefreshToken } from "../../services/auth/auth.logic.ts";
