@@ -161,14 +161,20 @@ export default class ProfileService extends Service {
       );
     if (cached) return cached;
     const drops = this.drops;
-    const cacher = this.broker.cacher;
+    // As Moleculer's cache middleware does, a cacher that lost its server is passed by: reads go
+    // to the store, and a failed write to the cache does not fail the read.
+    const cacher = this.broker.cacher?.connected === false ? undefined : this.broker.cacher;
     const key = cacher ? this.sharedKey(id) : "";
     let record = cacher ? ((await cacher.get(key)) as ProfileRecord | null) : null;
     if (!record) {
       const profile = await this.profiles.findById(id);
       if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
       record = toRecord(profile);
-      if (cacher && drops === this.drops) await cacher.set(key, record, this.sharedTtlS);
+      if (cacher && drops === this.drops) {
+        cacher.set(key, record, this.sharedTtlS).catch((err: Error) => {
+          this.logger.debug("A profile record was not cached", err.message);
+        });
+      }
     }
     if (drops === this.drops) this.local?.set(id, record);
     return record;
