@@ -74,10 +74,9 @@ export class PlatformMetrics {
   readonly storeDuration: Histogram;
   readonly storeErrors: Counter;
   readonly rateLimitRejections: Counter;
-  /** Lookups in a profile node's first-level (in-process) cache, labelled by `profileCacheHit`/`Miss`. */
-  readonly profileLocalCache: Counter;
-  readonly profileCacheHit = labels({ result: "hit" });
-  readonly profileCacheMiss = labels({ result: "miss" });
+  private readonly profileLocalCache: Counter;
+  private readonly localCacheHit = labels({ result: "hit" });
+  private readonly localCacheMiss = labels({ result: "miss" });
   private readonly wsCloses: Counter;
   private readonly closeLabels = new Map<number, Labels>(
     KNOWN_CLOSE_CODES.map((code) => [code, labels({ code: String(code) })]),
@@ -146,6 +145,11 @@ export class PlatformMetrics {
       "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
       ["result"],
     );
+  }
+
+  /** A lookup in a profile node's in-process cache. */
+  profileLocalLookup(hit: boolean): void {
+    this.profileLocalCache.increment(hit ? this.localCacheHit : this.localCacheMiss);
   }
 
   wsClosed(code: number): void {

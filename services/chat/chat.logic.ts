@@ -3,9 +3,9 @@
  * first: a non-member gets the same 403 whether or not the chat exists, and learns nothing.
  */
 import { randomUUID } from "node:crypto";
-import { LRUCache } from "lru-cache";
 import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
+import { LocalCache } from "../../lib/local-cache.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
 import type { Message, MessagesRepository } from "./messages.repo.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
@@ -54,22 +54,16 @@ export class ChatLogic {
    * `membersChanged`, on every other chat node. A node that missed that broadcast (the bus was
    * down) uses the old member list for at most the cache's lifetime.
    */
-  private readonly members: LRUCache<string, Chat> | undefined;
-  /** Bumped by every drop: a chat read before a drop is not cached after it. */
-  private drops = 0;
+  private readonly members: LocalCache<Chat>;
 
   constructor(deps: ChatDeps) {
     this.d = deps;
-    this.members =
-      deps.memberCacheTtlMs > 0
-        ? new LRUCache({ max: MEMBER_CACHE_MAX, ttl: deps.memberCacheTtlMs })
-        : undefined;
+    this.members = new LocalCache({ ttlMs: deps.memberCacheTtlMs, max: MEMBER_CACHE_MAX });
   }
 
   /** Drops this node's copy of a chat (its members changed here or on another node). */
   forgetChat(chatId: string): void {
-    this.drops += 1;
-    this.members?.delete(chatId);
+    this.members.drop([chatId]);
   }
 
   async openDirect(userId: string, otherId: string): Promise<{ chat: ChatView; created: boolean }> {
@@ -99,16 +93,16 @@ export class ChatLogic {
   async memberChat(userId: string, chatId: string, fresh = false): Promise<Chat> {
     const chat = fresh
       ? await this.readChat(chatId)
-      : (this.members?.get(chatId) ?? (await this.readChat(chatId)));
+      : (this.members.get(chatId) ?? (await this.readChat(chatId)));
     if (!chat?.members.includes(userId))
       throw new ForbiddenError("Not a member of this chat", "CHAT_FORBIDDEN");
     return chat;
   }
 
   private async readChat(chatId: string): Promise<Chat | null> {
-    const drops = this.drops;
+    const mark = this.members.mark();
     const chat = await this.d.chats.findById(chatId);
-    if (chat && drops === this.drops) this.members?.set(chatId, chat);
+    if (chat) this.members.set(chatId, chat, mark);
     return chat;
   }
 

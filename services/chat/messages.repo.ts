@@ -86,14 +86,7 @@ export class MessagesRepository extends BaseRepository<Message> {
    * unique (chatId, senderId, clientMsgId) index makes a resend resolve to the first message
    * instead of storing a second: its insert is refused, and the first is read by that index.
    */
-  append(
-    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
-    seqHint: number,
-  ): Promise<{ message: Message; created: boolean }> {
-    return this.insertAtNextSeq(input, seqHint);
-  }
-
-  private async insertAtNextSeq(
+  async append(
     input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
     seqHint: number,
   ): Promise<{ message: Message; created: boolean }> {

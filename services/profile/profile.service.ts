@@ -8,7 +8,6 @@
  * cache (Moleculer's documented pattern for clearing caches across nodes); a node that missed a
  * broadcast (the bus was down) serves the old record for at most the local lifetime.
  */
-import { LRUCache } from "lru-cache";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
   broadcast,
@@ -18,6 +17,7 @@ import {
   type PublicProfile,
 } from "../../lib/contracts.ts";
 import { NotFoundError, UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { LocalCache } from "../../lib/local-cache.ts";
 import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { openStore } from "../../lib/store/index.ts";
@@ -46,23 +46,15 @@ interface ProfileRecord extends Omit<Profile, "createdAt" | "updatedAt"> {
 export default class ProfileService extends Service {
   private store!: Store;
   private profiles!: ProfilesRepository;
-  private readonly local: LRUCache<string, ProfileRecord> | undefined;
+  private readonly local: LocalCache<ProfileRecord>;
   private readonly metrics: PlatformMetrics | undefined;
   private readonly sharedTtlS: number;
-  /**
-   * Bumped by every drop: a record read before a drop (from the shared cacher or the store) is
-   * not cached after it, so a broadcast that overtakes a slow read cannot leave the old record.
-   */
-  private drops = 0;
 
   constructor(broker: ServiceBroker) {
     super(broker);
     const config = platformConfig(broker);
     this.sharedTtlS = config.profileCacheTtlS;
-    this.local =
-      config.profileLocalCacheTtlS > 0
-        ? new LRUCache({ max: LOCAL_CACHE_MAX, ttl: config.profileLocalCacheTtlS * 1000 })
-        : undefined;
+    this.local = new LocalCache({ ttlMs: config.profileLocalCacheTtlS * 1000, max: LOCAL_CACHE_MAX });
     this.metrics = platformMetrics(broker);
     this.parseServiceSchema({
       name: "profile",
@@ -154,13 +146,13 @@ export default class ProfileService extends Service {
 
   /** The record of a profile: from this node's cache, else the shared cacher, else the store. */
   private async record(id: string): Promise<ProfileRecord> {
-    const cached = this.local?.get(id);
-    if (this.local)
-      this.metrics?.profileLocalCache.increment(
-        cached ? this.metrics.profileCacheHit : this.metrics.profileCacheMiss,
-      );
-    if (cached) return cached;
-    const drops = this.drops;
+    if (this.local.enabled) {
+      const cached = this.local.get(id);
+      this.metrics?.profileLocalLookup(cached !== undefined);
+      if (cached) return cached;
+    }
+    // A record read before a drop (from the shared cacher or the store) is not cached after it.
+    const mark = this.local.mark();
     // As Moleculer's cache middleware does, a cacher that lost its server is passed by: reads go
     // to the store, and a failed write to the cache does not fail the read.
     const cacher = this.broker.cacher?.connected === false ? undefined : this.broker.cacher;
@@ -170,13 +162,13 @@ export default class ProfileService extends Service {
       const profile = await this.profiles.findById(id);
       if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
       record = toRecord(profile);
-      if (cacher && drops === this.drops) {
+      if (cacher && this.local.unchanged(mark)) {
         cacher.set(key, record, this.sharedTtlS).catch((err: Error) => {
           this.logger.debug("A profile record was not cached", err.message);
         });
       }
     }
-    if (drops === this.drops) this.local?.set(id, record);
+    this.local.set(id, record, mark);
     return record;
   }
 
@@ -196,8 +188,7 @@ export default class ProfileService extends Service {
 
   /** Drops the records from this node's cache and from the shared cacher. */
   private async dropLocal(ids: string[]): Promise<void> {
-    this.drops += 1;
-    for (const id of ids) this.local?.delete(id);
+    this.local.drop(ids);
     const cacher = this.broker.cacher;
     if (cacher) await cacher.del(ids.map((id) => this.sharedKey(id)));
   }
