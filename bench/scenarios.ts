@@ -580,7 +580,7 @@ async function authFlow(
   const pacedAt = (r: number) => (durationS: number) =>
     openLoop({ url, method: "POST", path, headers: json, body, rate: r, durationS, maxInFlight: 1_000 });
   const closedRps = median(closed.map((r) => r.rps).sort((a, b) => a - b));
-  const ownRate = Math.max(1, Math.round(closedRps * PACED_SHARE));
+  const ownRate = shareOf(closedRps, PACED_SHARE);
   const own = await repeat(s, `POST ${path} at ${ownRate}/s`, servers, pacedAt(ownRate), describeLatency);
   const paced = await repeat(s, `POST ${path} at ${rate}/s`, servers, pacedAt(rate), describeLatency);
   return [
@@ -623,7 +623,7 @@ async function authFlow(
  * arrival rate of PACED_SHARE of the measured hash rate, and of its own throughput, for latency.
  */
 export async function authFlows(s: Settings, infra: Infra, hashRate: Figure) {
-  const rate = Math.max(1, Math.round(hashRate.median * PACED_SHARE));
+  const rate = shareOf(hashRate.median, PACED_SHARE);
   const register = await withPlatform(s, infra, "platform-register", async (servers) => ({
     figures: await authFlow(s, servers, hashRate, rate, {
       id: "register",
