@@ -1,19 +1,21 @@
 /**
  * Keeps each chat document's lastSeq and lastMessage up to date off the send path: the message is
- * stored and acknowledged first, then the chat's summary is written, at once for a chat that was
- * quiet, then at most one write per chat every `intervalMs` (5 s) with the newest value winning.
- * A busy chat costs one summary write per interval instead of one per message, and senders never
- * queue behind each other on the chat document. The chat list this node answers overlays the
- * summaries it has not written yet (`latest`), so it is exact on one node; another chat node's
- * list may show a last message up to the interval old.
+ * stored and acknowledged first, then the chat's summary is written, at once for a chat whose
+ * summary was not written in the last `intervalMs` (5 s), otherwise when that interval since its
+ * last write is over, with the newest value winning. A chat costs at most one summary write per
+ * interval however often it gets messages, and senders never queue behind each other on the chat
+ * document. The chat list this node answers overlays the summaries it has not written yet
+ * (`latest`), so it is exact on one node; another chat node's list may show a last message up to
+ * the interval old.
  *
- * At most MAX_IN_FLIGHT summary writes run at once on a node, whatever the number of chats: with
- * many quiet chats (10,000 users in groups of 10 each sending now and then) nearly every message
- * was a write of its own, and on FerretDB such a write is four store operations (a lock taken and
- * freed around a read and an update), which took the store's time from the sends; on the embedded
- * store, updating a chat re-indexes its members, which cost twice a message insert.
- * Chats waiting for a turn keep only their newest summary, so under load the summaries lag (by
- * about chats waiting / write rate) instead of the sends.
+ * The interval runs from a chat's last write, not from its last message: 1,000 groups each getting
+ * a message a second are never "quiet" for long, and waiting only for a quiet moment wrote nearly
+ * every message's summary (a chat update re-indexes its members on the embedded store, and is a
+ * locked read and update on FerretDB: more store time than the message insert itself).
+ *
+ * At most MAX_IN_FLIGHT summary writes run at once on a node, whatever the number of chats; chats
+ * waiting for a turn keep only their newest summary, so under load the summaries lag (by about
+ * chats waiting / write rate) instead of the sends. `flushed()` (on stop) cuts the intervals short.
  */
 import type { ChatsRepository, LastMessage } from "./chats.repo.ts";
 
@@ -26,9 +28,13 @@ export class LastMessageWriter {
   private readonly maxInFlight: number;
   private readonly intervalMs: number;
   private readonly pending = new Map<string, LastMessage>();
-  /** The newest summary recorded per chat until it is written. */
+  /** The newest summary recorded per chat until its interval after the write is over. */
   private readonly unwritten = new Map<string, LastMessage>();
+  /** Chats being written or within the interval after their last write. */
   private readonly writing = new Set<string>();
+  /** Wakes a chat waiting out its interval. */
+  private readonly waiting = new Map<string, () => void>();
+  private hurry = false;
   private inFlight = 0;
   private readonly turns: (() => void)[] = [];
   private idle: Promise<void> = Promise.resolve();
@@ -54,14 +60,17 @@ export class LastMessageWriter {
     if (!this.writing.has(chatId)) void this.drain(chatId);
   }
 
-  /** The newest summary of a chat recorded here and not written yet, if any. */
+  /** The newest summary of a chat recorded here lately, if it may not be written yet. */
   latest(chatId: string): LastMessage | undefined {
     return this.unwritten.get(chatId);
   }
 
-  /** Resolves once every recorded summary has been written (or failed). */
+  /** Writes what is pending without waiting out intervals; resolves once all is written (or failed). */
   flushed(): Promise<void> {
-    return this.writing.size === 0 ? Promise.resolve() : this.idle;
+    if (this.writing.size === 0) return Promise.resolve();
+    this.hurry = true;
+    for (const wake of [...this.waiting.values()]) wake();
+    return this.idle;
   }
 
   private async drain(chatId: string): Promise<void> {
@@ -82,12 +91,28 @@ export class LastMessageWriter {
         this.onError(err);
       }
       this.release();
-      if (!this.pending.has(chatId)) break;
-      await delay(this.intervalMs - (Date.now() - started));
+      await this.waitOut(chatId, this.intervalMs - (Date.now() - started));
     }
     this.unwritten.delete(chatId);
     this.writing.delete(chatId);
-    if (this.writing.size === 0) this.settle?.();
+    if (this.writing.size === 0) {
+      this.hurry = false;
+      this.settle?.();
+    }
+  }
+
+  /** The rest of a chat's interval after its write, unless a flush cuts it short. */
+  private waitOut(chatId: string, ms: number): Promise<void> {
+    if (this.hurry || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiting.delete(chatId);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms).unref();
+      this.waiting.set(chatId, wake);
+    });
   }
 
   private turn(): Promise<void> {
@@ -104,8 +129,4 @@ export class LastMessageWriter {
     if (next) next();
     else this.inFlight -= 1;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms).unref()) : Promise.resolve();
 }
