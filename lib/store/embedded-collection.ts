@@ -38,6 +38,31 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
     });
   }
 
+  /**
+   * nedb inserts an array at once (one append to the file) and all or nothing: when a unique index
+   * refuses one, the documents are inserted one at a time up to that one.
+   */
+  insertMany(docs: T[]): Promise<number> {
+    return this.#run(async () => {
+      if (docs.length === 0) return 0;
+      try {
+        await this.#datastore.insertAsync(docs);
+        return docs.length;
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+      }
+      for (const [i, doc] of docs.entries()) {
+        try {
+          await this.#datastore.insertAsync(doc);
+        } catch (err) {
+          if (isUniqueViolation(err)) return i;
+          throw err;
+        }
+      }
+      return docs.length;
+    });
+  }
+
   findOne(filter: Filter): Promise<T | null> {
     return this.#run(async () => (await this.#datastore.findOneAsync<T>(toNedbQuery(filter))) ?? null);
   }

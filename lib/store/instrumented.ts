@@ -28,6 +28,7 @@ export interface StoreMetrics {
 
 const OPERATIONS = [
   "insertOne",
+  "insertMany",
   "findOne",
   "find",
   "count",
@@ -95,6 +96,10 @@ export class InstrumentedCollection<T extends Doc> implements Collection<T> {
 
   insertOne(doc: T, options?: InsertOptions): Promise<T> {
     return this.#timed("insertOne", performance.now(), this.#inner.insertOne(doc, options));
+  }
+
+  insertMany(docs: T[]): Promise<number> {
+    return this.#timed("insertMany", performance.now(), this.#inner.insertMany(docs));
   }
 
   findOne(filter: Filter): Promise<T | null> {

@@ -5,6 +5,7 @@ import {
   type Document,
   type Collection as DriverCollection,
   type IndexDescription,
+  MongoBulkWriteError,
   MongoNetworkError,
   MongoServerError,
 } from "mongodb";
@@ -12,7 +13,7 @@ import { DuplicateKeyError } from "../errors.ts";
 import type { DocLocks } from "./doc-locks.ts";
 import { matchesFilter, pinnedId } from "./id-lookup.ts";
 import { duplicateKeyError } from "./mongo-duplicate-key.ts";
-import { isDuplicateKey, toStoreError } from "./mongo-errors.ts";
+import { isDuplicateKey, isDuplicateKeyReport, toStoreError } from "./mongo-errors.ts";
 import { LockedWrites } from "./mongo-locked-writes.ts";
 import { toMongoFilter } from "./mongo-query.ts";
 import { type MongoWrites, NativeWrites } from "./mongo-writes.ts";
@@ -65,6 +66,21 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
         throw await duplicateKeyError(this.#collection, err, doc, true);
       }
       return doc;
+    });
+  }
+
+  insertMany(docs: T[]): Promise<number> {
+    return this.#run(async () => {
+      if (docs.length === 0) return 0;
+      try {
+        await this.#collection.insertMany(docs as Document[], { ordered: true });
+        return docs.length;
+      } catch (err) {
+        // An ordered insert stops at its first write error; the documents before it are stored.
+        const refused = err instanceof MongoBulkWriteError ? [err.writeErrors].flat()[0] : undefined;
+        if (!refused || !isDuplicateKeyReport(refused.code, refused.errmsg ?? "")) throw err;
+        return refused.index;
+      }
     });
   }
 

@@ -33,11 +33,12 @@ const SQLITE_UNIQUE = /UNIQUE constraint failed: index '([^']+)'/;
 const POSTGRES_UNIQUE = /duplicate key value violates unique constraint "([^"]+)" \(SQLSTATE 23505\)/;
 
 export function isDuplicateKey(err: unknown): err is MongoServerError {
-  if (!(err instanceof MongoServerError)) return false;
-  const message = err.errmsg ?? err.message;
-  return (
-    err.code === 11000 || err.code === 11001 || SQLITE_UNIQUE.test(message) || POSTGRES_UNIQUE.test(message)
-  );
+  return err instanceof MongoServerError && isDuplicateKeyReport(err.code, err.errmsg ?? err.message);
+}
+
+/** A server's error code and message (of an error, or of one write of a bulk write) say duplicate key. */
+export function isDuplicateKeyReport(code: unknown, message: string): boolean {
+  return code === 11000 || code === 11001 || SQLITE_UNIQUE.test(message) || POSTGRES_UNIQUE.test(message);
 }
 
 export function isUnavailable(err: unknown): boolean {

@@ -64,6 +64,13 @@ export interface Collection<T extends Doc> {
    * caller that finds out for itself by `_id` can skip them.
    */
   insertOne(doc: T, options?: InsertOptions): Promise<T>;
+  /**
+   * Inserts the documents in order in one request to the store, stopping at the first a unique
+   * index refuses: resolves how many were stored, the first ones of the list; when that is fewer
+   * than all, the next one was refused by a unique index and none after it was stored. Any other
+   * failure rejects, and then which of them were stored is not known (as with a failed insertOne).
+   */
+  insertMany(docs: T[]): Promise<number>;
   findOne(filter: Filter): Promise<T | null>;
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;

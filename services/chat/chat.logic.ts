@@ -7,6 +7,7 @@ import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import { LocalCache } from "../../lib/local-cache.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
+import { MessageAppender } from "./message-appender.ts";
 import type { Message, MessagesRepository } from "./messages.repo.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
 
@@ -39,13 +40,6 @@ export class ChatLogic {
   private readonly d: ChatDeps;
   /** The highest seq this node saw per chat: a hint that saves a retry when the chat summary lags. */
   private readonly seqHints = new Map<string, number>();
-  /**
-   * The append in progress per chat on this node. Appends to one chat run one at a time here, each
-   * starting from the seq the one before it stored: concurrent senders would all try the same next
-   * seq, and all but one would pay a failed insert and a search for the next free seq. Only appends
-   * from other chat nodes can still collide.
-   */
-  private readonly appending = new Map<string, Promise<unknown>>();
   /** New messages being stored on this node, by chat, sender and clientMsgId: a resend joins them. */
   private readonly inFlight = new Map<string, Promise<{ message: Message; created: boolean }>>();
   /**
@@ -55,10 +49,17 @@ export class ChatLogic {
    * down) uses the old member list for at most the cache's lifetime.
    */
   private readonly members: LocalCache<Chat>;
+  /** Stores new messages in batches, each chat's one batch at a time (message-appender.ts). */
+  private readonly appender: MessageAppender;
 
   constructor(deps: ChatDeps) {
     this.d = deps;
     this.members = new LocalCache({ ttlMs: deps.memberCacheTtlMs, max: MEMBER_CACHE_MAX });
+    this.appender = new MessageAppender({
+      messages: deps.messages,
+      knownSeq: (chatId) => this.seqHints.get(chatId) ?? 0,
+      stored: (chatId, seq) => this.noteSeq(chatId, seq),
+    });
   }
 
   /** Drops this node's copy of a chat (its members changed here or on another node). */
@@ -195,16 +196,10 @@ export class ChatLogic {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const input = { chatId, senderId: userId, message: text, clientMsgId };
-    // One insert: a resend is refused by the clientMsgId index and answered with the first message.
+    // One insert (with the other sends of the moment): a resend is refused by the clientMsgId
+    // index and answered with the first message.
     const { message, created } = await this.onceInFlight(`${chatId}\u0000${userId}\u0000${clientMsgId}`, () =>
-      this.oneAtATime(chatId, async () => {
-        const appended = await this.d.messages.append(
-          input,
-          Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0),
-        );
-        this.noteSeq(chatId, appended.message.seq);
-        return appended;
-      }),
+      this.appender.append(input, chat.lastSeq),
     );
     if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
@@ -281,17 +276,6 @@ export class ChatLogic {
       return await stored;
     } finally {
       this.inFlight.delete(key);
-    }
-  }
-
-  private async oneAtATime<R>(chatId: string, work: () => Promise<R>): Promise<R> {
-    const previous = this.appending.get(chatId);
-    const turn = (previous ?? Promise.resolve()).then(work, work);
-    this.appending.set(chatId, turn);
-    try {
-      return await turn;
-    } finally {
-      if (this.appending.get(chatId) === turn) this.appending.delete(chatId);
     }
   }
 

@@ -16,6 +16,9 @@ export interface Message {
   deleted?: boolean;
 }
 
+/** What a sender gives for a new message. */
+export type NewMessage = Pick<Message, "chatId" | "senderId" | "message" | "clientMsgId">;
+
 export const SEQ_INDEX = "chat_seq_unique";
 export const CLIENT_MSG_INDEX = "chat_sender_client_msg_unique";
 
@@ -86,16 +89,13 @@ export class MessagesRepository extends BaseRepository<Message> {
    * unique (chatId, senderId, clientMsgId) index makes a resend resolve to the first message
    * instead of storing a second: its insert is refused, and the first is read by that index.
    */
-  async append(
-    input: Omit<Message, "_id" | "seq" | "createdAt" | "updatedAt">,
-    seqHint: number,
-  ): Promise<{ message: Message; created: boolean }> {
+  async append(input: NewMessage, seqHint: number): Promise<{ message: Message; created: boolean }> {
     let seq = seqHint + 1;
     for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
       const _id = messageIdOf(input.chatId, seq);
       try {
         // Which index refused it is found below by `_id`, which FerretDB answers from its key.
-        const message = await this.collection.insertOne(this.stampNew({ ...input, _id, seq }) as Message, {
+        const message = await this.collection.insertOne(this.newMessage(input, seq), {
           identifyIndex: false,
         });
         return { message, created: true };
@@ -115,6 +115,19 @@ export class MessagesRepository extends BaseRepository<Message> {
       }
     }
     throw new Error(`No free seq in chat ${input.chatId} after ${MAX_SEQ_ATTEMPTS} attempts`);
+  }
+
+  /** The document of a new message at `seq`. */
+  newMessage(input: NewMessage, seq: number): Message {
+    return this.stampNew({ ...input, _id: messageIdOf(input.chatId, seq), seq });
+  }
+
+  /**
+   * Stores new messages in one call, in order, stopping at the first a unique index refuses (its
+   * seq is taken, or it is a resend): resolves how many, the first ones, were stored.
+   */
+  insertMany(messages: Message[]): Promise<number> {
+    return this.collection.insertMany(messages);
   }
 
   /**

@@ -139,6 +139,55 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal(await messages.count({ chatId: "c1" }), 2);
     });
 
+    test("insertMany stores a list in one call and resolves how many it stored", async () => {
+      const messages = fresh<Message>();
+      await messages.ensureIndexes([{ name: "chat_seq", fields: { chatId: 1, seq: 1 }, unique: true }]);
+      assert.equal(await messages.insertMany([]), 0);
+      const docs = Array.from({ length: 30 }, (_, i) => ({ _id: `m${i}`, chatId: `c${i % 3}`, seq: i }));
+      assert.equal(await messages.insertMany(docs), 30);
+      assert.equal(await messages.count({}), 30);
+      assert.deepEqual(await messages.findOne({ _id: "m7" }), { _id: "m7", chatId: "c1", seq: 7 });
+    });
+
+    test("insertMany stops at the first document a unique index refuses, having stored those before it", async () => {
+      const messages = fresh<Message>();
+      await messages.ensureIndexes([{ name: "chat_seq", fields: { chatId: 1, seq: 1 }, unique: true }]);
+      await messages.insertOne({ _id: "taken", chatId: "c1", seq: 1 });
+      await messages.insertOne({ _id: "x", chatId: "c9", seq: 9 });
+      // Refused by _id.
+      const byId = [
+        { _id: "a1", chatId: "c2", seq: 1 },
+        { _id: "a2", chatId: "c2", seq: 2 },
+        { _id: "taken", chatId: "c2", seq: 3 },
+        { _id: "a4", chatId: "c2", seq: 4 },
+      ];
+      assert.equal(await messages.insertMany(byId), 2);
+      assert.deepEqual(
+        (await messages.find({ chatId: "c2" }, { sort: { seq: 1 } })).map((m) => m._id),
+        ["a1", "a2"],
+      );
+      // Refused by the compound unique index.
+      const bySeq = [
+        { _id: "b1", chatId: "c3", seq: 1 },
+        { _id: "b2", chatId: "c1", seq: 1 },
+        { _id: "b3", chatId: "c3", seq: 2 },
+      ];
+      assert.equal(await messages.insertMany(bySeq), 1);
+      assert.equal(await messages.findOne({ _id: "b1" }).then((m) => m?.seq), 1);
+      assert.equal(await messages.findOne({ _id: "b2" }), null);
+      assert.equal(await messages.findOne({ _id: "b3" }), null);
+      // Refused at the first position: nothing stored.
+      assert.equal(
+        await messages.insertMany([
+          { _id: "x", chatId: "c4", seq: 1 },
+          { _id: "c", chatId: "c4", seq: 2 },
+        ]),
+        0,
+      );
+      assert.equal(await messages.count({ chatId: "c4" }), 0);
+      assert.equal(await messages.count({}), 5);
+    });
+
     test("case-insensitive uniqueness through a lower-cased field", async () => {
       const accounts = fresh<Account>();
       await accounts.ensureIndexes(ACCOUNT_INDEXES);
