@@ -118,13 +118,14 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
    * first field; without it those queries read the whole collection. A compound index that is not
    * unique gets only that plain index: it would serve no query the plain one does not narrow as
    * well, and every write would pay for it (a chat's summary update re-indexed its members twice).
+   * A retired index is dropped from the file if it is there.
    */
   ensureIndexes(indexes: IndexSpec[]): Promise<void> {
     return this.#run(async () => {
       const declared = new Set<string>();
       for (const spec of indexes) {
         const fields = Object.keys(spec.fields);
-        if (fields.length > 1 && !spec.unique) {
+        if (spec.retired || (fields.length > 1 && !spec.unique)) {
           await this.#dropIndex(nedbIndexKey(fields));
           continue;
         }
@@ -133,7 +134,7 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
       }
       for (const spec of indexes) {
         const [first, ...rest] = Object.keys(spec.fields);
-        if (first === undefined || rest.length === 0 || declared.has(first)) continue;
+        if (spec.retired || first === undefined || rest.length === 0 || declared.has(first)) continue;
         declared.add(first);
         await this.#datastore.ensureIndexAsync({ fieldName: first });
       }

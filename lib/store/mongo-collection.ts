@@ -30,6 +30,7 @@ import type {
 } from "./types.ts";
 
 const NAMESPACE_NOT_FOUND = 26;
+const INDEX_NOT_FOUND = 27;
 const INDEX_ATTEMPTS = 6;
 const INDEX_RETRY_MS = 100;
 
@@ -141,9 +142,12 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
    * when two clients create the indexes of a new collection at once (nodes starting together), so
    * there a dropped connection is retried, asking again for what is still missing.
    */
-  ensureIndexes(indexes: IndexSpec[]): Promise<void> {
+  ensureIndexes(specs: IndexSpec[]): Promise<void> {
     return this.#run(async () => {
       const ferretDb = await this.#server.isFerretDb();
+      const indexes = specs.filter((spec) => !spec.retired);
+      const retired = specs.filter((spec) => spec.retired).map((spec) => spec.name);
+      if (retired.length > 0) await this.#drop(retired);
       for (let attempt = 1; ; attempt++) {
         try {
           const wanted = ferretDb ? await this.#missing(indexes) : indexes;
@@ -167,12 +171,27 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
   }
 
   async #missing(indexes: IndexSpec[]): Promise<IndexSpec[]> {
+    const names = await this.#existing();
+    return indexes.filter((spec) => !names.has(spec.name));
+  }
+
+  /** Drops the named indexes that exist; one dropped meanwhile by another node is fine. */
+  async #drop(names: string[]): Promise<void> {
+    const existing = await this.#existing();
+    for (const name of names) {
+      if (!existing.has(name)) continue;
+      await this.#collection.dropIndex(name).catch((err: unknown) => {
+        if (!(err instanceof MongoServerError && err.code === INDEX_NOT_FOUND)) throw err;
+      });
+    }
+  }
+
+  async #existing(): Promise<Set<string | undefined>> {
     const existing = await this.#collection.indexes().catch((err: unknown) => {
       if (err instanceof MongoServerError && err.code === NAMESPACE_NOT_FOUND) return [];
       throw err;
     });
-    const names = new Set(existing.map((index) => index.name));
-    return indexes.filter((spec) => !names.has(spec.name));
+    return new Set(existing.map((index) => index.name));
   }
 
   #write<R>(operation: (writes: MongoWrites) => Promise<R>): Promise<R> {

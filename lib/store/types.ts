@@ -46,6 +46,8 @@ export interface IndexSpec {
   sparse?: boolean;
   /** Documents are removed once the date in this single field is older than the given seconds. */
   expireAfterSeconds?: number;
+  /** An index an older release declared and this one does not need: dropped where it exists. */
+  retired?: boolean;
 }
 
 export interface InsertOptions {

@@ -38,7 +38,9 @@ const FIRST_SENT_WAIT_MS = 20;
 export class MessagesRepository extends BaseRepository<Message> {
   indexes(): IndexSpec[] {
     return [
-      { name: SEQ_INDEX, fields: { chatId: 1, seq: 1 }, unique: true },
+      // A message's `_id` is `chatId_seq`: the primary key already makes a seq unique per chat,
+      // and every read by seq is by `_id`. Keeping this index cost each insert a second compound key.
+      { name: SEQ_INDEX, fields: { chatId: 1, seq: 1 }, unique: true, retired: true },
       { name: CLIENT_MSG_INDEX, fields: { chatId: 1, senderId: 1, clientMsgId: 1 }, unique: true },
     ];
   }

@@ -209,6 +209,23 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       await assertDuplicate(items.insertOne({ _id: "4", name: "x" }), "name_sparse");
     });
 
+    test("a retired index is dropped where it exists, and retiring one that never existed is fine", async () => {
+      const messages = fresh<Message>();
+      const seqIndex: IndexSpec = { name: "chat_seq", fields: { chatId: 1, seq: 1 }, unique: true };
+      await messages.ensureIndexes([seqIndex]);
+      await messages.insertOne({ _id: "m1", chatId: "c1", seq: 1 });
+      await assertDuplicate(messages.insertOne({ _id: "m2", chatId: "c1", seq: 1 }), "chat_seq");
+      await messages.ensureIndexes([{ ...seqIndex, retired: true }]);
+      await messages.ensureIndexes([{ ...seqIndex, retired: true }]);
+      await messages.insertOne({ _id: "m2", chatId: "c1", seq: 1 });
+      assert.equal(await messages.count({ chatId: "c1", seq: 1 }), 2);
+      const untouched = fresh<Message>();
+      await untouched.ensureIndexes([{ ...seqIndex, retired: true }]);
+      await untouched.insertOne({ _id: "m1", chatId: "c1", seq: 1 });
+      await untouched.insertOne({ _id: "m2", chatId: "c1", seq: 1 });
+      assert.equal(await untouched.count({}), 2);
+    });
+
     test("ensureIndexes is idempotent and accepts TTL indexes", async () => {
       const items = fresh<Item>();
       const indexes: IndexSpec[] = [
