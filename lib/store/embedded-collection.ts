@@ -2,7 +2,12 @@
 
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
 import { toNedbQuery, toNedbUpdate } from "./embedded-query.ts";
-import { isUniqueViolation, nedbIndexKey, tagUniqueViolations } from "./embedded-unique.ts";
+import {
+  isUniqueViolation,
+  nedbIndexKey,
+  orderCompoundKeys,
+  tagUniqueViolations,
+} from "./embedded-unique.ts";
 import { Datastore } from "./nedb.ts";
 import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
 
@@ -174,6 +179,7 @@ export class EmbeddedCollection<T extends Doc> implements Collection<T> {
       throw err;
     }
     tagUniqueViolations(this.#datastore, key);
+    orderCompoundKeys(this.#datastore, key);
   }
 
   #update(filter: Filter, update: Update, multi: boolean): Promise<number> {

@@ -110,6 +110,36 @@ test("embedded: a non-unique compound index is kept as its leading field only, a
   assert.equal((await reopened.findAsync({ members: "b" })).length, 1);
 });
 
+test("embedded: a compound unique index finds every key and refuses every repeat, also after a reload", async () => {
+  const dataDir = await tempDir();
+  type Sent = Doc & { chatId: string; senderId: string; clientMsgId: string };
+  const spec: IndexSpec = {
+    name: "client_msg",
+    fields: { chatId: 1, senderId: 1, clientMsgId: 1 },
+    unique: true,
+  };
+  const docs: Sent[] = Array.from({ length: 300 }, (_, i) => ({
+    _id: `m${i}`,
+    chatId: `c${i % 7}`,
+    senderId: `u${i % 5}`,
+    clientMsgId: randomUUID(),
+  }));
+  for (const round of ["first open", "reopened"]) {
+    const store = await openStore({ dataDir });
+    const sent = store.collection<Sent>("sent");
+    await sent.ensureIndexes([spec]);
+    if (round === "first open") assert.equal(await sent.insertMany(docs), docs.length);
+    for (const d of docs) {
+      const { chatId, senderId, clientMsgId } = d;
+      assert.equal((await sent.findOne({ chatId, senderId, clientMsgId }))?._id, d._id, round);
+      await assert.rejects(sent.insertOne({ ...d, _id: `again-${d._id}` }), DuplicateKeyError);
+    }
+    const other = docs[0] as Sent;
+    await sent.insertOne({ ...other, _id: `x-${round}`, senderId: `someone else, ${round}` });
+    await store.close();
+  }
+});
+
 let ferret: ServerHandle;
 const database = `contract_${randomUUID().slice(0, 8)}`;
 storeContract(
