@@ -33,6 +33,8 @@ import { WsServer } from "./ws-server.ts";
 const NEEDED_SERVICES = ["auth", "profile", "chat"];
 const SYNC_INTERVAL_MS = 30_000;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** One frame for some users' sockets (gateway.deliver, and each item of gateway.deliverMany). */
+const DELIVERY = { userIds: { type: "array", items: "string" }, frame: "object" } as const;
 
 type Req = IncomingMessage & { $alias?: { action?: string }; $ctx?: Context<unknown, CallMeta> };
 type Ctx = Context<unknown, CallMeta>;
@@ -161,10 +163,20 @@ export default class GatewayService extends Service {
         rest: { retryPolicy: { enabled: false }, circuitBreaker: { enabled: false } },
         deliver: {
           visibility: "public",
-          params: { userIds: { type: "array", items: "string" }, frame: "object" },
+          params: DELIVERY,
           handler: (ctx: Context<{ userIds: string[]; frame: ServerFrame }>) => ({
             delivered: this.ws.deliver(ctx.params.userIds, ctx.params.frame),
           }),
+        },
+        // What chat nodes send: the frames of one moment for this gateway, in order.
+        deliverMany: {
+          visibility: "public",
+          params: { deliveries: { type: "array", items: { type: "object", props: DELIVERY } } },
+          handler: (ctx: Context<{ deliveries: { userIds: string[]; frame: ServerFrame }[] }>) => {
+            let delivered = 0;
+            for (const d of ctx.params.deliveries) delivered += this.ws.deliver(d.userIds, d.frame);
+            return { delivered };
+          },
         },
         connectedUsers: {
           visibility: "public",

@@ -209,6 +209,10 @@ export interface ActionMap {
   "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
   "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
+  "gateway.deliverMany": {
+    params: { deliveries: { userIds: string[]; frame: ServerFrame }[] };
+    result: { delivered: number };
+  };
   "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } & PresenceStamp };
 }
 

@@ -123,7 +123,7 @@ export class PlatformMetrics {
     );
     this.chatDeliveryFailures = counter(
       METRIC.CHAT_DELIVERY_FAILURES,
-      "gateway.deliver calls that failed (clients recover the frames by resume)",
+      "frames whose delivery call to a gateway failed (clients recover them by resume)",
     );
     this.storeDuration = histogram(
       METRIC.STORE_OPERATION_DURATION,

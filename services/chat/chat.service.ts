@@ -21,6 +21,7 @@ import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository, pairKeyOf } from "./chats.repo.ts";
+import { DeliveryOutbox } from "./delivery-outbox.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
 import { MessagesRepository } from "./messages.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
@@ -42,6 +43,16 @@ export default class ChatService extends Service {
     deliver: (userIds, frame) => this.deliver(userIds, frame),
     isAnnouncer: () => this.isAnnouncer(),
     onError: (err) => this.logger.warn("Presence announcement failed", (err as Error).message),
+  });
+  private readonly outbox = new DeliveryOutbox({
+    send: (nodeID, deliveries) => call(this.broker, "gateway.deliverMany", { deliveries }, { nodeID }),
+    failed: (nodeID, frames, err) => {
+      this.metrics?.chatDeliveryFailures.increment(undefined, frames);
+      this.logger.warn(
+        `Delivery of ${frames} frames to ${nodeID} failed; clients recover them by resume`,
+        err.message,
+      );
+    },
   });
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastMessages: LastMessageWriter | undefined;
@@ -277,14 +288,13 @@ export default class ChatService extends Service {
     return result.message;
   }
 
-  /** Sends a frame to every connection of the given users: one call per gateway that holds any. */
+  /**
+   * Sends a frame to every connection of the given users, through the gateways that hold any of
+   * them: the frames of one moment for a gateway go in one call (delivery-outbox.ts).
+   */
   private deliver(userIds: string[], frame: ServerFrame): void {
-    for (const [nodeID, users] of this.presence.route(userIds)) {
-      call(this.broker, "gateway.deliver", { userIds: users, frame }, { nodeID }).catch((err: Error) => {
-        this.metrics?.chatDeliveryFailures.increment();
-        this.logger.warn(`Delivery to ${nodeID} failed; clients recover it by resume`, err.message);
-      });
-    }
+    for (const [nodeID, users] of this.presence.route(userIds))
+      this.outbox.add(nodeID, { userIds: users, frame });
   }
 
   /**

@@ -199,7 +199,7 @@ describe("metrics of one node", () => {
     assert.equal(
       delta(s0, s1, "social_store_operation_duration_seconds_count", {
         collection: "messages",
-        operation: "insertOne",
+        operation: "insertMany",
       }),
       1,
     );
