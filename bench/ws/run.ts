@@ -133,7 +133,7 @@ function details(measured: WsMeasured): string[] {
     );
     if (r.saturation) {
       lines.push(
-        `- saturation rate ${r.saturation.rate}/s; probes of ${r.saturation.probeS} s:`,
+        `- saturation rate ${r.saturation.rate}/s${r.saturation.rate === r.saturation.probedRate ? "" : ` (probes found ${r.saturation.probedRate}/s; its longer runs did not keep up)`}; probes of ${r.saturation.probeS} s:`,
         ...r.saturation.probes.map((p) => `  - ${describeDrive(p)}`),
         ...r.saturation.runs.map((x, i) => `- at saturation, run ${i + 1}: ${describeDrive(x)}`),
       );
