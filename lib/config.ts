@@ -39,6 +39,7 @@
  *   CHAT_MAX_GROUP_MEMBERS        members of a group chat at most         100
  *   CHAT_MAX_MESSAGE_LENGTH       characters of a message at most         4000
  *   CHAT_MEMBER_CACHE_TTL_S       chat members reused for sends (0 off)   5
+ *   CHAT_SEND_CONCURRENCY         sends a chat node stores at once         1000
  *   WS_ORIGINS                    origins allowed to open a WebSocket     CORS_ORIGINS and same host
  *   WS_MAX_PAYLOAD_BYTES          largest WebSocket frame (1009 beyond)   65536
  *   WS_MAX_BUFFERED_BYTES         unsent bytes per socket (1013 beyond)   1048576
@@ -88,7 +89,12 @@ export interface PlatformConfig {
   bodyLimitBytes: number;
   profileCacheTtlS: number;
   profileLocalCacheTtlS: number;
-  chat: { maxGroupMembers: number; maxMessageLength: number; memberCacheTtlS: number };
+  chat: {
+    maxGroupMembers: number;
+    maxMessageLength: number;
+    memberCacheTtlS: number;
+    sendConcurrency: number;
+  };
   ws: {
     origins: string[];
     maxPayloadBytes: number;
@@ -165,6 +171,7 @@ function readConfig(e: EnvReader): PlatformConfig {
       maxGroupMembers: e.int("CHAT_MAX_GROUP_MEMBERS", 100, 2, 100_000),
       maxMessageLength: e.int("CHAT_MAX_MESSAGE_LENGTH", 4_000, 1, 100_000),
       memberCacheTtlS: e.int("CHAT_MEMBER_CACHE_TTL_S", 5, 0, 3_600),
+      sendConcurrency: e.int("CHAT_SEND_CONCURRENCY", 1_000, 1, 100_000),
     },
     ws: {
       origins: e.list("WS_ORIGINS"),

@@ -61,6 +61,12 @@ export default class ChatService extends Service {
   constructor(broker: ServiceBroker) {
     super(broker);
     const noRetry = { enabled: false };
+    // Sends a node works on at once, and as many waiting; beyond that a send is refused at once
+    // (QUEUE_FULL, SERVICE_UNAVAILABLE to the client, which retries with backoff). Without a bound,
+    // an overload queued sends past the request timeout, their retries added to the load, and
+    // the node fell so far behind that its heartbeats were late and the gateways dropped it.
+    const { sendConcurrency } = platformConfig(broker).chat;
+    const sendBulkhead = { enabled: true, concurrency: sendConcurrency, maxQueueSize: sendConcurrency };
     this.parseServiceSchema({
       name: "chat",
       settings: {},
@@ -118,6 +124,7 @@ export default class ChatService extends Service {
         send: {
           params: PARAMS["chat.send"],
           retryPolicy: noRetry,
+          bulkhead: sendBulkhead,
           // Every send to a chat goes to one chat node (consistent hashing on the chat id), so chat
           // nodes do not race each other for the chat's next seq; when the chat nodes change, the
           // store's unique seq still arbitrates the moment of handover.
@@ -138,6 +145,7 @@ export default class ChatService extends Service {
             clientMsgId: PARAMS["chat.send"].clientMsgId,
           },
           retryPolicy: noRetry,
+          bulkhead: sendBulkhead,
           strategy: "Shard",
           strategyOptions: {
             shardKey: (ctx: Ctx<{ recipientId: string }>) =>
