@@ -63,8 +63,7 @@ export default class ChatService extends Service {
     const noRetry = { enabled: false };
     // Sends a node works on at once, and as many waiting; beyond that a send is refused at once
     // (QUEUE_FULL, SERVICE_UNAVAILABLE to the client, which retries with backoff). Without a bound,
-    // an overload queued sends past the request timeout, their retries added to the load, and
-    // the node fell so far behind that its heartbeats were late and the gateways dropped it.
+    // an overload queues sends past their request timeout, and their retries add to the load.
     const { sendConcurrency } = platformConfig(broker).chat;
     const sendBulkhead = { enabled: true, concurrency: sendConcurrency, maxQueueSize: sendConcurrency };
     this.parseServiceSchema({
