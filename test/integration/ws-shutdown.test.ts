@@ -47,3 +47,34 @@ test("a stopping gateway finishes the frames in flight, acks them, then closes w
     await data.remove();
   }
 });
+
+test("a stopping gateway answers the requests that reached it before the stop, however early in them", async () => {
+  const data = await tempDir();
+  try {
+    const node = await startNode([...ALL], { DATA_DIR: data.dir });
+    await waitReady(node.url);
+    const a = new ApiClient(node.url);
+    await a.register(newUser("early"));
+    const chat = await a.request<ChatView>("POST", "/chats", { type: "group", name: "g", memberIds: [] });
+    const gateway = node.broker.getLocalService("gateway") as unknown as {
+      server: import("node:http").Server;
+    };
+    // The stop begins the moment the request reaches the server: before its token is checked and
+    // before any action runs for it.
+    let stopping: Promise<void> | undefined;
+    gateway.server.once("request", () => {
+      stopping = node.stop();
+    });
+    const answers = await Promise.all([
+      a.raw("GET", `/chats/${chat.id}/messages?limit=5`),
+      a.raw("GET", "/users/me"),
+    ]);
+    await stopping;
+    assert.deepEqual(
+      answers.map((r) => r.status),
+      [200, 200],
+    );
+  } finally {
+    await data.remove();
+  }
+});
