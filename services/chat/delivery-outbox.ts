@@ -12,8 +12,25 @@ export interface Delivery {
   frame: ServerFrame;
 }
 
-/** Deliveries in one call at most (a bus message stays well under NATS's 1 MB payload limit). */
+/** Deliveries in one call at most. */
 export const MAX_DELIVERIES_PER_CALL = 200;
+/**
+ * The size one call's deliveries may reach, by a bound on their JSON (every string character
+ * counted as 6 bytes, its longest escape): a bus message stays well under NATS's default 1 MB
+ * payload limit even with messages of the longest length to large groups.
+ */
+export const MAX_BYTES_PER_CALL = 512 * 1024;
+
+/** An upper bound on a delivery's JSON size. */
+export function sizeBound(d: Delivery): number {
+  let chars = 0;
+  for (const id of d.userIds) chars += id.length + 3;
+  for (const [key, value] of Object.entries(d.frame)) {
+    chars += key.length + 4;
+    chars += typeof value === "string" ? value.length : (JSON.stringify(value) ?? "").length;
+  }
+  return 64 + 6 * chars;
+}
 
 export interface OutboxDeps {
   send(nodeID: string, deliveries: Delivery[]): Promise<unknown>;
@@ -27,9 +44,12 @@ export class DeliveryOutbox {
   private readonly pending = new Map<string, Delivery[]>();
   private scheduled = false;
 
-  constructor(deps: OutboxDeps, maxPerCall = MAX_DELIVERIES_PER_CALL) {
+  private readonly maxBytesPerCall: number;
+
+  constructor(deps: OutboxDeps, maxPerCall = MAX_DELIVERIES_PER_CALL, maxBytesPerCall = MAX_BYTES_PER_CALL) {
     this.d = deps;
     this.maxPerCall = maxPerCall;
+    this.maxBytesPerCall = maxBytesPerCall;
   }
 
   add(nodeID: string, delivery: Delivery): void {
@@ -46,11 +66,24 @@ export class DeliveryOutbox {
   flush(): void {
     this.scheduled = false;
     for (const [nodeID, deliveries] of this.pending) {
-      for (let i = 0; i < deliveries.length; i += this.maxPerCall) {
-        const part = deliveries.slice(i, i + this.maxPerCall);
-        this.d.send(nodeID, part).catch((err: Error) => this.d.failed(nodeID, part.length, err));
+      let part: Delivery[] = [];
+      let bytes = 0;
+      for (const delivery of deliveries) {
+        const size = sizeBound(delivery);
+        if (part.length > 0 && (part.length >= this.maxPerCall || bytes + size > this.maxBytesPerCall)) {
+          this.send(nodeID, part);
+          part = [];
+          bytes = 0;
+        }
+        part.push(delivery);
+        bytes += size;
       }
+      if (part.length > 0) this.send(nodeID, part);
     }
     this.pending.clear();
+  }
+
+  private send(nodeID: string, part: Delivery[]): void {
+    this.d.send(nodeID, part).catch((err: Error) => this.d.failed(nodeID, part.length, err));
   }
 }

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ServerFrame } from "../../../../lib/contracts.ts";
-import { type Delivery, DeliveryOutbox } from "../../../../services/chat/delivery-outbox.ts";
+import {
+  type Delivery,
+  DeliveryOutbox,
+  MAX_BYTES_PER_CALL,
+  sizeBound,
+} from "../../../../services/chat/delivery-outbox.ts";
 
 const frame = (n: number) => ({ type: "typing", chatId: "c", userId: `u${n}` }) as ServerFrame;
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -49,4 +54,28 @@ test("a gateway's frames are split into calls of at most maxPerCall; a failed ca
   await nextTurn();
   assert.deepEqual(sizes, [3, 3, 1]);
   assert.deepEqual(failures, [["gw-1", 3]]);
+});
+
+test("calls stay under the size bound: long messages to large groups are split by size, and the bound holds", async () => {
+  const sizes: number[] = [];
+  const outbox = new DeliveryOutbox({
+    send: async (_nodeID, deliveries) => {
+      sizes.push(Buffer.byteLength(JSON.stringify({ deliveries })));
+    },
+    failed: () => assert.fail("no call fails"),
+  });
+  const members = Array.from({ length: 100 }, (_, i) => `user-${i}-${"x".repeat(30)}`);
+  // 4,000 characters that all need escaping in JSON, the worst case.
+  const text = "\u0001".repeat(4_000);
+  for (let i = 0; i < 200; i++) {
+    const frame = { type: "new_message", chatId: "c", seq: i, message: text } as unknown as ServerFrame;
+    assert.ok(
+      sizeBound({ userIds: members, frame }) >=
+        Buffer.byteLength(JSON.stringify({ userIds: members, frame })),
+    );
+    outbox.add("gw-1", { userIds: members, frame });
+  }
+  await nextTurn();
+  assert.ok(sizes.length > 1, "split into several calls");
+  for (const size of sizes) assert.ok(size <= MAX_BYTES_PER_CALL + 1_024, `a call of ${size} bytes`);
 });
