@@ -41,10 +41,9 @@ export interface OutboxDeps {
 export class DeliveryOutbox {
   private readonly d: OutboxDeps;
   private readonly maxPerCall: number;
+  private readonly maxBytesPerCall: number;
   private readonly pending = new Map<string, Delivery[]>();
   private scheduled = false;
-
-  private readonly maxBytesPerCall: number;
 
   constructor(deps: OutboxDeps, maxPerCall = MAX_DELIVERIES_PER_CALL, maxBytesPerCall = MAX_BYTES_PER_CALL) {
     this.d = deps;
