@@ -275,6 +275,7 @@ export default class GatewayService extends Service {
       verifier: this.verifier,
       limits: config.ws,
       isReady: async () => this.readiness.isKnownReady() || (await this.readiness.state()).ready,
+      logger: this.logger,
       isOriginAllowed: (origin, host) => {
         if (origin === undefined) return true;
         if (allowed.has(origin)) return true;

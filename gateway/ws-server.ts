@@ -29,6 +29,8 @@ export interface WsServerOptions {
   limits: ConnectionLimits & { maxPayloadBytes: number };
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
   isReady(): Promise<boolean>;
+  /** Where a frame that failed for an unexpected reason (answered INTERNAL_ERROR) is logged. */
+  logger?: { error(fields: Record<string, unknown>, message: string): void } | undefined;
   /** Where connections, frames, closes and deliveries are counted; by default the metrics of the
    * node whose gateway service builds this server in its started(). */
   metrics?: PlatformMetrics | undefined;
@@ -201,7 +203,8 @@ export class WsServer implements FrameHandler {
   }
 
   private fail(connection: WsConnection, err: unknown, ref: string): void {
-    const { body } = toHttpError(err);
+    const { status, body } = toHttpError(err);
+    if (status === 500) this.o.logger?.error({ err, frame: ref, userId: connection.user.id }, "frame failed");
     connection.error(body.error.code, body.error.message, ref);
   }
 

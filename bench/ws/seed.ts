@@ -60,7 +60,7 @@ export async function inBatches<T>(items: T[], limit: number, task: (item: T) =>
 
 export async function seed(config: PlatformConfig, count: number, log: (m: string) => void): Promise<Seeded> {
   const started = Date.now();
-  const store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
+  const store = await openStore(config);
   try {
     const accountDocs = store.collection<Account>("accounts");
     const accounts = new AccountsRepository(accountDocs);

@@ -9,7 +9,16 @@ import type { Store } from "./types.ts";
 export interface StoreOptions {
   mongoUrl?: string | undefined;
   dataDir: string;
+  /**
+   * The node's bus call timeout (REQUEST_TIMEOUT_MS). An operation waits at most half of it for an
+   * unreachable MongoDB server, so a call whose store is down is answered 503 by its handler within
+   * the caller's time, not timed out by the caller while the handler still waits.
+   */
+  requestTimeoutMs?: number | undefined;
 }
+
+/** How long an operation waits for a MongoDB server to be reachable. */
+const MAX_SERVER_WAIT_MS = 5_000;
 
 /** Opened inside a service's started(), the store times its operations into that node's metrics. */
 export async function openStore(options: StoreOptions): Promise<Store> {
@@ -17,7 +26,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 }
 
 async function openBackend(options: StoreOptions): Promise<Store> {
-  if (options.mongoUrl) return new MongoStore(options.mongoUrl);
+  if (options.mongoUrl)
+    return new MongoStore(options.mongoUrl, {
+      serverWaitMs: Math.min(MAX_SERVER_WAIT_MS, Math.floor((options.requestTimeoutMs ?? Infinity) / 2)),
+    });
   await mkdir(options.dataDir, { recursive: true });
   return new EmbeddedStore({ dataDir: options.dataDir });
 }

@@ -1,5 +1,6 @@
 /** Sorting MongoDB driver errors into the store's errors. */
 import {
+  MongoBulkWriteError,
   MongoClientClosedError,
   MongoNetworkError,
   MongoNotConnectedError,
@@ -43,6 +44,10 @@ export function isDuplicateKeyReport(code: unknown, message: string): boolean {
 
 export function isUnavailable(err: unknown): boolean {
   if (UNAVAILABLE_CLASSES.some((type) => err instanceof type)) return true;
+  // A bulk write (insertMany) that failed on the driver's side, not by a write the server refused,
+  // carries the driver's error as its response: a lost connection is that error.
+  if (err instanceof MongoBulkWriteError && (err.errorResponse as unknown) instanceof Error)
+    return isUnavailable(err.errorResponse);
   if (err instanceof MongoServerError) return typeof err.code === "number" && UNAVAILABLE_CODES.has(err.code);
   if (!(err instanceof Error)) return false;
   // A socket error the driver passes on as it is: writing to a connection the server has just

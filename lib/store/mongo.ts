@@ -22,11 +22,15 @@ export class MongoStore implements Store, MongoServer {
   readonly locks: DocLocks;
   #ferretDb: Promise<boolean> | undefined;
 
-  /** Connects lazily: the first operation connects, so a node can start while the store is down. */
-  constructor(url: string) {
+  /**
+   * Connects lazily: the first operation connects, so a node can start while the store is down.
+   * `serverWaitMs` bounds how long an operation waits for a reachable server (5 s by default).
+   */
+  constructor(url: string, options: { serverWaitMs?: number } = {}) {
+    const serverWaitMs = options.serverWaitMs ?? 5_000;
     this.#client = new MongoClient(url, {
-      serverSelectionTimeoutMS: 5_000,
-      connectTimeoutMS: 5_000,
+      serverSelectionTimeoutMS: serverWaitMs,
+      connectTimeoutMS: serverWaitMs,
       socketTimeoutMS: 30_000,
       maxPoolSize: 50,
       // Retries a write once after a failover on a replica set. FerretDB presents itself as a

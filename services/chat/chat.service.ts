@@ -240,7 +240,7 @@ export default class ChatService extends Service {
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
     this.metrics = platformMetrics(this.broker);
-    this.store = await openStore({ mongoUrl: config.mongoUrl, dataDir: config.dataDir });
+    this.store = await openStore(config);
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -265,6 +266,7 @@ describe("mongo store when the server goes away", {
     await notes.insertOne({ _id: "before", text: "kept", at });
     await server.kill();
     await assert.rejects(store.ping(), StoreUnavailableError);
+    await assert.rejects(notes.insertMany([{ _id: "during", text: "refused", at }]), StoreUnavailableError);
     await assert.rejects(notes.findOne({ _id: "before" }), StoreUnavailableError);
     await assert.rejects(
       notes.updateOne({ _id: "before" }, { $set: { text: "lost" } }),
@@ -274,6 +276,31 @@ describe("mongo store when the server goes away", {
     await store.ping();
     assert.deepEqual(await notes.findOne({ _id: "before" }), { _id: "before", text: "kept", at });
   });
+});
+
+test("an operation waits for a server that does not answer at most half the request timeout", async () => {
+  // A server that takes connections and never answers, as a host behind a dead route looks: the
+  // driver's own defaults would wait 30 s, this store's 5 s, either longer than the call.
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const { port } = silent.address() as AddressInfo;
+  const requestTimeoutMs = 2_000;
+  const store = await openStore({
+    mongoUrl: `mongodb://127.0.0.1:${port}/silent`,
+    dataDir: await tempDir(),
+    requestTimeoutMs,
+  });
+  try {
+    const started = Date.now();
+    await assert.rejects(store.collection<Note>("notes").findOne({ _id: "any" }), StoreUnavailableError);
+    const waited = Date.now() - started;
+    assert.ok(waited < requestTimeoutMs, `answered within the request timeout: waited ${waited} ms`);
+  } finally {
+    await store.close();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
 });
 
 describe("nodes that start together", () => {
