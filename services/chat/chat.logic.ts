@@ -3,6 +3,7 @@
  * first: a non-member gets the same 403 whether or not the chat exists, and learns nothing.
  */
 import { randomUUID } from "node:crypto";
+import { LRUCache } from "lru-cache";
 import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import { LocalCache } from "../../lib/local-cache.ts";
@@ -35,6 +36,13 @@ export interface ChatDeps {
 const CHAT_LIST_LIMIT = 200;
 const SEQ_HINTS_MAX = 10_000;
 const MEMBER_CACHE_MAX = 10_000;
+/**
+ * Messages a node keeps of its latest sends, to answer their resends: at most this many, this
+ * many bytes of text (a 4,000-character message counts for 8 KB), for this long.
+ */
+const RECENT_SENDS_MAX = 50_000;
+const RECENT_SENDS_BYTES = 16 * 1024 * 1024;
+const RECENT_SENDS_TTL_MS = 120_000;
 
 export class ChatLogic {
   private readonly d: ChatDeps;
@@ -51,6 +59,22 @@ export class ChatLogic {
   private readonly members: LocalCache<Chat>;
   /** Stores new messages in batches, each chat's one batch at a time (message-appender.ts). */
   private readonly appender: MessageAppender;
+  /**
+   * Messages stored lately through this node, by chat, sender and clientMsgId. A resend (the ack
+   * was lost, the client reconnected or retried after a refusal) is answered from here: in the
+   * store it would be refused by the clientMsgId index, which breaks the batch it is in and costs
+   * the store more round trips than a new message, and after an overload most sends are resends.
+   * Sends of a chat go to one chat node (Shard), so their resends come back to this node; a miss
+   * (the node changed, or the entry is gone) takes the store's path, which gives the same answer.
+   * An edit or deletion here drops the entry; one made through another node leaves the first
+   * version here, as the ack of a resend needs only its id and seq.
+   */
+  private readonly recentSends = new LRUCache<string, Message>({
+    max: RECENT_SENDS_MAX,
+    maxSize: RECENT_SENDS_BYTES,
+    sizeCalculation: (m) => 256 + m.message.length * 2,
+    ttl: RECENT_SENDS_TTL_MS,
+  });
 
   constructor(deps: ChatDeps) {
     this.d = deps;
@@ -196,11 +220,15 @@ export class ChatLogic {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const input = { chatId, senderId: userId, message: text, clientMsgId };
-    // One insert (with the other sends of the moment): a resend is refused by the clientMsgId
-    // index and answered with the first message.
-    const { message, created } = await this.onceInFlight(`${chatId}\u0000${userId}\u0000${clientMsgId}`, () =>
+    const key = sendKey(chatId, userId, clientMsgId);
+    const known = this.recentSends.get(key);
+    if (known) return { message: toMessageView(known), created: false, members: chat.members };
+    // One insert (with the other sends of the moment): a resend this node does not know is
+    // refused by the clientMsgId index and answered with the first message.
+    const { message, created } = await this.onceInFlight(key, () =>
       this.appender.append(input, chat.lastSeq),
     );
+    this.recentSends.set(key, message);
     if (created) this.d.recordLast(chatId, toLast(message));
     return { message: toMessageView(message), created, members: chat.members };
   }
@@ -228,6 +256,7 @@ export class ChatLogic {
     const message = await this.ownMessage(userId, chatId, messageId);
     if (message.deleted) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
     const edited = await this.d.messages.edit(message._id, text, new Date());
+    this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
     if (!edited) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
     await this.d.chats.updateLastMessage(chatId, toLast(edited));
     return { message: toMessageView(edited), members: chat.members };
@@ -237,6 +266,7 @@ export class ChatLogic {
     const chat = await this.memberChat(userId, chatId);
     const message = await this.ownMessage(userId, chatId, messageId);
     const removed = await this.d.messages.tombstone(message._id, new Date());
+    this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
     if (!removed) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
     await this.d.chats.updateLastMessage(chatId, toLast(removed));
     return { message: toMessageView(removed), members: chat.members };
@@ -298,6 +328,11 @@ function activity(chat: Chat): number {
     chat.updatedAt.getTime(),
     chat.lastMessage ? new Date(chat.lastMessage.createdAt).getTime() : 0,
   );
+}
+
+/** A send's identity: a resend has the same chat, sender and clientMsgId. */
+function sendKey(chatId: string, senderId: string, clientMsgId: string): string {
+  return `${chatId}\u0000${senderId}\u0000${clientMsgId}`;
 }
 
 function invalid(field: string, message: string): ValidationFailedError {
