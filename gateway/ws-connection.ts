@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { WebSocket } from "ws";
 import type { AuthUser, ServerFrame } from "../lib/contracts.ts";
 import type { PlatformMetrics } from "../lib/metrics.ts";
+import type { FrameAdmission, Pausable } from "./frame-admission.ts";
 import { TokenBucket } from "./token-bucket.ts";
 import { type ClientFrame, type FrameError, parseFrame } from "./ws-frames.ts";
 
@@ -27,6 +28,8 @@ export interface ConnectionLimits {
 
 export interface FrameHandler {
   handle(connection: WsConnection, frame: ClientFrame): Promise<void>;
+  /** Bounds the frames of all connections handled at once (frame-admission.ts). */
+  readonly admission?: FrameAdmission | undefined;
 }
 
 /** Frames beyond the rate within one window that mean a flood, not a burst. */
@@ -36,7 +39,7 @@ const FLOOD_FACTOR = 2;
 const WS_FRAMES_LIMIT = Object.freeze({ limit: "ws-frames" });
 const WS_TYPING_LIMIT = Object.freeze({ limit: "ws-typing" });
 
-export class WsConnection {
+export class WsConnection implements Pausable {
   readonly id = randomUUID();
   readonly user: AuthUser;
   private readonly socket: WebSocket;
@@ -78,8 +81,12 @@ export class WsConnection {
     return this.socket.readyState === this.socket.OPEN && !this.closing;
   }
 
-  /** Called by the server's heartbeat tick: a socket that missed the last ping is dropped. */
+  /**
+   * Called by the server's heartbeat tick: a socket that missed the last ping is dropped. One whose
+   * reading is paused cannot have read its pong, and is judged once it is read again.
+   */
   heartbeat(): void {
+    if (this.socket.isPaused) return;
     if (!this.alive) {
       this.socket.terminate();
       return;
@@ -128,6 +135,16 @@ export class WsConnection {
     }
   }
 
+  /** Stops reading the client's frames (the gateway is at its bound of frames in progress). */
+  pauseReading(): void {
+    this.socket.pause();
+  }
+
+  resumeReading(): void {
+    this.alive = true;
+    this.socket.resume();
+  }
+
   /** Resolves once every frame received so far has been handled (for a graceful shutdown). */
   drained(): Promise<void> {
     return this.queue;
@@ -159,12 +176,15 @@ export class WsConnection {
       this.error(e.code ?? "INVALID_FRAME", e.message, e.ref);
       return;
     }
+    const admission = this.handler.admission;
+    admission?.admit(this);
     this.queue = this.queue.then(() =>
       this.handler
         .handle(this, frame)
         .catch((err: Error) =>
           this.error("INTERNAL_ERROR", `The frame failed: ${err.message}`, frameRef(frame)),
-        ),
+        )
+        .finally(() => admission?.done()),
     );
   }
 

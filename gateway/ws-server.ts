@@ -10,6 +10,7 @@ import type { AuthUser, CallMeta, ServerFrame } from "../lib/contracts.ts";
 import { metricsInScope, type PlatformMetrics } from "../lib/metrics.ts";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { toHttpError } from "./error-mapping.ts";
+import { FrameAdmission } from "./frame-admission.ts";
 import { CLOSE, type ConnectionLimits, type FrameHandler, WsConnection } from "./ws-connection.ts";
 import type { ClientFrame } from "./ws-frames.ts";
 
@@ -26,11 +27,16 @@ export interface ChatPort {
 export interface WsServerOptions {
   verifier: AccessTokenVerifier;
   chat: ChatPort;
-  limits: ConnectionLimits & { maxPayloadBytes: number };
+  limits: ConnectionLimits & { maxPayloadBytes: number; maxFramesInProgress: number };
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
   isReady(): Promise<boolean>;
   /** Where a frame that failed for an unexpected reason (answered INTERNAL_ERROR) is logged. */
-  logger?: { error(fields: Record<string, unknown>, message: string): void } | undefined;
+  logger?:
+    | {
+        error(fields: Record<string, unknown>, message: string): void;
+        warn(fields: Record<string, unknown>, message: string): void;
+      }
+    | undefined;
   /** Where connections, frames, closes and deliveries are counted; by default the metrics of the
    * node whose gateway service builds this server in its started(). */
   metrics?: PlatformMetrics | undefined;
@@ -41,6 +47,7 @@ export class WsServer implements FrameHandler {
   private readonly wss: WebSocketServer;
   private readonly metrics: PlatformMetrics | undefined;
   private readonly byUser = new Map<string, Set<WsConnection>>();
+  readonly admission: FrameAdmission;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -48,6 +55,18 @@ export class WsServer implements FrameHandler {
     this.o = options;
     this.metrics = options.metrics ?? metricsInScope();
     this.metrics?.wsConnections.set(0);
+    this.admission = new FrameAdmission(options.limits.maxFramesInProgress, (paused, count) => {
+      if (paused > 0)
+        options.logger?.warn(
+          { framesInProgress: count },
+          "at the bound of frames in progress: pausing reads",
+        );
+      else
+        options.logger?.warn(
+          { connections: count },
+          "frames in progress back under the bound: reading again",
+        );
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limits.maxPayloadBytes,
@@ -252,6 +271,7 @@ export class WsServer implements FrameHandler {
   }
 
   private remove(connection: WsConnection): void {
+    this.admission.forget(connection);
     const set = this.byUser.get(connection.user.id);
     if (!set?.delete(connection) || set.size > 0) return;
     this.byUser.delete(connection.user.id);

@@ -46,6 +46,7 @@
  *   WS_HEARTBEAT_MS               ping interval; two missed pongs close   30000
  *   WS_RATE_LIMIT                 frames per connection                   60/10 (x2 closes 4008)
  *   WS_TYPING_RATE_LIMIT          typing frames per connection            10/10
+ *   WS_MAX_FRAMES_IN_PROGRESS     frames a gateway works on at once       1000 (sockets paused beyond)
  */
 import os from "node:os";
 import path from "node:path";
@@ -102,6 +103,7 @@ export interface PlatformConfig {
     heartbeatMs: number;
     rate: Rate;
     typingRate: Rate;
+    maxFramesInProgress: number;
   };
 }
 
@@ -180,6 +182,7 @@ function readConfig(e: EnvReader): PlatformConfig {
       heartbeatMs: e.int("WS_HEARTBEAT_MS", 30_000, 100, 600_000),
       rate: e.rate("WS_RATE_LIMIT", "60/10"),
       typingRate: e.rate("WS_TYPING_RATE_LIMIT", "10/10"),
+      maxFramesInProgress: e.int("WS_MAX_FRAMES_IN_PROGRESS", 1_000, 1, 1_000_000),
     },
   };
 }
