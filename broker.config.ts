@@ -11,13 +11,15 @@
  *
  * Observability (docs/observability.md): Prometheus metrics on METRICS_PORT of every node,
  * Moleculer's built-in ones plus the platform's own (lib/metrics.ts); Pino JSON logs whose lines
- * carry the requestId/traceId of the request being handled; Moleculer's tracer when
+ * carry the requestId/traceId of the request being handled, written without ever blocking the
+ * event loop (lib/log-destination.ts); Moleculer's tracer when
  * TRACING_EXPORTER names an exporter.
  */
 import type { BrokerOptions, Errors } from "moleculer";
 import { loadConfig, type PlatformConfig } from "./lib/config.ts";
 import { ConfigError } from "./lib/env.ts";
 import { requestLogFields } from "./lib/log-context.ts";
+import { logDestination } from "./lib/log-destination.ts";
 import { observabilityMiddleware } from "./lib/observability.ts";
 import { PLATFORM_CONFIG } from "./lib/platform.ts";
 import { PrometheusReporter } from "./lib/prometheus-reporter.ts";
@@ -30,7 +32,10 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
       type: "Pino",
       options: {
         level: config.logLevel,
-        pino: { options: { base: { node: config.nodeId }, mixin: requestLogFields } },
+        pino: {
+          options: { base: { node: config.nodeId }, mixin: requestLogFields },
+          destination: logDestination(),
+        },
       },
     },
     transporter: config.transporter
