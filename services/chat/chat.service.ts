@@ -45,7 +45,10 @@ export default class ChatService extends Service {
     onError: (err) => this.logger.warn("Presence announcement failed", (err as Error).message),
   });
   private readonly outbox = new DeliveryOutbox({
-    send: (nodeID, deliveries) => call(this.broker, "gateway.deliverMany", { deliveries }, { nodeID }),
+    // Not retried: a call that timed out reached a gateway too busy to answer, and a retry could
+    // deliver its frames twice; they are recovered by gap filling.
+    send: (nodeID, deliveries) =>
+      call(this.broker, "gateway.deliverMany", { deliveries }, { nodeID, retries: 0 }),
     failed: (nodeID, frames, err) => {
       this.metrics?.chatDeliveryFailures.increment(undefined, frames);
       this.logger.warn(

@@ -34,55 +34,115 @@ export function sizeBound(d: Delivery): number {
 
 export interface OutboxDeps {
   send(nodeID: string, deliveries: Delivery[]): Promise<unknown>;
-  /** A call failed: its frames are lost to live delivery (clients recover them by resume). */
+  /** Frames lost to live delivery (clients recover them by gap filling or resume). */
   failed(nodeID: string, frames: number, err: Error): void;
+}
+
+/**
+ * Calls in flight to one gateway at most. A gateway reads its bus messages in order and handles
+ * each in full before the next (its timers wait meanwhile), so calls beyond what it keeps up with
+ * would only pile up in its inbound backlog: it would deliver them late and run no timer while it
+ * works through them, its bus heartbeats among them. Frames wait here instead.
+ */
+export const MAX_CALLS_IN_FLIGHT = 4;
+/**
+ * Frames that wait for one gateway at most; beyond it the oldest are dropped (and reported as
+ * failed), as a gateway that far behind would deliver them too late to be live.
+ */
+export const MAX_QUEUED_PER_GATEWAY = 20_000;
+
+interface GatewayQueue {
+  deliveries: Delivery[];
+  inFlight: number;
+  dropped: number;
 }
 
 export class DeliveryOutbox {
   private readonly d: OutboxDeps;
   private readonly maxPerCall: number;
   private readonly maxBytesPerCall: number;
-  private readonly pending = new Map<string, Delivery[]>();
+  private readonly maxInFlight: number;
+  private readonly maxQueued: number;
+  private readonly gateways = new Map<string, GatewayQueue>();
   private scheduled = false;
 
-  constructor(deps: OutboxDeps, maxPerCall = MAX_DELIVERIES_PER_CALL, maxBytesPerCall = MAX_BYTES_PER_CALL) {
+  constructor(
+    deps: OutboxDeps,
+    limits: { perCall?: number; bytesPerCall?: number; inFlight?: number; queued?: number } = {},
+  ) {
     this.d = deps;
-    this.maxPerCall = maxPerCall;
-    this.maxBytesPerCall = maxBytesPerCall;
+    this.maxPerCall = limits.perCall ?? MAX_DELIVERIES_PER_CALL;
+    this.maxBytesPerCall = limits.bytesPerCall ?? MAX_BYTES_PER_CALL;
+    this.maxInFlight = limits.inFlight ?? MAX_CALLS_IN_FLIGHT;
+    this.maxQueued = limits.queued ?? MAX_QUEUED_PER_GATEWAY;
   }
 
   add(nodeID: string, delivery: Delivery): void {
-    const queued = this.pending.get(nodeID);
-    if (queued) queued.push(delivery);
-    else this.pending.set(nodeID, [delivery]);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
+    let gateway = this.gateways.get(nodeID);
+    if (!gateway) {
+      gateway = { deliveries: [], inFlight: 0, dropped: 0 };
+      this.gateways.set(nodeID, gateway);
     }
+    gateway.deliveries.push(delivery);
+    if (gateway.deliveries.length > this.maxQueued) {
+      gateway.deliveries.shift();
+      gateway.dropped += 1;
+    }
+    this.schedule();
   }
 
-  /** Sends everything queued now. */
+  /** Sends what is queued, as far as each gateway's calls in flight allow. */
   flush(): void {
     this.scheduled = false;
-    for (const [nodeID, deliveries] of this.pending) {
-      let part: Delivery[] = [];
-      let bytes = 0;
-      for (const delivery of deliveries) {
-        const size = sizeBound(delivery);
-        if (part.length > 0 && (part.length >= this.maxPerCall || bytes + size > this.maxBytesPerCall)) {
-          this.send(nodeID, part);
-          part = [];
-          bytes = 0;
-        }
-        part.push(delivery);
-        bytes += size;
+    for (const [nodeID, gateway] of this.gateways) {
+      if (gateway.dropped > 0) {
+        this.d.failed(
+          nodeID,
+          gateway.dropped,
+          new Error("the gateway fell behind: its oldest frames were dropped"),
+        );
+        gateway.dropped = 0;
       }
-      if (part.length > 0) this.send(nodeID, part);
+      while (gateway.inFlight < this.maxInFlight && gateway.deliveries.length > 0)
+        this.send(nodeID, gateway, this.takeCall(gateway));
+      if (gateway.inFlight === 0 && gateway.deliveries.length === 0) this.gateways.delete(nodeID);
     }
-    this.pending.clear();
   }
 
-  private send(nodeID: string, part: Delivery[]): void {
-    this.d.send(nodeID, part).catch((err: Error) => this.d.failed(nodeID, part.length, err));
+  /** Frames waiting for a gateway's calls in flight to finish. */
+  queued(nodeID: string): number {
+    return this.gateways.get(nodeID)?.deliveries.length ?? 0;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** The oldest deliveries, up to a call's count and size. */
+  private takeCall(gateway: GatewayQueue): Delivery[] {
+    let count = 0;
+    let bytes = 0;
+    for (const delivery of gateway.deliveries) {
+      const size = sizeBound(delivery);
+      if (count > 0 && (count >= this.maxPerCall || bytes + size > this.maxBytesPerCall)) break;
+      count += 1;
+      bytes += size;
+    }
+    return gateway.deliveries.splice(0, count);
+  }
+
+  private send(nodeID: string, gateway: GatewayQueue, part: Delivery[]): void {
+    gateway.inFlight += 1;
+    this.d
+      .send(nodeID, part)
+      .catch((err: Error) => this.d.failed(nodeID, part.length, err))
+      .finally(() => {
+        gateway.inFlight -= 1;
+        if (gateway.deliveries.length > 0 || gateway.dropped > 0) this.schedule();
+        else if (gateway.inFlight === 0 && this.gateways.get(nodeID) === gateway)
+          this.gateways.delete(nodeID);
+      });
   }
 }

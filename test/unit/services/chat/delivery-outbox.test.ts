@@ -47,7 +47,7 @@ test("a gateway's frames are split into calls of at most maxPerCall; a failed ca
       },
       failed: (nodeID, frames) => failures.push([nodeID, frames]),
     },
-    3,
+    { perCall: 3 },
   );
   for (let i = 0; i < 7; i++) outbox.add("gw-1", { userIds: ["a"], frame: frame(i) });
   await nextTurn();
@@ -78,4 +78,62 @@ test("calls stay under the size bound: long messages to large groups are split b
   await nextTurn();
   assert.ok(sizes.length > 1, "split into several calls");
   for (const size of sizes) assert.ok(size <= MAX_BYTES_PER_CALL + 1_024, `a call of ${size} bytes`);
+});
+
+test("a gateway has at most inFlight calls at once; the frames after them wait and go in order", async () => {
+  const open: { deliveries: Delivery[]; done: () => void }[] = [];
+  const outbox = new DeliveryOutbox(
+    {
+      send: (_nodeID, deliveries) => new Promise<void>((done) => open.push({ deliveries, done })),
+      failed: () => assert.fail("no call fails"),
+    },
+    { perCall: 2, inFlight: 2 },
+  );
+  for (let i = 0; i < 9; i++) outbox.add("gw-1", { userIds: ["a"], frame: frame(i) });
+  await nextTurn();
+  assert.equal(open.length, 2, "two calls in flight");
+  assert.equal(outbox.queued("gw-1"), 5, "the rest wait");
+  outbox.add("gw-2", { userIds: ["b"], frame: frame(0) });
+  await nextTurn();
+  assert.equal(open.length, 3, "another gateway is not held up");
+  const seen: string[] = [];
+  while (open.length > 0) {
+    const call = open.shift() as (typeof open)[number];
+    seen.push(...call.deliveries.map((d) => `${d.userIds[0]}:${(d.frame as { userId: string }).userId}`));
+    call.done();
+    await nextTurn();
+    await nextTurn();
+  }
+  assert.deepEqual(
+    seen.filter((s) => s.startsWith("a:")),
+    Array.from({ length: 9 }, (_, i) => `a:u${i}`),
+    "every frame sent once, in order",
+  );
+  assert.equal(outbox.queued("gw-1"), 0);
+});
+
+test("a gateway that falls too far behind loses its oldest frames, reported as failed once per call", async () => {
+  const open: { deliveries: Delivery[]; done: () => void }[] = [];
+  const failures: [string, number][] = [];
+  const outbox = new DeliveryOutbox(
+    {
+      send: (_nodeID, deliveries) => new Promise<void>((done) => open.push({ deliveries, done })),
+      failed: (nodeID, frames) => failures.push([nodeID, frames]),
+    },
+    { perCall: 10, inFlight: 1, queued: 5 },
+  );
+  outbox.add("gw-1", { userIds: ["a"], frame: frame(0) });
+  await nextTurn();
+  assert.equal(open.length, 1);
+  for (let i = 1; i <= 12; i++) outbox.add("gw-1", { userIds: ["a"], frame: frame(i) });
+  assert.equal(outbox.queued("gw-1"), 5, "no more than the bound waits");
+  (open.shift() as (typeof open)[number]).done();
+  await nextTurn();
+  await nextTurn();
+  assert.deepEqual(failures, [["gw-1", 7]], "the 7 oldest waiting frames, in one report");
+  assert.deepEqual(
+    open[0]?.deliveries.map((d) => (d.frame as { userId: string }).userId),
+    ["u8", "u9", "u10", "u11", "u12"],
+    "the newest ones go",
+  );
 });
