@@ -46,10 +46,11 @@ export interface OutboxDeps {
  */
 export const MAX_CALLS_IN_FLIGHT = 4;
 /**
- * Frames that wait for one gateway at most; beyond it the oldest are dropped (and reported as
- * failed), as a gateway that far behind would deliver them too late to be live.
+ * Frames that wait for one gateway at most (some 10 s of a busy gateway's work, tens of MB here);
+ * beyond it the oldest are dropped and reported as failed: clients fill such gaps from history,
+ * which costs more than a late frame, so the bound is there for this node's memory.
  */
-export const MAX_QUEUED_PER_GATEWAY = 20_000;
+export const MAX_QUEUED_PER_GATEWAY = 100_000;
 
 interface GatewayQueue {
   deliveries: Delivery[];
