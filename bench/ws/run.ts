@@ -17,7 +17,8 @@ import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } fr
 import { BENCH_ENV, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
-       [--targets bare,embedded,cluster,cluster2] [--no-saturation] [--concurrency C] [--impl ws|undici] [--cpu-prof]
+       [--targets bare,embedded,cluster,cluster2] [--no-saturation] [--overload R] [--concurrency C]
+       [--impl ws|undici] [--cpu-prof]
        [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
   --rate R          messages/s of the measured runs (default ${WS_DEFAULTS.rate})
@@ -25,6 +26,7 @@ const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--r
   --targets LIST    which of bare, embedded, cluster, cluster2 (default all; bare is the baseline;
                     cluster2 is the cluster scaled out to two gateways and two chat nodes)
   --no-saturation   skip the saturation search
+  --overload R      one run at R messages/s before the measured runs, which then show the recovery
   --concurrency C   upgrades in flight while connecting (default ${WS_DEFAULTS.connectConcurrency})
   --impl ws|undici  WebSocket implementation under ChatSocket (default ${WS_DEFAULTS.impl})
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/ws-<target>-*.cpuprofile
@@ -42,6 +44,7 @@ const { values } = parseArgs({
     duration: { type: "string" },
     targets: { type: "string" },
     "no-saturation": { type: "boolean", default: false },
+    overload: { type: "string" },
     concurrency: { type: "string" },
     impl: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
@@ -73,6 +76,7 @@ const options: WsOptions = {
   impl,
   targets,
   saturation: !values["no-saturation"],
+  overloadRate: values.overload === undefined ? undefined : positive(values.overload, 0, "overload"),
 };
 const runs = positive(values.runs, 3, "runs");
 const durationS = positive(values.duration, 10, "duration");
@@ -129,6 +133,7 @@ function details(measured: WsMeasured): string[] {
       `- setup p50 ${r.setup.p50.toFixed(2)} ms, p99 ${r.setup.p99.toFixed(2)} ms, max ${r.setup.max.toFixed(1)} ms`,
       `- memory of pid under test: RSS ${(r.memory.before.rssBytes / 2 ** 20).toFixed(1)} -> ${(r.memory.after.rssBytes / 2 ** 20).toFixed(1)} MiB, heap+external ${((r.memory.before.heapUsedBytes + r.memory.before.externalBytes) / 2 ** 20).toFixed(1)} -> ${((r.memory.after.heapUsedBytes + r.memory.after.externalBytes) / 2 ** 20).toFixed(1)} MiB`,
       `- sockets closed during the runs (then reconnected): ${r.closesDuringRuns}`,
+      ...(r.overload ? [`- overload run before the others: ${describeDrive(r.overload)}`] : []),
       ...r.runs.map((x, i) => `- run ${i + 1}: ${describeDrive(x)}`),
     );
     if (r.saturation) {

@@ -35,6 +35,11 @@ export interface WsOptions {
   targets: Target[];
   /** Search each target's saturation rate (skipped when false). */
   saturation: boolean;
+  /**
+   * When set, one run at this rate before the measured runs: those then show how the target
+   * recovers from an overload (the figures are of the runs after it).
+   */
+  overloadRate?: number | undefined;
 }
 
 export const WS_DEFAULTS: WsOptions = {
@@ -75,6 +80,8 @@ export interface TargetResult {
   setup: { p50: number; p99: number; max: number };
   memory: { before: MemorySample; after: MemorySample; rssPerConnKB: number; heapPerConnKB: number };
   closesDuringRuns: number;
+  /** The overload run before the measured ones, when asked for. */
+  overload?: DriveResult & { cpu: CpuUse };
   runs: (DriveResult & { cpu: CpuUse })[];
   saturation?: {
     /** The rate of the runs: the probed rate, or a step below it where that did not hold. */
@@ -224,6 +231,9 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     s.log(`${label}: warm-up ${s.warmupS} s at ${o.rate}/s`);
     await drive(clients, o.rate, s.warmupS);
     const closesBefore = connected.closes();
+    const [overload] = o.overloadRate
+      ? await measuredRuns(s, d, clients, `${label} overload`, o.overloadRate, 1)
+      : [];
     const runs = await measuredRuns(s, d, clients, label, o.rate, s.runs);
     let saturation: TargetResult["saturation"];
     if (o.saturation) {
@@ -246,6 +256,7 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       setup: { p50: percentile(setup, 0.5), p99: percentile(setup, 0.99), max: setup.at(-1) ?? Number.NaN },
       memory,
       closesDuringRuns: connected.closes() - closesBefore,
+      ...(overload ? { overload } : {}),
       runs,
       ...(saturation ? { saturation } : {}),
     };
