@@ -5,9 +5,10 @@
  * `max`, every paused connection is read again.
  *
  * Refusing the extra frames would not do: reading, parsing and answering each one is the load.
- * And Node's event loop runs its timers only between rounds of socket events, a round being up to
- * 48 polls of 1,024 events each: a gateway reading 10,000 busy sockets ran no timer for 10 s, so
- * it sent no bus heartbeat, and the other nodes took it for dead. A paused socket is not polled.
+ * Node runs timers only between rounds of I/O and the work they queue; a gateway 4 times over its
+ * capacity ran none for up to 12 s, working through its bus backlog (now bounded by the chat nodes'
+ * outbox, delivery-outbox.ts) and its clients' frames (bounded here), so it sent no bus heartbeat
+ * and the other nodes took it for dead. A paused socket is not read, and adds no work.
  */
 export interface Pausable {
   pauseReading(): void;

@@ -128,6 +128,8 @@ export class WsConnection implements Pausable {
   close(code: number, reason: string): void {
     this.closing = true;
     clearTimeout(this.expiryTimer);
+    // The client's closing handshake must be read; frames read from now on are dropped.
+    if (this.socket.isPaused) this.socket.resume();
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
       this.socket.close(code, reason);
       const hard = setTimeout(() => this.socket.terminate(), 5_000);
