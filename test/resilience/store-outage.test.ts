@@ -152,7 +152,22 @@ test("a store outage answers 503 within the request timeout, trips the circuit b
         (r) => r.text(),
         (e: Error) => e.message,
       );
-      throw new Error(`${err.message}; GET /health/ready: ${readiness}`);
+      // And how each service's own store check answers, asked directly.
+      const gatewayBroker = cluster.nodes.get("gateway-1")?.broker;
+      const pings = await Promise.all(
+        ["auth", "profile", "chat"].map(async (service) => {
+          const started = Date.now();
+          const outcome = await gatewayBroker
+            ?.call(`${service}.ready`, {}, { timeout: 10_000, retries: 0 })
+            .then(
+              () => "ok",
+              (e: Error & { code?: unknown; data?: unknown }) =>
+                `${e.name} ${String(e.code)}: ${e.message} ${JSON.stringify(e.data ?? null)}`,
+            );
+          return `${service}.ready ${outcome} in ${Date.now() - started} ms`;
+        }),
+      );
+      throw new Error(`${err.message}; GET /health/ready: ${readiness}; ${pings.join("; ")}`);
     });
     await waitFor("every circuit closed again", () => openEndpoints().length === 0, 20_000);
     await sleep(1_000);
