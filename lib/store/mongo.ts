@@ -6,9 +6,13 @@
 import { type Db, MongoClient } from "mongodb";
 import { StoreUnavailableError } from "../errors.ts";
 import { DocLocks, type LockDoc } from "./doc-locks.ts";
+import { fixClosedSocketWrites } from "./mongo-closed-socket.ts";
 import { MongoCollection, type MongoServer } from "./mongo-collection.ts";
 import { TtlSweeper } from "./ttl-sweeper.ts";
 import type { Collection, Doc, Store } from "./types.ts";
+
+// Before any client exists: a command on a just-destroyed socket would otherwise never settle.
+fixClosedSocketWrites();
 
 const DEFAULT_DATABASE = "social";
 const LOCKS_COLLECTION = "_locks";
