@@ -109,14 +109,17 @@ export class WsConnection implements Pausable {
     this.sendRaw(JSON.stringify(frame));
   }
 
-  /** Writes one frame; false when the socket is gone or was just closed as a slow consumer. */
-  sendRaw(text: string): boolean {
+  /**
+   * Writes one text frame (a string, or its UTF-8 bytes); false when the socket is gone or was just
+   * closed as a slow consumer.
+   */
+  sendRaw(data: string | Buffer): boolean {
     if (this.socket.readyState !== this.socket.OPEN) return false;
-    if (this.socket.bufferedAmount + text.length > this.limits.maxBufferedBytes) {
+    if (this.socket.bufferedAmount + data.length > this.limits.maxBufferedBytes) {
       this.close(CLOSE.TRY_AGAIN_LATER, "Slow consumer");
       return false;
     }
-    this.socket.send(text);
+    this.socket.send(data, { binary: false });
     this.metrics?.wsFramesSent.increment();
     return true;
   }

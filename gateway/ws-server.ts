@@ -95,12 +95,13 @@ export class WsServer implements FrameHandler {
    * as delivered once per socket written, with its latency from createdAt to the write.
    */
   deliver(userIds: string[], frame: ServerFrame): number {
-    const text = JSON.stringify(frame);
+    // Encoded once for all its sockets (a string would be measured and encoded again per socket).
+    const data = Buffer.from(JSON.stringify(frame));
     let delivered = 0;
     let written = 0;
     for (const userId of userIds) {
       for (const connection of this.byUser.get(userId) ?? []) {
-        if (connection.sendRaw(text)) written += 1;
+        if (connection.sendRaw(data)) written += 1;
         delivered += 1;
       }
     }
