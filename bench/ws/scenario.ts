@@ -203,6 +203,14 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
   const label = `ws ${LABEL[target]}`;
   const d = await deploy(target, o.connections, infra, s.platformEnv, s.log, s.cpuProfDir);
   let clients: Client[] = [];
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    const closing = performance.now();
+    await d.stop();
+    s.log(`${label}: stopped in ${((performance.now() - closing) / 1000).toFixed(1)} s`);
+  };
   try {
     await settle(s, d, label);
     const before = await sampleMemory(d.gatewayPid, d.memoryFile);
@@ -241,14 +249,22 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       ? await measuredRuns(s, d, clients, `${label} overload`, o.overloadRate, 1)
       : [];
     const runs = await measuredRuns(s, d, clients, label, o.rate, s.runs);
+    const found = o.saturation ? await findSaturation(s, d, clients, label, o.rate) : undefined;
     let saturation: TargetResult["saturation"];
-    if (o.saturation) {
-      const found = await findSaturation(s, d, clients, label, o.rate);
+    if (found) {
       s.log(`${label}: saturation rate ${found.rate}/s`);
+      // The runs at that rate start, as the fixed-rate runs do, from a fresh deployment: the probes
+      // leave the platform holding what they sent (the embedded store keeps every message in
+      // memory, a million after a search), which the bare server does not.
+      closeAll(clients);
+      clients = [];
+      await stop();
       saturation = {
         ...found,
         probedRate: found.rate,
-        ...(await confirmSaturation(s, d, clients, label, found.rate)),
+        ...(await onFreshDeployment(s, infra, o, target, `${label} (fresh)`, (fresh, freshClients) =>
+          confirmSaturation(s, fresh, freshClients, label, found.rate),
+        )),
       };
     }
     return {
@@ -268,9 +284,38 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     };
   } finally {
     closeAll(clients);
-    const closing = performance.now();
+    await stop();
+  }
+}
+
+/** Deploys the target again, connects every client, warms up, runs `use`, and stops it. */
+async function onFreshDeployment<T>(
+  s: Settings,
+  infra: Infra,
+  o: WsOptions,
+  target: Target,
+  label: string,
+  use: (d: Deployed, clients: Client[]) => Promise<T>,
+): Promise<T> {
+  const d = await deploy(target, o.connections, infra, s.platformEnv, s.log, s.cpuProfDir);
+  let clients: Client[] = [];
+  try {
+    await settle(s, d, label);
+    const connected = await connectAll({
+      urls: d.urls,
+      users: d.users,
+      concurrency: o.connectConcurrency,
+      impl: o.impl,
+      onMessage,
+    });
+    clients = connected.clients;
+    s.log(`${label}: ${clients.length} ready (${connected.failed} failed)`);
+    if (clients.length === 0) throw new Error(`${label}: no socket connected (${connected.firstError})`);
+    await drive(clients, o.rate, s.warmupS);
+    return await use(d, clients);
+  } finally {
+    closeAll(clients);
     await d.stop();
-    s.log(`${label}: stopped in ${((performance.now() - closing) / 1000).toFixed(1)} s`);
   }
 }
 

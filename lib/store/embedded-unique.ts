@@ -32,7 +32,11 @@ export function orderCompoundKeys(datastore: Datastore, indexFields: string): vo
     ...index.treeOptions,
     compareKeys: (a: unknown, b: unknown) => {
       for (const field of fields) {
-        const order = compareThings((a as CompoundKey)[field], (b as CompoundKey)[field]);
+        const x = (a as CompoundKey)[field];
+        const y = (b as CompoundKey)[field];
+        // Two strings (ids, nearly always) order as compareThings orders them, without its checks.
+        const order =
+          typeof x === "string" && typeof y === "string" ? (x < y ? -1 : x > y ? 1 : 0) : compareThings(x, y);
         if (order !== 0) return order;
       }
       return 0;
