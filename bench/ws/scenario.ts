@@ -3,8 +3,9 @@
  * baseline, then each platform topology, it seeds N users in groups of GROUP_SIZE, opens N
  * ChatSockets at a bounded concurrency (setup time, gateway memory per idle connection), drives
  * a fixed send rate for the measured runs (delivery, latency, delivered messages/s), and finds the
- * saturation rate: the highest rate whose runs keep up with none lost (drive.ts keptUp). The
- * platform's figures take the bare baseline's, measured in the same run, as their baseline.
+ * saturation rate: the highest rate whose runs keep up with none lost (drive.ts keptUp), probed in
+ * that deployment and measured in a fresh one. The platform's figures take the bare baseline's,
+ * measured in the same run, as their baseline.
  */
 import { performance } from "node:perf_hooks";
 import { type CpuUse, measureCpu, waitUntilQuiet } from "../cpu.ts";

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { metricsInScope } from "../metrics.ts";
 import { EmbeddedStore } from "./embedded.ts";
 import { instrumentStore } from "./instrumented.ts";
-import { MongoStore } from "./mongo.ts";
+import { MAX_SERVER_WAIT_MS, MongoStore } from "./mongo.ts";
 import type { Store } from "./types.ts";
 
 export interface StoreOptions {
@@ -16,9 +16,6 @@ export interface StoreOptions {
    */
   requestTimeoutMs?: number | undefined;
 }
-
-/** How long an operation waits for a MongoDB server to be reachable. */
-const MAX_SERVER_WAIT_MS = 5_000;
 
 /** Opened inside a service's started(), the store times its operations into that node's metrics. */
 export async function openStore(options: StoreOptions): Promise<Store> {

@@ -15,6 +15,8 @@ import type { Collection, Doc, Store } from "./types.ts";
 fixClosedSocketWrites();
 
 const DEFAULT_DATABASE = "social";
+/** How long an operation waits for a reachable server, at most and by default. */
+export const MAX_SERVER_WAIT_MS = 5_000;
 const LOCKS_COLLECTION = "_locks";
 
 export class MongoStore implements Store, MongoServer {
@@ -31,7 +33,7 @@ export class MongoStore implements Store, MongoServer {
    * `serverWaitMs` bounds how long an operation waits for a reachable server (5 s by default).
    */
   constructor(url: string, options: { serverWaitMs?: number } = {}) {
-    const serverWaitMs = options.serverWaitMs ?? 5_000;
+    const serverWaitMs = options.serverWaitMs ?? MAX_SERVER_WAIT_MS;
     this.#client = new MongoClient(url, {
       serverSelectionTimeoutMS: serverWaitMs,
       connectTimeoutMS: serverWaitMs,
