@@ -289,7 +289,10 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
   }
 }
 
-/** Deploys the target again, connects every client, warms up, runs `use`, and stops it. */
+/**
+ * Deploys the target again, connects every client, warms up, runs `use`, and stops it. With
+ * --cpu-prof its children's profiles replace those of the first deployment (same names).
+ */
 async function onFreshDeployment<T>(
   s: Settings,
   infra: Infra,

@@ -14,10 +14,10 @@
  * The fix wraps the driver's `Connection.writeCommand`: on a destroyed socket it fails the
  * connection with a network error, as the 'close' event would have, so the operation fails (and
  * is retried by its caller) and the monitor's check fails and runs again; a write still waiting
- * when the socket's 'close' comes fails the same way. It is applied once per
- * process when the MongoDB store is loaded. `mongo-closed-socket.test.ts` shows the hang on the
- * driver as installed and its end with the fix, so a driver upgrade that fixes it (or changes the
- * internals this wraps) fails that test instead of passing unnoticed.
+ * when the socket's 'close' comes fails the same way. It is applied once per process when the
+ * MongoDB store is loaded. `mongo-closed-socket.test.ts` shows the hang on the driver as installed
+ * and its end with the fix, so a driver upgrade that fixes it (or changes the internals this
+ * wraps) fails that test instead of passing unnoticed.
  */
 import { createRequire } from "node:module";
 import type { Socket } from "node:net";
