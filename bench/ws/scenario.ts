@@ -216,13 +216,7 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     await settle(s, d, label);
     const before = await sampleMemory(d.gatewayPid, d.memoryFile);
     s.log(`${label}: opening ${o.connections} sockets, ${o.connectConcurrency} at a time`);
-    const connected = await connectAll({
-      urls: d.urls,
-      users: d.users,
-      concurrency: o.connectConcurrency,
-      impl: o.impl,
-      onMessage,
-    });
+    const connected = await connectClients(d, o);
     clients = connected.clients;
     const setup = [...connected.setupMs].sort((a, b) => a - b);
     s.log(
@@ -289,6 +283,17 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
   }
 }
 
+/** Opens a socket for every user of the deployment, a bounded number at a time. */
+function connectClients(d: Deployed, o: WsOptions) {
+  return connectAll({
+    urls: d.urls,
+    users: d.users,
+    concurrency: o.connectConcurrency,
+    impl: o.impl,
+    onMessage,
+  });
+}
+
 /**
  * Deploys the target again, connects every client, warms up, runs `use`, and stops it. With
  * --cpu-prof its children's profiles replace those of the first deployment (same names).
@@ -305,13 +310,7 @@ async function onFreshDeployment<T>(
   let clients: Client[] = [];
   try {
     await settle(s, d, label);
-    const connected = await connectAll({
-      urls: d.urls,
-      users: d.users,
-      concurrency: o.connectConcurrency,
-      impl: o.impl,
-      onMessage,
-    });
+    const connected = await connectClients(d, o);
     clients = connected.clients;
     s.log(`${label}: ${clients.length} ready (${connected.failed} failed)`);
     if (clients.length === 0) throw new Error(`${label}: no socket connected (${connected.firstError})`);
