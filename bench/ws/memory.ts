@@ -21,9 +21,13 @@ export function rssOf(pid: number): number {
   return Number(kib) * 1024;
 }
 
-/** In a server child: on SIGUSR2, collect garbage and write process.memoryUsage() to `file`. */
-export function reportMemoryOnSignal(file: string): void {
-  process.on("SIGUSR2", () => {
+/**
+ * In a server child: on SIGUSR2, collect garbage and write process.memoryUsage() to `file`;
+ * `collectOthers` first collects the garbage of the process's other threads (the store's).
+ */
+export function reportMemoryOnSignal(file: string, collectOthers?: () => Promise<void>): void {
+  process.on("SIGUSR2", async () => {
+    await collectOthers?.().catch(() => undefined);
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
     writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), collected: gc !== undefined }));

@@ -7,6 +7,7 @@
  * numbered), so a run can tell which calls and store operations took the time.
  */
 import { writeFileSync } from "node:fs";
+import { collectStoreThreads } from "../../lib/store/embedded-thread.ts";
 import { type PlatformNode, type ServiceName, startNode, waitReady } from "../../test/support/platform.ts";
 import { announce, childArgs, stopOnRequest } from "../child.ts";
 import { reportMemoryOnSignal } from "./memory.ts";
@@ -31,7 +32,7 @@ stopOnRequest(async () => {
   dumpMetrics();
   for (const node of [...nodes].reverse()) await node.stop();
 });
-reportMemoryOnSignal(args.memoryFile);
+reportMemoryOnSignal(args.memoryFile, collectStoreThreads);
 process.on("SIGUSR2", dumpMetrics);
 
 for (const [i, services] of args.brokers.entries()) {

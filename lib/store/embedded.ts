@@ -10,7 +10,7 @@ import { StoreUnavailableError } from "../errors.ts";
 import { EmbeddedCollection } from "./embedded-collection.ts";
 import type { Collection, Doc, Store } from "./types.ts";
 
-const COLLECTION_NAME = /^[A-Za-z0-9_-]+$/;
+export const COLLECTION_NAME = /^[A-Za-z0-9_-]+$/;
 
 export interface EmbeddedStoreOptions {
   dataDir: string;

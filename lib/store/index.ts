@@ -1,7 +1,10 @@
-/** Opens the store a node is configured for: MongoDB when MONGO_URL is set, else the embedded one. */
+/**
+ * Opens the store a node is configured for: MongoDB when MONGO_URL is set, else the embedded one,
+ * which runs on a thread of its own (embedded-thread.ts).
+ */
 import { mkdir } from "node:fs/promises";
 import { metricsInScope } from "../metrics.ts";
-import { EmbeddedStore } from "./embedded.ts";
+import { ThreadedEmbeddedStore } from "./embedded-thread.ts";
 import { instrumentStore } from "./instrumented.ts";
 import { MAX_SERVER_WAIT_MS, MongoStore } from "./mongo.ts";
 import type { Store } from "./types.ts";
@@ -28,5 +31,5 @@ async function openBackend(options: StoreOptions): Promise<Store> {
       serverWaitMs: Math.min(MAX_SERVER_WAIT_MS, Math.floor((options.requestTimeoutMs ?? Infinity) / 2)),
     });
   await mkdir(options.dataDir, { recursive: true });
-  return new EmbeddedStore({ dataDir: options.dataDir });
+  return new ThreadedEmbeddedStore({ dataDir: options.dataDir });
 }

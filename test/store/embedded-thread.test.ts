@@ -1,0 +1,130 @@
+/**
+ * The embedded store on its thread (lib/store/embedded-thread.ts): the same contract as the store
+ * in the caller's thread, errors that keep their classes across the thread, a closed store, a
+ * thread that dies with operations in flight, and a process the thread does not keep alive.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { promisify } from "node:util";
+import type { Worker } from "node:worker_threads";
+import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
+import { EmbeddedStore } from "../../lib/store/embedded.ts";
+import { ThreadedEmbeddedStore } from "../../lib/store/embedded-thread.ts";
+import type { Doc } from "../../lib/store/types.ts";
+import { storeContract } from "./store-contract.ts";
+
+interface Item extends Doc {
+  n: number;
+  at?: Date;
+}
+
+const tempDirs: string[] = [];
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "store-thread-test-"));
+  tempDirs.push(dir);
+  return dir;
+}
+
+after(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+// The backend itself, in this thread: what the threaded store hands its operations to.
+storeContract(
+  "embedded, in the caller's thread",
+  async () => new EmbeddedStore({ dataDir: await tempDir() }),
+  async () => {},
+);
+
+test("errors keep their class and details across the thread", async () => {
+  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  try {
+    const items = store.collection<Item>("items");
+    await items.ensureIndexes([{ name: "n_unique", fields: { n: 1 }, unique: true }]);
+    const at = new Date("2025-01-02T03:04:05.006Z");
+    await items.insertOne({ _id: "a", n: 1, at });
+    assert.deepEqual(await items.findOne({ _id: "a" }), { _id: "a", n: 1, at }, "a Date comes back a Date");
+    await assert.rejects(items.insertOne({ _id: "b", n: 1 }), (err: unknown) => {
+      assert.ok(err instanceof DuplicateKeyError);
+      assert.equal(err.index, "n_unique");
+      return true;
+    });
+    await assert.rejects(items.find({ n: undefined }), (err: unknown) => {
+      assert.ok(err instanceof TypeError);
+      assert.match(err.message, /Filter field "n" is undefined/);
+      return true;
+    });
+    assert.throws(() => store.collection("bad name"), TypeError);
+    assert.equal(
+      await items.insertMany([
+        { _id: "c", n: 2 },
+        { _id: "d", n: 1 },
+        { _id: "e", n: 3 },
+      ]),
+      1,
+    );
+    assert.deepEqual(
+      (await items.find({}, { sort: { n: 1 } })).map((item) => item._id),
+      ["a", "c"],
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+test("a closed store rejects with StoreUnavailableError", async () => {
+  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  const items = store.collection<Item>("items");
+  await items.insertOne({ _id: "a", n: 1 });
+  await store.close();
+  await assert.rejects(items.findOne({ _id: "a" }), StoreUnavailableError);
+  await assert.rejects(store.ping(), StoreUnavailableError);
+});
+
+test("a thread that dies fails what waited for it, and the next operation gets a new one with the data and indexes", async () => {
+  const dataDir = await tempDir();
+  // No store is open on the thread now (every test closes its own), so opening one starts it.
+  const started = new Promise<Worker>((resolve) => process.once("worker", resolve));
+  const store = new ThreadedEmbeddedStore({ dataDir });
+  const worker = await started;
+  try {
+    const items = store.collection<Item>("items");
+    await items.ensureIndexes([{ name: "n_unique", fields: { n: 1 }, unique: true }]);
+    await items.insertOne({ _id: "kept", n: 0 });
+    const many = Array.from({ length: 50_000 }, (_, i) => ({ _id: `m${i}`, n: i + 1 }));
+    const inFlight = items.insertMany(many);
+    const restarted = new Promise<Worker>((resolve) => process.once("worker", resolve));
+    await worker.terminate();
+    await assert.rejects(inFlight, StoreUnavailableError);
+
+    assert.deepEqual(await items.findOne({ _id: "kept" }), { _id: "kept", n: 0 }, "the stored data is back");
+    assert.notEqual(await restarted, worker, "a new thread answered");
+    await assert.rejects(items.insertOne({ _id: "again", n: 0 }), { index: "n_unique" });
+    await store.ping();
+  } finally {
+    await store.close();
+  }
+});
+
+test("the store's thread does not keep the process alive once nothing waits for it", async () => {
+  const dataDir = await tempDir();
+  const script = path.join(dataDir, "main.mjs");
+  const store = JSON.stringify(new URL("../../lib/store/index.ts", import.meta.url).href);
+  await writeFile(
+    script,
+    `import { openStore } from ${store};
+    const store = await openStore({ dataDir: ${JSON.stringify(dataDir)} });
+    const items = store.collection("items");
+    await items.insertOne({ _id: "a", n: 1 });
+    console.log(JSON.stringify(await items.find({})));`,
+  );
+  // The store is never closed: the process must still end, by itself and with its answer (an
+  // operation left waiting on an unreferenced thread would end it early, with exit code 13).
+  const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 20_000 });
+  assert.deepEqual(JSON.parse(stdout), [{ _id: "a", n: 1 }]);
+});
