@@ -265,7 +265,7 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
     return {
       target,
       connections: o.connections,
-      connected: clients.length,
+      connected: connected.clients.length,
       connectFailed: connected.failed,
       ...(connected.firstError ? { connectFirstError: connected.firstError } : {}),
       connectSeconds: connected.seconds,
