@@ -3,11 +3,12 @@
  * store the process opens and answers their operations, so nedb's indexing, queries and garbage
  * take a core of their own rather than the event loop that serves the sockets. Requests are handled
  * in the order they arrive: a collection's operations reach its nedb queue in the order they were
- * made.
+ * made. Its file appends are synchronous (nedb-appends.ts): nothing else runs on this thread.
  */
 import { parentPort } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
 import { EmbeddedStore } from "./embedded.ts";
+import { useSynchronousAppends } from "./nedb-appends.ts";
 import type { Collection, Doc } from "./types.ts";
 
 export type StoreRequest =
@@ -44,6 +45,7 @@ const METHODS = new Set<string>([
 const port = parentPort;
 if (!port) throw new Error("embedded-worker.ts runs as a worker thread of embedded-thread.ts");
 const stores = new Map<number, EmbeddedStore>();
+useSynchronousAppends();
 
 port.on("message", (request: StoreRequest) => {
   let result: Promise<unknown>;

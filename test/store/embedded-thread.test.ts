@@ -77,6 +77,47 @@ test("errors keep their class and details across the thread", async () => {
   }
 });
 
+test("writes made after a compaction are in the file the next open reads", async () => {
+  const dataDir = await tempDir();
+  // Compaction renames a new file over the old one; an append to the old one's descriptor is lost.
+  const first = new ThreadedEmbeddedStore({ dataDir, compactionIntervalMs: 20 });
+  try {
+    const items = first.collection<Item>("items");
+    for (let n = 1; n <= 5; n++) {
+      await items.insertOne({ _id: `i${n}`, n });
+      await items.updateOne({ _id: `i${n}` }, { $set: { n: n * 10 } });
+      await new Promise((resolve) => setTimeout(resolve, 40));
+    }
+  } finally {
+    await first.close();
+  }
+  const second = new ThreadedEmbeddedStore({ dataDir });
+  try {
+    const items = second.collection<Item>("items");
+    assert.deepEqual(
+      (await items.find({}, { sort: { n: 1 } })).map((item) => item.n),
+      [10, 20, 30, 40, 50],
+    );
+  } finally {
+    await second.close();
+  }
+});
+
+test("a write after the data dir is removed fails with StoreUnavailableError, and keeps failing", async () => {
+  const dataDir = await tempDir();
+  const store = new ThreadedEmbeddedStore({ dataDir });
+  try {
+    const items = store.collection<Item>("items");
+    await items.insertOne({ _id: "a", n: 1 });
+    await rm(dataDir, { recursive: true });
+    await assert.rejects(items.insertOne({ _id: "b", n: 2 }), StoreUnavailableError);
+    await assert.rejects(items.insertMany([{ _id: "c", n: 3 }]), StoreUnavailableError);
+    await assert.rejects(store.ping(), StoreUnavailableError);
+  } finally {
+    await store.close().catch(() => undefined);
+  }
+});
+
 test("a closed store rejects with StoreUnavailableError", async () => {
   const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
   const items = store.collection<Item>("items");
