@@ -56,10 +56,16 @@ class StoreThread {
     const worker = this.#worker ?? this.#spawn();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      // An argument that cannot be copied (a function, a symbol...) fails here, before any wait.
+      worker.postMessage({ ...message, id });
       this.#waiting.set(id, { resolve, reject });
       if (this.#waiting.size === 1) worker.ref();
-      worker.postMessage({ ...message, id });
     });
+  }
+
+  /** Closes a store on the thread; with no thread running there is nothing open to close. */
+  async close(store: number): Promise<void> {
+    if (this.#worker) await this.request({ op: "close", store });
   }
 
   /** Ends the thread once no store is open on it. */
@@ -145,7 +151,7 @@ export class ThreadedEmbeddedStore implements Store {
     this.#closed = true;
     thread.remove(this);
     try {
-      await thread.request({ op: "close", store: this.#id });
+      await thread.close(this.#id);
     } finally {
       await thread.stopIfUnused();
     }

@@ -9,7 +9,7 @@ import { parentPort } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
 import { EmbeddedStore } from "./embedded.ts";
 import { useSynchronousAppends } from "./nedb-appends.ts";
-import type { Collection, Doc } from "./types.ts";
+import { COLLECTION_OPERATIONS, type CollectionOperation } from "./types.ts";
 
 export type StoreRequest =
   | { id: number; op: "open"; store: number; dataDir: string; compactionIntervalMs?: number | undefined }
@@ -17,7 +17,7 @@ export type StoreRequest =
   | { id: number; op: "ping" | "close"; store: number }
   | { id: number; op: "collect" };
 
-export type CollectionMethod = Exclude<keyof Collection<Doc>, "name">;
+export type CollectionMethod = CollectionOperation;
 
 export interface WireError {
   kind: "duplicate" | "unavailable" | "other";
@@ -28,19 +28,7 @@ export interface WireError {
 
 export type StoreReply = { id: number; value: unknown } | { id: number; error: WireError };
 
-const METHODS = new Set<string>([
-  "insertOne",
-  "insertMany",
-  "findOne",
-  "find",
-  "count",
-  "updateOne",
-  "updateMany",
-  "findOneAndUpdate",
-  "deleteOne",
-  "deleteMany",
-  "ensureIndexes",
-]);
+const METHODS = new Set<string>(COLLECTION_OPERATIONS);
 
 const port = parentPort;
 if (!port) throw new Error("embedded-worker.ts runs as a worker thread of embedded-thread.ts");

@@ -6,16 +6,18 @@
  * its metrics.
  */
 import { DuplicateKeyError } from "../errors.ts";
-import type {
-  Collection,
-  Doc,
-  Filter,
-  FindOptions,
-  IndexSpec,
-  InsertOptions,
-  Store,
-  Update,
-  UpdateOptions,
+import {
+  COLLECTION_OPERATIONS,
+  type Collection,
+  type CollectionOperation,
+  type Doc,
+  type Filter,
+  type FindOptions,
+  type IndexSpec,
+  type InsertOptions,
+  type Store,
+  type Update,
+  type UpdateOptions,
 } from "./types.ts";
 
 type Labels = Record<string, string>;
@@ -26,20 +28,7 @@ export interface StoreMetrics {
   storeErrors: { increment(labels: Labels): void };
 }
 
-const OPERATIONS = [
-  "insertOne",
-  "insertMany",
-  "findOne",
-  "find",
-  "count",
-  "updateOne",
-  "updateMany",
-  "findOneAndUpdate",
-  "deleteOne",
-  "deleteMany",
-  "ensureIndexes",
-] as const;
-type Operation = (typeof OPERATIONS)[number];
+type Operation = CollectionOperation;
 
 export function instrumentStore(store: Store, metrics: StoreMetrics | undefined): Store {
   return metrics ? new InstrumentedStore(store, metrics) : store;
@@ -86,7 +75,10 @@ export class InstrumentedCollection<T extends Doc> implements Collection<T> {
     this.#inner = inner;
     this.#metrics = metrics;
     this.#labels = Object.fromEntries(
-      OPERATIONS.map((operation) => [operation, Object.freeze({ collection: inner.name, operation })]),
+      COLLECTION_OPERATIONS.map((operation) => [
+        operation,
+        Object.freeze({ collection: inner.name, operation }),
+      ]),
     ) as unknown as Record<Operation, Labels>;
   }
 

@@ -90,6 +90,23 @@ export interface Collection<T extends Doc> {
   ensureIndexes(indexes: IndexSpec[]): Promise<void>;
 }
 
+/** Every operation of a Collection, for code that handles them all alike. */
+export const COLLECTION_OPERATIONS = [
+  "insertOne",
+  "insertMany",
+  "findOne",
+  "find",
+  "count",
+  "updateOne",
+  "updateMany",
+  "findOneAndUpdate",
+  "deleteOne",
+  "deleteMany",
+  "ensureIndexes",
+] as const satisfies readonly Exclude<keyof Collection<Doc>, "name">[];
+
+export type CollectionOperation = (typeof COLLECTION_OPERATIONS)[number];
+
 export interface Store {
   readonly kind: "mongo" | "embedded";
   collection<T extends Doc>(name: string): Collection<T>;

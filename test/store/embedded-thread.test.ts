@@ -118,6 +118,18 @@ test("a write after the data dir is removed fails with StoreUnavailableError, an
   }
 });
 
+test("an argument that cannot cross to the thread is refused, and the store goes on", async () => {
+  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  try {
+    const items = store.collection<Item & { f?: () => void }>("items");
+    await assert.rejects(items.insertOne({ _id: "a", n: 1, f: () => undefined }), { name: "DataCloneError" });
+    await items.insertOne({ _id: "b", n: 2 });
+    assert.deepEqual(await items.find({}), [{ _id: "b", n: 2 }]);
+  } finally {
+    await store.close();
+  }
+});
+
 test("a closed store rejects with StoreUnavailableError", async () => {
   const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
   const items = store.collection<Item>("items");
@@ -161,11 +173,13 @@ test("the store's thread does not keep the process alive once nothing waits for 
     `import { openStore } from ${store};
     const store = await openStore({ dataDir: ${JSON.stringify(dataDir)} });
     const items = store.collection("items");
+    await items.insertOne({ _id: "x", f: () => 1 }).catch(() => undefined);
     await items.insertOne({ _id: "a", n: 1 });
     console.log(JSON.stringify(await items.find({})));`,
   );
   // The store is never closed: the process must still end, by itself and with its answer (an
-  // operation left waiting on an unreferenced thread would end it early, with exit code 13).
+  // operation left waiting on an unreferenced thread would end it early, with exit code 13; a
+  // refused one still counted as waiting would keep it alive).
   const { stdout } = await promisify(execFile)(process.execPath, [script], { timeout: 20_000 });
   assert.deepEqual(JSON.parse(stdout), [{ _id: "a", n: 1 }]);
 });
