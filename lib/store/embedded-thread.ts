@@ -34,17 +34,22 @@ interface Waiter {
   reject(err: unknown): void;
 }
 
+/** A running thread and the requests waiting for its answers. */
+interface Live {
+  worker: Worker;
+  waiting: Map<number, Waiter>;
+}
+
 /** The one thread of the process and the stores open on it. */
 class StoreThread {
-  #worker: Worker | undefined;
+  #live: Live | undefined;
   #nextId = 1;
-  readonly #waiting = new Map<number, Waiter>();
   readonly #stores = new Set<ThreadedEmbeddedStore>();
 
   /** Opens the store on the thread, starting the thread if there is none. */
   add(store: ThreadedEmbeddedStore): void {
     this.#stores.add(store);
-    if (this.#worker) store.replay();
+    if (this.#live) store.replay();
     else this.#spawn();
   }
 
@@ -53,41 +58,44 @@ class StoreThread {
   }
 
   request(message: Outgoing): Promise<unknown> {
-    const worker = this.#worker ?? this.#spawn();
+    const { worker, waiting } = this.#live ?? this.#spawn();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       // An argument that cannot be copied (a function, a symbol...) fails here, before any wait.
       worker.postMessage({ ...message, id });
-      this.#waiting.set(id, { resolve, reject });
-      if (this.#waiting.size === 1) worker.ref();
+      waiting.set(id, { resolve, reject });
+      if (waiting.size === 1) worker.ref();
     });
   }
 
   /** Closes a store on the thread; with no thread running there is nothing open to close. */
   async close(store: number): Promise<void> {
-    if (this.#worker) await this.request({ op: "close", store });
+    if (this.#live) await this.request({ op: "close", store });
   }
 
   /** Ends the thread once no store is open on it. */
   async stopIfUnused(): Promise<void> {
-    const worker = this.#worker;
-    if (!worker || this.#stores.size > 0 || this.#waiting.size > 0) return;
-    this.#worker = undefined;
-    await worker.terminate();
+    const live = this.#live;
+    if (!live || this.#stores.size > 0 || live.waiting.size > 0) return;
+    this.#live = undefined;
+    await live.worker.terminate();
   }
 
   async collect(): Promise<void> {
-    if (this.#worker) await this.request({ op: "collect" });
+    if (this.#live) await this.request({ op: "collect" });
   }
 
-  #spawn(): Worker {
+  #spawn(): Live {
     const worker = new Worker(new URL("./embedded-worker.ts", import.meta.url));
+    // Each thread answers only what was asked of it: one that is ending fails its own requests.
+    const live: Live = { worker, waiting: new Map() };
+    const { waiting } = live;
     worker.unref();
     worker.on("message", (reply: StoreReply) => {
-      const waiter = this.#waiting.get(reply.id);
+      const waiter = waiting.get(reply.id);
       if (!waiter) return;
-      this.#waiting.delete(reply.id);
-      if (this.#waiting.size === 0) worker.unref();
+      waiting.delete(reply.id);
+      if (waiting.size === 0) worker.unref();
       if ("error" in reply) waiter.reject(decodeError(reply.error));
       else waiter.resolve(reply.value);
     });
@@ -97,15 +105,15 @@ class StoreThread {
       failure = err;
     });
     worker.on("exit", (code) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      const lost = [...this.#waiting.values()];
-      this.#waiting.clear();
+      if (this.#live === live) this.#live = undefined;
+      const lost = [...waiting.values()];
+      waiting.clear();
       const cause = new Error(`the embedded store's thread exited (code ${code})`, { cause: failure });
       for (const waiter of lost) waiter.reject(new StoreUnavailableError(cause));
     });
-    this.#worker = worker;
+    this.#live = live;
     for (const store of this.#stores) store.replay();
-    return worker;
+    return live;
   }
 }
 

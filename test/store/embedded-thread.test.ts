@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { promisify } from "node:util";
-import type { Worker } from "node:worker_threads";
+import { Worker } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
 import { EmbeddedStore } from "../../lib/store/embedded.ts";
 import { ThreadedEmbeddedStore } from "../../lib/store/embedded-thread.ts";
@@ -161,6 +161,31 @@ test("a thread that dies fails what waited for it, and the next operation gets a
     await store.ping();
   } finally {
     await store.close();
+  }
+});
+
+test("a store opened while the last one's thread is ending is answered by a thread of its own", async () => {
+  const first = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  await first.collection<Item>("items").insertOne({ _id: "a", n: 1 });
+  const secondDir = await tempDir();
+  // Closing the last open store ends its thread; the next store opens just as that begins.
+  const terminate = Worker.prototype.terminate;
+  let second: ThreadedEmbeddedStore | undefined;
+  let answered: Promise<Item[]> | undefined;
+  Worker.prototype.terminate = function (this: Worker) {
+    Worker.prototype.terminate = terminate;
+    second = new ThreadedEmbeddedStore({ dataDir: secondDir });
+    const items = second.collection<Item>("items");
+    answered = items.insertOne({ _id: "b", n: 2 }).then(() => items.find({}));
+    return terminate.call(this);
+  };
+  try {
+    await first.close();
+    assert.ok(answered, "the thread was ended");
+    assert.deepEqual(await answered, [{ _id: "b", n: 2 }]);
+  } finally {
+    Worker.prototype.terminate = terminate;
+    await second?.close();
   }
 });
 
