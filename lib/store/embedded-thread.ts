@@ -14,9 +14,10 @@
 import { Worker } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
 import { COLLECTION_NAME, type EmbeddedStoreOptions } from "./embedded.ts";
-import type { CollectionMethod, StoreReply, StoreRequest, WireError } from "./embedded-worker.ts";
+import type { StoreReply, StoreRequest, WireError } from "./embedded-worker.ts";
 import type {
   Collection,
+  CollectionOperation,
   Doc,
   Filter,
   FindOptions,
@@ -166,7 +167,7 @@ export class ThreadedEmbeddedStore implements Store {
   }
 
   /** @internal One collection operation on the thread. */
-  call(collection: string, method: CollectionMethod, args: unknown[]): Promise<unknown> {
+  call(collection: string, method: CollectionOperation, args: unknown[]): Promise<unknown> {
     if (method === "ensureIndexes") this.#record(collection, args[0] as IndexSpec[]);
     return this.#request({ op: "call", store: this.#id, collection, method, args });
   }
@@ -251,7 +252,7 @@ class ThreadedCollection<T extends Doc> implements Collection<T> {
     await this.#call("ensureIndexes", [indexes]);
   }
 
-  #call<R>(method: CollectionMethod, args: unknown[]): Promise<R> {
+  #call<R>(method: CollectionOperation, args: unknown[]): Promise<R> {
     return this.#store.call(this.name, method, args) as Promise<R>;
   }
 }

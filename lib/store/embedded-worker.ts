@@ -13,11 +13,16 @@ import { COLLECTION_OPERATIONS, type CollectionOperation } from "./types.ts";
 
 export type StoreRequest =
   | { id: number; op: "open"; store: number; dataDir: string; compactionIntervalMs?: number | undefined }
-  | { id: number; op: "call"; store: number; collection: string; method: CollectionMethod; args: unknown[] }
+  | {
+      id: number;
+      op: "call";
+      store: number;
+      collection: string;
+      method: CollectionOperation;
+      args: unknown[];
+    }
   | { id: number; op: "ping" | "close"; store: number }
   | { id: number; op: "collect" };
-
-export type CollectionMethod = CollectionOperation;
 
 export interface WireError {
   kind: "duplicate" | "unavailable" | "other";

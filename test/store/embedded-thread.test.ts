@@ -5,16 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { promisify } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
 import { EmbeddedStore } from "../../lib/store/embedded.ts";
 import { ThreadedEmbeddedStore } from "../../lib/store/embedded-thread.ts";
 import type { Doc } from "../../lib/store/types.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
 import { storeContract } from "./store-contract.ts";
 
 interface Item extends Doc {
@@ -22,17 +22,7 @@ interface Item extends Doc {
   at?: Date;
 }
 
-const tempDirs: string[] = [];
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "store-thread-test-"));
-  tempDirs.push(dir);
-  return dir;
-}
-
-after(async () => {
-  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const tempDir = tempDirs("store-thread-test-");
 
 // The backend itself, in this thread: what the threaded store hands its operations to.
 storeContract(

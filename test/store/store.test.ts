@@ -1,9 +1,8 @@
 /** Runs the store contract against the embedded store and against FerretDB (or MONGO_URL). */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { type AddressInfo, createServer, type Socket } from "node:net";
-import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { MongoClient } from "mongodb";
@@ -14,6 +13,7 @@ import { MongoStore } from "../../lib/store/mongo.ts";
 import { Datastore } from "../../lib/store/nedb.ts";
 import type { Doc, IndexSpec, Store } from "../../lib/store/types.ts";
 import { type ServerHandle, startFerret } from "../harness/servers.ts";
+import { tempDirs } from "../support/temp-dirs.ts";
 import { storeContract } from "./store-contract.ts";
 
 interface Note extends Doc {
@@ -21,17 +21,7 @@ interface Note extends Doc {
   at: Date;
 }
 
-const tempDirs: string[] = [];
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "store-test-"));
-  tempDirs.push(dir);
-  return dir;
-}
-
-after(async () => {
-  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+const tempDir = tempDirs("store-test-");
 
 /** The URL with its database replaced, so each run works in a database of its own. */
 function withDatabase(url: string, database: string): string {
