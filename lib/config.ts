@@ -7,6 +7,7 @@
  *   TRANSPORTER                   nats://host:port[,nats://...]           unset: one local broker
  *   MONGO_URL                     mongodb://... store                      unset: embedded store
  *   DATA_DIR                      embedded store folder                   ./data
+ *   EMBEDDED_SYNCHRONOUS          embedded store's disk flush: FULL|NORMAL FULL
  *   REDIS_URL                     redis://... cache, limits, presence     unset: in memory
  *   HOST / PORT                   gateway HTTP listen address             0.0.0.0 / 3000
  *   METRICS_PORT                  Prometheus /metrics port (0: any free)  3030
@@ -53,6 +54,7 @@ import path from "node:path";
 import { type Env, EnvReader } from "./env.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
+export const SYNCHRONOUS_MODES = ["FULL", "NORMAL"] as const;
 export const TRACING_EXPORTERS = ["none", "console", "event", "zipkin"] as const;
 
 export interface Rate {
@@ -66,6 +68,7 @@ export interface PlatformConfig {
   transporter: string | undefined;
   mongoUrl: string | undefined;
   dataDir: string;
+  embeddedSynchronous: (typeof SYNCHRONOUS_MODES)[number];
   redisUrl: string | undefined;
   host: string;
   port: number;
@@ -126,6 +129,7 @@ function readConfig(e: EnvReader): PlatformConfig {
     transporter: e.urlList("TRANSPORTER", ["nats:"]),
     mongoUrl: e.multiHostUrl("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
     dataDir: path.resolve(e.string("DATA_DIR", "./data")),
+    embeddedSynchronous: e.oneOf("EMBEDDED_SYNCHRONOUS", "FULL", SYNCHRONOUS_MODES),
     redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
     host: e.string("HOST", "0.0.0.0"),
     port: e.int("PORT", 3000, 0, 65535),

@@ -1,10 +1,9 @@
 /**
  * The embedded store on a thread of its own. Every embedded store a process opens lives in one
- * worker thread (embedded-worker.ts): nedb keeps its collections in memory, and indexing, queries,
- * copies and their garbage collection are CPU work that would otherwise share one event loop with
- * the gateway's sockets and the services. Operations cross as structured clones (Dates survive),
- * and errors come back as the classes the repositories expect (DuplicateKeyError with its index,
- * StoreUnavailableError, TypeError...).
+ * worker thread (embedded-worker.ts), which runs SQLite and waits for its disk flushes, so neither
+ * holds up the event loop that serves the gateway's sockets and the services. Operations cross as
+ * structured clones (Dates survive), and errors come back as the classes the repositories expect
+ * (DuplicateKeyError with its index, StoreUnavailableError, StoreFileError, TypeError...).
  *
  * The thread keeps the process alive only while an operation waits for it. If it dies, the
  * operations waiting for it reject with StoreUnavailableError (whether they were applied is not
@@ -13,8 +12,8 @@
  */
 import { Worker } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
-import { COLLECTION_NAME, type EmbeddedStoreOptions } from "./embedded.ts";
 import type { StoreReply, StoreRequest, WireError } from "./embedded-worker.ts";
+import { COLLECTION_NAME, StoreFileError, type Synchronous } from "./sqlite.ts";
 import type {
   Collection,
   CollectionOperation,
@@ -27,6 +26,11 @@ import type {
   Update,
   UpdateOptions,
 } from "./types.ts";
+
+export interface EmbeddedStoreOptions {
+  dataDir: string;
+  synchronous?: Synchronous | undefined;
+}
 
 type Outgoing = StoreRequest extends infer R ? (R extends { id: number } ? Omit<R, "id"> : never) : never;
 
@@ -48,10 +52,10 @@ class StoreThread {
   readonly #stores = new Set<ThreadedEmbeddedStore>();
 
   /** Opens the store on the thread, starting the thread if there is none. */
-  add(store: ThreadedEmbeddedStore): void {
+  add(store: ThreadedEmbeddedStore): Promise<unknown> {
+    if (!this.#live) this.#spawn();
     this.#stores.add(store);
-    if (this.#live) store.replay();
-    else this.#spawn();
+    return store.replay();
   }
 
   remove(store: ThreadedEmbeddedStore): void {
@@ -136,9 +140,24 @@ export class ThreadedEmbeddedStore implements Store {
   readonly #indexes = new Map<string, IndexSpec[][]>();
   #closed = false;
 
-  constructor(options: EmbeddedStoreOptions) {
+  readonly #onClose: (() => void) | undefined;
+
+  private constructor(options: EmbeddedStoreOptions, onClose: (() => void) | undefined) {
     this.#options = options;
-    thread.add(this);
+    this.#onClose = onClose;
+  }
+
+  /** Opens the store on the thread; rejects (StoreFileError...) when its file cannot be opened. */
+  static async open(options: EmbeddedStoreOptions, onClose?: () => void): Promise<ThreadedEmbeddedStore> {
+    const store = new ThreadedEmbeddedStore(options, onClose);
+    try {
+      await thread.add(store);
+    } catch (err) {
+      // Nothing was opened on the thread; closing only forgets the store and ends an idle thread.
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+    return store;
   }
 
   collection<T extends Doc>(name: string): Collection<T> {
@@ -151,8 +170,17 @@ export class ThreadedEmbeddedStore implements Store {
     return collection as unknown as Collection<T>;
   }
 
+  async collectionNames(): Promise<string[]> {
+    return (await this.#request({ op: "collections", store: this.#id })) as string[];
+  }
+
   async ping(): Promise<void> {
     await this.#request({ op: "ping", store: this.#id });
+  }
+
+  /** The most pages (4 KiB) the database may hold, as if the disk were that size: for tests of a full disk. */
+  async setMaxPageCount(pages: number): Promise<void> {
+    await this.#request({ op: "maxPageCount", store: this.#id, pages });
   }
 
   async close(): Promise<void> {
@@ -162,6 +190,7 @@ export class ThreadedEmbeddedStore implements Store {
     try {
       await thread.close(this.#id);
     } finally {
+      this.#onClose?.();
       await thread.stopIfUnused();
     }
   }
@@ -172,10 +201,11 @@ export class ThreadedEmbeddedStore implements Store {
     return this.#request({ op: "call", store: this.#id, collection, method, args });
   }
 
-  /** @internal Opens this store on a new thread and declares its indexes there again. */
-  replay(): void {
+  /** @internal Opens this store on a (new) thread and declares its indexes there again. */
+  replay(): Promise<unknown> {
     const ignore = () => undefined;
-    void thread.request({ op: "open", store: this.#id, ...this.#options }).catch(ignore);
+    const opened = thread.request({ op: "open", store: this.#id, ...this.#options });
+    opened.catch(ignore);
     for (const [collection, declarations] of this.#indexes) {
       for (const specs of declarations) {
         void thread
@@ -183,6 +213,7 @@ export class ThreadedEmbeddedStore implements Store {
           .catch(ignore);
       }
     }
+    return opened;
   }
 
   #record(collection: string, specs: IndexSpec[]): void {
@@ -266,6 +297,7 @@ const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
 function decodeError(wire: WireError): Error {
   if (wire.kind === "duplicate") return new DuplicateKeyError(wire.index);
   if (wire.kind === "unavailable") return new StoreUnavailableError(new Error(wire.message));
+  if (wire.kind === "file") return new StoreFileError(wire.file ?? "", wire.message);
   const ErrorClass = ERROR_CLASSES[wire.name];
   if (ErrorClass) return new ErrorClass(wire.message);
   const err = new Error(wire.message);

@@ -1,18 +1,29 @@
 /**
- * The embedded store's thread (embedded-thread.ts): hosts the EmbeddedStore of every embedded
- * store the process opens and answers their operations, so nedb's indexing, queries and garbage
- * take a core of their own rather than the event loop that serves the sockets. Requests are handled
- * in the order they arrive: a collection's operations reach its nedb queue in the order they were
- * made. Its file appends are synchronous (nedb-appends.ts): nothing else runs on this thread.
+ * The embedded store's thread (embedded-thread.ts): hosts the SqliteStore of every data dir the
+ * process opens (one connection per file, however many stores share it) and answers their
+ * operations, so SQLite's work and its waits for the disk never hold up the event loop that
+ * serves the sockets.
+ *
+ * Group commit: the requests that arrived together are run in order inside one transaction per
+ * database, and answered once it has committed. With `synchronous = FULL` a write is on the disk
+ * before it is acknowledged, and a burst of writes costs one disk flush, not one each. If the
+ * commit fails (a full disk), every request of that transaction is answered StoreUnavailableError
+ * and none of its writes is kept.
  */
+import path from "node:path";
 import { parentPort } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
-import { EmbeddedStore } from "./embedded.ts";
-import { useSynchronousAppends } from "./nedb-appends.ts";
-import { COLLECTION_OPERATIONS, type CollectionOperation } from "./types.ts";
+import {
+  DATABASE_FILE,
+  type SqliteCollection,
+  SqliteStore,
+  StoreFileError,
+  type Synchronous,
+} from "./sqlite.ts";
+import { COLLECTION_OPERATIONS, type CollectionOperation, type Doc } from "./types.ts";
 
 export type StoreRequest =
-  | { id: number; op: "open"; store: number; dataDir: string; compactionIntervalMs?: number | undefined }
+  | { id: number; op: "open"; store: number; dataDir: string; synchronous?: Synchronous | undefined }
   | {
       id: number;
       op: "call";
@@ -21,62 +32,149 @@ export type StoreRequest =
       method: CollectionOperation;
       args: unknown[];
     }
-  | { id: number; op: "ping" | "close"; store: number }
+  | { id: number; op: "ping" | "close" | "collections"; store: number }
+  | { id: number; op: "maxPageCount"; store: number; pages: number }
   | { id: number; op: "collect" };
 
 export interface WireError {
-  kind: "duplicate" | "unavailable" | "other";
+  kind: "duplicate" | "unavailable" | "file" | "other";
   name: string;
   message: string;
   index?: string | undefined;
+  file?: string | undefined;
 }
 
 export type StoreReply = { id: number; value: unknown } | { id: number; error: WireError };
 
 const METHODS = new Set<string>(COLLECTION_OPERATIONS);
 
+type Args = [never, never, never];
+
+/** The synchronous form of each collection operation (the arguments are as the caller sent them). */
+const SYNC: Record<CollectionOperation, (c: SqliteCollection<Doc>, args: Args) => unknown> = {
+  insertOne: (c, [doc]) => c.insertOneSync(doc),
+  insertMany: (c, [docs]) => c.insertManySync(docs),
+  findOne: (c, [filter]) => c.findOneSync(filter),
+  find: (c, [filter, options]) => c.findSync(filter, options),
+  count: (c, [filter]) => c.countSync(filter),
+  updateOne: (c, [filter, update]) => c.updateSync(filter, update, 1),
+  updateMany: (c, [filter, update]) => c.updateSync(filter, update, Infinity),
+  findOneAndUpdate: (c, [filter, update, options]) => c.findOneAndUpdateSync(filter, update, options),
+  deleteOne: (c, [filter]) => c.deleteOneSync(filter),
+  deleteMany: (c, [filter]) => c.deleteManySync(filter),
+  ensureIndexes: (c, [indexes]) => c.ensureIndexesSync(indexes),
+};
+
 const port = parentPort;
 if (!port) throw new Error("embedded-worker.ts runs as a worker thread of embedded-thread.ts");
-const stores = new Map<number, EmbeddedStore>();
-useSynchronousAppends();
+
+/** One connection per database file, shared by the stores open on it. */
+const databases = new Map<string, { store: SqliteStore; users: number }>();
+const stores = new Map<number, SqliteStore>();
+let queue: StoreRequest[] = [];
+let scheduled = false;
 
 port.on("message", (request: StoreRequest) => {
-  let result: Promise<unknown>;
-  try {
-    result = Promise.resolve(handle(request));
-  } catch (err) {
-    result = Promise.reject(err);
-  }
-  result.then(
-    (value) => port.postMessage({ id: request.id, value } satisfies StoreReply),
-    (err: unknown) => port.postMessage({ id: request.id, error: encodeError(err) } satisfies StoreReply),
-  );
+  queue.push(request);
+  if (scheduled) return;
+  scheduled = true;
+  setImmediate(flush);
 });
 
-function handle(request: StoreRequest): unknown {
-  switch (request.op) {
-    case "open":
-      stores.set(
-        request.store,
-        new EmbeddedStore({ dataDir: request.dataDir, compactionIntervalMs: request.compactionIntervalMs }),
-      );
-      return undefined;
-    case "call": {
+interface Answer {
+  id: number;
+  value?: unknown;
+  error?: unknown;
+}
+
+function flush(): void {
+  scheduled = false;
+  const batch = queue;
+  queue = [];
+  const answers: Answer[] = [];
+  /** The answers given inside the transaction now open, held until it commits. */
+  let pending: Answer[] = [];
+  let open: SqliteStore | undefined;
+  const settle = () => {
+    if (!open) return;
+    try {
+      open.commit();
+    } catch (err) {
+      for (const answer of pending) answer.error = unavailable(err);
+    }
+    open = undefined;
+    pending = [];
+  };
+  for (const request of batch) {
+    const answer: Answer = { id: request.id };
+    answers.push(answer);
+    try {
+      if (request.op !== "call") {
+        settle();
+        answer.value = handle(request);
+        continue;
+      }
       if (!METHODS.has(request.method)) throw new TypeError(`Unknown collection method "${request.method}"`);
-      const collection = storeOf(request.store).collection(request.collection) as unknown as Record<
-        string,
-        (...args: unknown[]) => Promise<unknown>
-      >;
-      const pending = collection[request.method]?.(...request.args);
+      const store = storeOf(request.store);
+      if (open !== store) {
+        settle();
+        store.begin();
+        open = store;
+      }
+      pending.push(answer);
+      const collection = store.collectionOf(request.collection);
+      const value = SYNC[request.method](collection, request.args as Args);
       // The caller keeps the document it inserted; sending it back would only copy it again.
-      return request.method === "insertOne" ? pending?.then(() => undefined) : pending;
+      answer.value = request.method === "insertOne" ? undefined : value;
+      // A full disk or an I/O error may have ended the transaction: what it held is gone too.
+      if (!store.inTransaction) {
+        const lost = new Error("the transaction was rolled back");
+        for (const earlier of pending)
+          if (earlier !== answer) earlier.error = new StoreUnavailableError(lost);
+        open = undefined;
+        pending = [];
+      }
+    } catch (err) {
+      answer.error = err;
+    }
+  }
+  settle();
+  for (const answer of answers) {
+    if (answer.error === undefined)
+      port?.postMessage({ id: answer.id, value: answer.value } satisfies StoreReply);
+    else port?.postMessage({ id: answer.id, error: encodeError(answer.error) } satisfies StoreReply);
+  }
+}
+
+function handle(request: Exclude<StoreRequest, { op: "call" }>): unknown {
+  switch (request.op) {
+    case "open": {
+      const file = path.join(request.dataDir, DATABASE_FILE);
+      let shared = databases.get(file);
+      if (!shared) {
+        shared = { store: new SqliteStore({ file, synchronous: request.synchronous }), users: 0 };
+        databases.set(file, shared);
+      }
+      shared.users += 1;
+      stores.set(request.store, shared.store);
+      return undefined;
     }
     case "ping":
-      return storeOf(request.store).ping();
+      return storeOf(request.store).pingSync();
+    case "collections":
+      return storeOf(request.store).collectionNamesSync();
+    case "maxPageCount":
+      storeOf(request.store).setMaxPageCount(request.pages);
+      return undefined;
     case "close": {
       const store = storeOf(request.store);
       stores.delete(request.store);
-      return store.close();
+      const shared = databases.get(store.file);
+      if (shared && --shared.users === 0) {
+        databases.delete(store.file);
+        store.closeSync();
+      }
+      return undefined;
     }
     case "collect":
       (globalThis as { gc?: () => void }).gc?.();
@@ -84,10 +182,14 @@ function handle(request: StoreRequest): unknown {
   }
 }
 
-function storeOf(id: number): EmbeddedStore {
+function storeOf(id: number): SqliteStore {
   const store = stores.get(id);
   if (!store) throw new StoreUnavailableError(new Error("the store is closed"));
   return store;
+}
+
+function unavailable(err: unknown): StoreUnavailableError {
+  return err instanceof StoreUnavailableError ? err : new StoreUnavailableError(err);
 }
 
 function encodeError(err: unknown): WireError {
@@ -95,6 +197,7 @@ function encodeError(err: unknown): WireError {
     return { kind: "duplicate", name: err.name, message: err.message, index: err.index };
   }
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof StoreFileError) return { kind: "file", name: err.name, message, file: err.file };
   if (err instanceof StoreUnavailableError) {
     const cause = (err as { cause?: unknown }).cause;
     return { kind: "unavailable", name: err.name, message: cause instanceof Error ? cause.message : message };

@@ -57,6 +57,10 @@ export class InstrumentedStore implements Store {
     return collection as unknown as Collection<T>;
   }
 
+  collectionNames(): Promise<string[]> {
+    return this.#inner.collectionNames();
+  }
+
   ping(): Promise<void> {
     return this.#inner.ping();
   }

@@ -58,6 +58,15 @@ export class MongoStore implements Store, MongoServer {
     return collection as unknown as Collection<T>;
   }
 
+  async collectionNames(): Promise<string[]> {
+    try {
+      const listed = await this.#db.listCollections({}, { nameOnly: true }).toArray();
+      return listed.map((c) => c.name).filter((name) => name !== LOCKS_COLLECTION);
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+  }
+
   async ping(): Promise<void> {
     try {
       await this.#db.command({ ping: 1 });

@@ -110,6 +110,8 @@ export type CollectionOperation = (typeof COLLECTION_OPERATIONS)[number];
 export interface Store {
   readonly kind: "mongo" | "embedded";
   collection<T extends Doc>(name: string): Collection<T>;
+  /** The names of the collections that exist in the store (for tools that copy a whole store). */
+  collectionNames(): Promise<string[]>;
   /** Resolves when the store answers; rejects (StoreUnavailableError) otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

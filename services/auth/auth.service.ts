@@ -148,7 +148,7 @@ export default class AuthService extends Service {
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
     this.hasher = new PasswordHasher(config.hashing);
-    this.store = await openStore(config);
+    this.store = await openStore(config, this.logger);
     const accounts = new AccountsRepository(this.store.collection("accounts"));
     const sessions = new SessionsRepository(this.store.collection("sessions"));
     const refreshTokens = new RefreshTokensRepository(this.store.collection("refresh_tokens"));

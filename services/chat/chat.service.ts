@@ -243,7 +243,7 @@ export default class ChatService extends Service {
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
     this.metrics = platformMetrics(this.broker);
-    this.store = await openStore(config);
+    this.store = await openStore(config, this.logger);
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));

@@ -1,10 +1,8 @@
 /**
  * Stores new messages in batches (group commit): sends that arrive while a batch is being stored
  * wait for the next one, and each batch is one ordered insertMany, whatever the number of chats
- * in it. On the embedded store that is one append to the file instead of one per message (nedb
- * runs a collection's writes one at a time, each waiting on its file append, which bounded a node
- * to a few thousand messages a second with the CPU half idle); on MongoDB or FerretDB one round
- * trip. When nothing is queued a send goes at once, alone.
+ * in it. On the embedded store that is one transaction, one disk flush, instead of one per
+ * message; on MongoDB or FerretDB one round trip. When nothing is queued a send goes at once, alone.
  *
  * A chat's messages are stored one batch at a time: a chat with a message in a batch being stored
  * waits with its next ones for that batch to end, so each batch gives a chat's messages the seqs

@@ -139,7 +139,7 @@ export default class ProfileService extends Service {
 
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
-    this.store = await openStore(config);
+    this.store = await openStore(config, this.logger);
     this.profiles = new ProfilesRepository(this.store.collection("profiles"));
     await this.profiles.init();
   }

@@ -1,21 +1,22 @@
 /**
- * The embedded store on its thread (lib/store/embedded-thread.ts): the same contract as the store
- * in the caller's thread, errors that keep their classes across the thread, a closed store, a
- * thread that dies with operations in flight, and a process the thread does not keep alive.
+ * The embedded store on its thread (lib/store/embedded-thread.ts, embedded-worker.ts): errors
+ * that keep their classes across the thread, group commit, a full disk, damaged files, a closed
+ * store, a thread that dies with operations in flight, and a process the thread does not keep
+ * alive. store.test.ts runs the store contract on it.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { rm, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { readFile, rm, truncate, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { Worker } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
-import { EmbeddedStore } from "../../lib/store/embedded.ts";
 import { ThreadedEmbeddedStore } from "../../lib/store/embedded-thread.ts";
+import { DATABASE_FILE, StoreFileError } from "../../lib/store/sqlite.ts";
 import type { Doc } from "../../lib/store/types.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
-import { storeContract } from "./store-contract.ts";
 
 interface Item extends Doc {
   n: number;
@@ -24,15 +25,8 @@ interface Item extends Doc {
 
 const tempDir = tempDirs("store-thread-test-");
 
-// The backend itself, in this thread: what the threaded store hands its operations to.
-storeContract(
-  "embedded, in the caller's thread",
-  async () => new EmbeddedStore({ dataDir: await tempDir() }),
-  async () => {},
-);
-
 test("errors keep their class and details across the thread", async () => {
-  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  const store = await ThreadedEmbeddedStore.open({ dataDir: await tempDir() });
   try {
     const items = store.collection<Item>("items");
     await items.ensureIndexes([{ name: "n_unique", fields: { n: 1 }, unique: true }]);
@@ -67,35 +61,98 @@ test("errors keep their class and details across the thread", async () => {
   }
 });
 
-test("writes made after a compaction are in the file the next open reads", async () => {
+test("writes that arrive together are committed together and answered each on its own", async () => {
   const dataDir = await tempDir();
-  // Compaction renames a new file over the old one; an append to the old one's descriptor is lost.
-  const first = new ThreadedEmbeddedStore({ dataDir, compactionIntervalMs: 20 });
+  const store = await ThreadedEmbeddedStore.open({ dataDir });
   try {
-    const items = first.collection<Item>("items");
-    for (let n = 1; n <= 5; n++) {
-      await items.insertOne({ _id: `i${n}`, n });
-      await items.updateOne({ _id: `i${n}` }, { $set: { n: n * 10 } });
-      await new Promise((resolve) => setTimeout(resolve, 40));
-    }
+    const items = store.collection<Item>("items");
+    await items.ensureIndexes([{ name: "n_unique", fields: { n: 1 }, unique: true }]);
+    const writes = Array.from({ length: 300 }, (_, i) => items.insertOne({ _id: `i${i}`, n: i % 200 }));
+    const results = await Promise.allSettled(writes);
+    const refused = results.filter((r) => r.status === "rejected");
+    assert.equal(refused.length, 100);
+    for (const r of refused) assert.ok((r as PromiseRejectedResult).reason instanceof DuplicateKeyError);
+    assert.equal(await items.count({}), 200);
   } finally {
-    await first.close();
+    await store.close();
   }
-  const second = new ThreadedEmbeddedStore({ dataDir });
+  const reopened = await ThreadedEmbeddedStore.open({ dataDir });
   try {
-    const items = second.collection<Item>("items");
-    assert.deepEqual(
-      (await items.find({}, { sort: { n: 1 } })).map((item) => item.n),
-      [10, 20, 30, 40, 50],
+    assert.equal(
+      await reopened.collection<Item>("items").count({}),
+      200,
+      "every acknowledged write is on disk",
     );
   } finally {
-    await second.close();
+    await reopened.close();
   }
+});
+
+test("a full disk fails writes with StoreUnavailableError, keeps nothing half written, and passes when space returns", async () => {
+  const dataDir = await tempDir();
+  const store = await ThreadedEmbeddedStore.open({ dataDir });
+  try {
+    const items = store.collection<Item & { text: string }>("items");
+    await items.ensureIndexes([{ name: "n", fields: { n: 1 } }]);
+    await items.insertOne({ _id: "first", n: 0, text: "" });
+    await store.setMaxPageCount(40);
+    const text = "x".repeat(2_000);
+    let acknowledged = 0;
+    let refused = 0;
+    for (let batch = 0; batch < 50 && refused === 0; batch++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) =>
+          items.insertOne({ _id: `b${batch}-${i}`, n: batch * 10 + i, text }),
+        ),
+      );
+      for (const result of results) {
+        if (result.status === "fulfilled") acknowledged += 1;
+        else {
+          assert.ok(result.reason instanceof StoreUnavailableError, String(result.reason));
+          refused += 1;
+        }
+      }
+    }
+    assert.ok(refused > 0, "the limit was reached");
+    assert.equal(await items.count({}), acknowledged + 1, "exactly the acknowledged writes are stored");
+    const many = Array.from({ length: 20 }, (_, i) => ({ _id: `many${i}`, n: 10_000 + i, text }));
+    await assert.rejects(items.insertMany(many), StoreUnavailableError);
+    assert.equal(await items.count({ _id: { $prefix: "many" } }), 0, "a refused batch left nothing");
+    await store.setMaxPageCount(100_000);
+    assert.equal(await items.insertMany(many), 20);
+    await store.ping();
+  } finally {
+    await store.close();
+  }
+});
+
+test("a file that is not a database, or is truncated, stops the open naming it and is left as it was", async () => {
+  const garbled = await tempDir();
+  const file = path.join(garbled, DATABASE_FILE);
+  await writeFile(file, `not a database ${randomUUID()}`.repeat(200));
+  const before = await readFile(file);
+  await assert.rejects(ThreadedEmbeddedStore.open({ dataDir: garbled }), (err: unknown) => {
+    assert.ok(err instanceof StoreFileError, String(err));
+    assert.ok(err.message.includes(file), err.message);
+    assert.match(err.message, /npm run restore/);
+    return true;
+  });
+  assert.deepEqual(await readFile(file), before, "never written over");
+
+  const cut = await tempDir();
+  const store = await ThreadedEmbeddedStore.open({ dataDir: cut });
+  const items = store.collection<Item & { text: string }>("items");
+  await items.insertMany(Array.from({ length: 500 }, (_, n) => ({ _id: `i${n}`, n, text: "y".repeat(500) })));
+  await store.close();
+  const whole = (await readFile(path.join(cut, DATABASE_FILE))).length;
+  await truncate(path.join(cut, DATABASE_FILE), Math.floor(whole / 2));
+  await assert.rejects(ThreadedEmbeddedStore.open({ dataDir: cut }), /is truncated/);
+  assert.equal((await readFile(path.join(cut, DATABASE_FILE))).length, Math.floor(whole / 2));
 });
 
 test("a write after the data dir is removed fails with StoreUnavailableError, and keeps failing", async () => {
   const dataDir = await tempDir();
-  const store = new ThreadedEmbeddedStore({ dataDir });
+  const store = await ThreadedEmbeddedStore.open({ dataDir });
   try {
     const items = store.collection<Item>("items");
     await items.insertOne({ _id: "a", n: 1 });
@@ -109,7 +166,7 @@ test("a write after the data dir is removed fails with StoreUnavailableError, an
 });
 
 test("an argument that cannot cross to the thread is refused, and the store goes on", async () => {
-  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  const store = await ThreadedEmbeddedStore.open({ dataDir: await tempDir() });
   try {
     const items = store.collection<Item & { f?: () => void }>("items");
     await assert.rejects(items.insertOne({ _id: "a", n: 1, f: () => undefined }), { name: "DataCloneError" });
@@ -121,7 +178,7 @@ test("an argument that cannot cross to the thread is refused, and the store goes
 });
 
 test("a closed store rejects with StoreUnavailableError", async () => {
-  const store = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  const store = await ThreadedEmbeddedStore.open({ dataDir: await tempDir() });
   const items = store.collection<Item>("items");
   await items.insertOne({ _id: "a", n: 1 });
   await store.close();
@@ -133,7 +190,7 @@ test("a thread that dies fails what waited for it, and the next operation gets a
   const dataDir = await tempDir();
   // No store is open on the thread now (every test closes its own), so opening one starts it.
   const started = new Promise<Worker>((resolve) => process.once("worker", resolve));
-  const store = new ThreadedEmbeddedStore({ dataDir });
+  const store = await ThreadedEmbeddedStore.open({ dataDir });
   const worker = await started;
   try {
     const items = store.collection<Item>("items");
@@ -144,6 +201,11 @@ test("a thread that dies fails what waited for it, and the next operation gets a
     const restarted = new Promise<Worker>((resolve) => process.once("worker", resolve));
     await worker.terminate();
     await assert.rejects(inFlight, StoreUnavailableError);
+    assert.equal(
+      await items.count({ _id: { $prefix: "m" } }),
+      0,
+      "the batch it was writing is not half there",
+    );
 
     assert.deepEqual(await items.findOne({ _id: "kept" }), { _id: "kept", n: 0 }, "the stored data is back");
     assert.notEqual(await restarted, worker, "a new thread answered");
@@ -155,7 +217,7 @@ test("a thread that dies fails what waited for it, and the next operation gets a
 });
 
 test("a store opened while the last one's thread is ending is answered by a thread of its own", async () => {
-  const first = new ThreadedEmbeddedStore({ dataDir: await tempDir() });
+  const first = await ThreadedEmbeddedStore.open({ dataDir: await tempDir() });
   await first.collection<Item>("items").insertOne({ _id: "a", n: 1 });
   const secondDir = await tempDir();
   // Closing the last open store ends its thread; the next store opens just as that begins.
@@ -164,9 +226,12 @@ test("a store opened while the last one's thread is ending is answered by a thre
   let answered: Promise<Item[]> | undefined;
   Worker.prototype.terminate = function (this: Worker) {
     Worker.prototype.terminate = terminate;
-    second = new ThreadedEmbeddedStore({ dataDir: secondDir });
-    const items = second.collection<Item>("items");
-    answered = items.insertOne({ _id: "b", n: 2 }).then(() => items.find({}));
+    answered = ThreadedEmbeddedStore.open({ dataDir: secondDir }).then(async (opened) => {
+      second = opened;
+      const items = opened.collection<Item>("items");
+      await items.insertOne({ _id: "b", n: 2 });
+      return items.find({});
+    });
     return terminate.call(this);
   };
   try {

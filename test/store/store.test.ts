@@ -1,17 +1,18 @@
-/** Runs the store contract against the embedded store and against FerretDB (or MONGO_URL). */
+/** Runs the store contract against the embedded store (SQLite) and against FerretDB (or MONGO_URL). */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { type AddressInfo, createServer, type Socket } from "node:net";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, test } from "node:test";
 import { MongoClient } from "mongodb";
 import { DuplicateKeyError, StoreUnavailableError } from "../../lib/errors.ts";
-import { EmbeddedStore } from "../../lib/store/embedded.ts";
 import { openStore } from "../../lib/store/index.ts";
 import { MongoStore } from "../../lib/store/mongo.ts";
-import { Datastore } from "../../lib/store/nedb.ts";
-import type { Doc, IndexSpec, Store } from "../../lib/store/types.ts";
+import { SqliteStore } from "../../lib/store/sqlite.ts";
+import { type QueryTarget, toSqlWhere } from "../../lib/store/sqlite-query.ts";
+import type { Doc, Filter, IndexSpec, Store } from "../../lib/store/types.ts";
 import { type ServerHandle, startFerret } from "../harness/servers.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 import { storeContract } from "./store-contract.ts";
@@ -28,26 +29,35 @@ function withDatabase(url: string, database: string): string {
   return url.replace(/^(mongodb(?:\+srv)?:\/\/[^/?]*)(\/[^?]*)?/, `$1/${database}`);
 }
 
-let embeddedDir = "";
 storeContract(
-  "embedded",
-  async () => {
-    embeddedDir = await tempDir();
-    return openStore({ dataDir: path.join(embeddedDir, "created-on-open") });
-  },
+  "embedded (SQLite on its thread)",
+  async () => openStore({ dataDir: path.join(await tempDir(), "created-on-open") }),
   async () => {},
 );
 
-test("embedded: a query on a compound index's leading field is answered from an index, not a scan", async () => {
-  // In this thread, where the scan counter can see nedb (openStore runs it on a thread of its own).
-  const store = new EmbeddedStore({ dataDir: await tempDir() });
-  const proto = Datastore.prototype as unknown as { getAllData(): unknown[] };
-  const scan = proto.getAllData;
-  let scans = 0;
-  proto.getAllData = function (this: unknown) {
-    scans += 1;
-    return scan.call(this);
-  };
+storeContract(
+  "SQLite on the calling thread",
+  async () => new SqliteStore({ file: path.join(await tempDir(), "direct.sqlite") }),
+  async () => {},
+);
+
+/** SQLite's plan for a filter on a collection, read through a second connection to the file. */
+function planOf(file: string, table: string, filter: Filter, target: QueryTarget): string {
+  const db = new DatabaseSync(file);
+  try {
+    const where = toSqlWhere(filter, target);
+    const rows = db
+      .prepare(`EXPLAIN QUERY PLAN SELECT doc FROM "${table}" WHERE ${where.sql}`)
+      .all(...where.params) as { detail: string }[];
+    return rows.map((row) => row.detail).join("; ");
+  } finally {
+    db.close();
+  }
+}
+
+test("embedded: queries on indexed fields, arrays' elements included, are answered from an index", async () => {
+  const file = path.join(await tempDir(), "plans.sqlite");
+  const store = new SqliteStore({ file });
   try {
     const messages = store.collection<Doc & { chatId: string; seq: number; tags: string[] }>("leading");
     await messages.ensureIndexes([
@@ -62,9 +72,9 @@ test("embedded: a query on a compound index's leading field is answered from an 
         tags: [`t${seq}`, "all"],
       });
     }
-    scans = 0;
     const after2 = await messages.find({ chatId: "a", seq: { $gt: 2 } }, { sort: { seq: 1 } });
     const tagged = await messages.find({ tags: { $in: ["t1", "t4"] } }, { sort: { seq: 1 } });
+    const all = await messages.find({ tags: "all" }, { sort: { seq: -1 } });
     assert.deepEqual(
       after2.map((m) => m.seq),
       [3, 5],
@@ -73,37 +83,26 @@ test("embedded: a query on a compound index's leading field is answered from an 
       tagged.map((m) => m.seq),
       [1, 4],
     );
-    assert.equal(scans, 0, "no query read the whole collection");
+    assert.deepEqual(
+      all.map((m) => m.seq),
+      [5, 4, 3, 2, 1],
+    );
+    const target: QueryTarget = {
+      multikeyTable: '"leading$multi"',
+      indexedFields: new Set(["chatId", "seq", "tags"]),
+      multikeyFields: new Set(["tags"]),
+    };
+    const bySeq = planOf(file, "leading", { chatId: "a", seq: { $gt: 2 } }, target);
+    assert.match(bySeq, /USING INDEX leading\$seq/);
+    const byTag = planOf(file, "leading", { tags: "t1" }, target);
+    assert.match(byTag, /leading\$multi\$value/);
+    assert.doesNotMatch(byTag, /SCAN leading(?! USING)/);
   } finally {
-    proto.getAllData = scan;
     await store.close();
   }
 });
 
-test("embedded: a non-unique compound index is kept as its leading field only, also in a file that had it", async () => {
-  const dataDir = await tempDir();
-  // A file written by a release that kept the compound index in nedb.
-  const older = new Datastore({ filename: path.join(dataDir, "chats.db") });
-  await older.loadDatabaseAsync();
-  await older.ensureIndexAsync({ fieldName: ["members", "updatedAt"] });
-  await older.insertAsync({ _id: "c1", members: ["a", "b"], updatedAt: new Date(1) });
-  await older.compactDatafileAsync();
-  const store = await openStore({ dataDir });
-  const chats = store.collection<Doc & { members: string[]; updatedAt: Date }>("chats");
-  await chats.ensureIndexes([{ name: "members_updated", fields: { members: 1, updatedAt: -1 } }]);
-  await store.close();
-  const reopened = new Datastore({ filename: path.join(dataDir, "chats.db") });
-  await reopened.loadDatabaseAsync();
-  const keys = Object.keys((reopened as unknown as { indexes: Record<string, unknown> }).indexes).sort();
-  assert.deepEqual(
-    keys,
-    ["_id", "members"],
-    "the compound index is gone from the file, its leading field indexed",
-  );
-  assert.equal((await reopened.findAsync({ members: "b" })).length, 1);
-});
-
-test("embedded: a compound unique index finds every key and refuses every repeat, also after a reload", async () => {
+test("embedded: a compound unique index finds every key and refuses every repeat, also after a reopen", async () => {
   const dataDir = await tempDir();
   type Sent = Doc & { chatId: string; senderId: string; clientMsgId: string };
   const spec: IndexSpec = {
@@ -129,6 +128,24 @@ test("embedded: a compound unique index finds every key and refuses every repeat
     }
     const other = docs[0] as Sent;
     await sent.insertOne({ ...other, _id: `x-${round}`, senderId: `someone else, ${round}` });
+    await store.close();
+  }
+});
+
+test("embedded: an index whose definition changed is made again; a unique one that the data breaks is refused", async () => {
+  const store = new SqliteStore({ file: path.join(await tempDir(), "changed.sqlite") });
+  try {
+    const items = store.collection<Doc & { a: number; b: number }>("items");
+    await items.ensureIndexes([{ name: "ab", fields: { a: 1 } }]);
+    await items.insertOne({ _id: "1", a: 1, b: 1 });
+    await items.insertOne({ _id: "2", a: 1, b: 2 });
+    await items.ensureIndexes([{ name: "ab", fields: { a: 1, b: 1 }, unique: true }]);
+    await assert.rejects(items.insertOne({ _id: "3", a: 1, b: 2 }), { index: "ab" });
+    await assert.rejects(items.ensureIndexes([{ name: "a_unique", fields: { a: 1 }, unique: true }]), {
+      index: "a_unique",
+    });
+    assert.equal(await items.count({}), 2);
+  } finally {
     await store.close();
   }
 });
@@ -180,13 +197,23 @@ describe("embedded store on disk", () => {
     }
   });
 
-  test("ping rejects with StoreUnavailableError when the data dir is gone", async () => {
+  test("a removed data dir fails ping and writes with StoreUnavailableError, and keeps failing", async () => {
     const dataDir = await tempDir();
     const store = await openStore({ dataDir });
     try {
+      const notes = store.collection<Note>("notes");
+      await notes.insertOne({ _id: "n1", text: "kept", at: new Date() });
       await store.ping();
       await rm(dataDir, { recursive: true });
       await assert.rejects(store.ping(), StoreUnavailableError);
+      await assert.rejects(
+        notes.insertOne({ _id: "n2", text: "lost", at: new Date() }),
+        StoreUnavailableError,
+      );
+      await assert.rejects(
+        notes.insertOne({ _id: "n3", text: "lost", at: new Date() }),
+        StoreUnavailableError,
+      );
     } finally {
       await store.close().catch(() => undefined);
     }
@@ -198,13 +225,14 @@ describe("expiry of TTL-indexed documents", () => {
   const live = new Date(Date.now() + 60_000);
   const ttl: IndexSpec[] = [{ name: "expires_ttl", fields: { at: 1 }, expireAfterSeconds: 0 }];
 
-  test("the embedded store drops them when they are read", async () => {
-    const store = await openStore({ dataDir: await tempDir() });
+  test("the embedded store sweeps them", async () => {
+    const store = new SqliteStore({ file: path.join(await tempDir(), "ttl.sqlite") });
     try {
       const notes = store.collection<Note>("notes");
       await notes.ensureIndexes(ttl);
       await notes.insertOne({ _id: "old", text: "old", at: expired });
       await notes.insertOne({ _id: "new", text: "new", at: live });
+      store.sweepExpired();
       assert.deepEqual(
         (await notes.find({})).map((note) => note._id),
         ["new"],

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Context, ServiceBroker } from "moleculer";
 import { DuplicateKeyError, RateLimitedError } from "../../../lib/errors.ts";
@@ -8,8 +9,8 @@ import { METRIC, metricsInScope, platformMetrics, RouteLabels } from "../../../l
 import { observabilityMiddleware } from "../../../lib/observability.ts";
 import { PrometheusReporter } from "../../../lib/prometheus-reporter.ts";
 import { RateLimit } from "../../../lib/rate-limiter.ts";
-import { EmbeddedStore } from "../../../lib/store/embedded.ts";
 import { instrumentStore } from "../../../lib/store/instrumented.ts";
+import { SqliteStore } from "../../../lib/store/sqlite.ts";
 import { tempDir } from "../../support/platform.ts";
 import { scrape } from "../../support/prometheus.ts";
 
@@ -134,7 +135,10 @@ describe("the metrics scope of started()", () => {
       name: "probe",
       async started() {
         seen.scoped = metricsInScope() === platformMetrics(broker);
-        const store = instrumentStore(new EmbeddedStore({ dataDir: data.dir }), metricsInScope());
+        const store = instrumentStore(
+          new SqliteStore({ file: path.join(data.dir, "probe.sqlite") }),
+          metricsInScope(),
+        );
         const things = store.collection<{ _id: string; n: number }>("things");
         await things.ensureIndexes([{ name: "n_unique", fields: { n: 1 }, unique: true }]);
         await things.insertOne({ _id: "a", n: 1 });
