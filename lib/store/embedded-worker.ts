@@ -13,13 +13,8 @@
 import path from "node:path";
 import { parentPort } from "node:worker_threads";
 import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
-import {
-  DATABASE_FILE,
-  type SqliteCollection,
-  SqliteStore,
-  StoreFileError,
-  type Synchronous,
-} from "./sqlite.ts";
+import { DATABASE_FILE, SqliteStore, StoreFileError, type Synchronous } from "./sqlite.ts";
+import type { SqliteCollection } from "./sqlite-collection.ts";
 import { COLLECTION_OPERATIONS, type CollectionOperation, type Doc } from "./types.ts";
 
 export type StoreRequest =

@@ -1,0 +1,362 @@
+/**
+ * One collection of the SQLite store (sqlite.ts): its table, its indexes, its multikey table, and
+ * its operations, synchronous (the store's thread calls those) and as the async Collection.
+ */
+import { randomUUID } from "node:crypto";
+import { DuplicateKeyError } from "../errors.ts";
+import { applyUpdate, getPath, upsertDocument } from "./apply-update.ts";
+import type { SqliteStore } from "./sqlite.ts";
+import { decodeDocument, encodeDocument, fieldExpression, jsonPath } from "./sqlite-codec.ts";
+import { translate } from "./sqlite-errors.ts";
+import { type QueryTarget, type SqlParam, toSqlOrder, toSqlWhere } from "./sqlite-query.ts";
+import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
+
+const INDEX_NAME = /^[A-Za-z0-9_-]+$/;
+
+export class SqliteCollection<T extends Doc> implements Collection<T> {
+  readonly name: string;
+  readonly #store: SqliteStore;
+  readonly #table: string;
+  readonly #target: QueryTarget & { indexedFields: Set<string>; multikeyFields: Set<string> };
+  #created = false;
+
+  constructor(name: string, store: SqliteStore) {
+    this.name = name;
+    this.#store = store;
+    this.#table = `"${name}"`;
+    this.#target = { multikeyTable: `"${name}$multi"`, indexedFields: new Set(), multikeyFields: new Set() };
+  }
+
+  async insertOne(doc: T): Promise<T> {
+    this.insertOneSync(doc);
+    return doc;
+  }
+
+  async insertMany(docs: T[]): Promise<number> {
+    return this.insertManySync(docs);
+  }
+
+  async findOne(filter: Filter): Promise<T | null> {
+    return this.findOneSync(filter);
+  }
+
+  async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
+    return this.findSync(filter, options);
+  }
+
+  async count(filter: Filter): Promise<number> {
+    return this.countSync(filter);
+  }
+
+  async updateOne(filter: Filter, update: Update): Promise<number> {
+    return this.updateSync(filter, update, 1);
+  }
+
+  async updateMany(filter: Filter, update: Update): Promise<number> {
+    return this.updateSync(filter, update, Infinity);
+  }
+
+  async findOneAndUpdate(
+    filter: Filter,
+    update: Update,
+    options: { upsert?: boolean } = {},
+  ): Promise<T | null> {
+    return this.findOneAndUpdateSync(filter, update, options);
+  }
+
+  async deleteOne(filter: Filter): Promise<number> {
+    return this.deleteOneSync(filter);
+  }
+
+  async deleteMany(filter: Filter): Promise<number> {
+    return this.deleteManySync(filter);
+  }
+
+  async ensureIndexes(indexes: IndexSpec[]): Promise<void> {
+    this.ensureIndexesSync(indexes);
+  }
+
+  insertOneSync(doc: T): void {
+    this.#write(() => this.#insert(doc));
+  }
+
+  /** Inserts in order in one transaction, stopping at the first a unique index refuses. */
+  insertManySync(docs: T[]): number {
+    if (docs.length === 0) return 0;
+    return this.#write(() => {
+      for (const [i, doc] of docs.entries()) {
+        try {
+          // The INSERT comes first in #insert: a document it refuses has left nothing behind.
+          this.#insert(doc);
+        } catch (err) {
+          const translated = translate(err, this.#store.file);
+          if (translated instanceof DuplicateKeyError) return i;
+          throw translated;
+        }
+      }
+      return docs.length;
+    });
+  }
+
+  findOneSync(filter: Filter): T | null {
+    return this.findSync(filter, { limit: 1 })[0] ?? null;
+  }
+
+  findSync(filter: Filter, options: FindOptions = {}): T[] {
+    return this.#read(() => {
+      const where = toSqlWhere(filter, this.#target);
+      const params: SqlParam[] = [...where.params];
+      let sql = `SELECT doc, dates FROM ${this.#table} WHERE ${where.sql}${toSqlOrder(options)}`;
+      if (options.limit !== undefined || options.skip !== undefined) {
+        sql += " LIMIT ? OFFSET ?";
+        params.push(options.limit && options.limit > 0 ? options.limit : -1, options.skip ?? 0);
+      }
+      const rows = this.#store.statement(sql).all(...params) as { doc: string; dates: string | null }[];
+      return rows.map((row) => decodeDocument<T>(row.doc, row.dates));
+    });
+  }
+
+  countSync(filter: Filter): number {
+    return this.#read(() => {
+      const where = toSqlWhere(filter, this.#target);
+      const row = this.#store
+        .statement(`SELECT count(*) AS n FROM ${this.#table} WHERE ${where.sql}`)
+        .get(...where.params) as { n: number };
+      return row.n;
+    });
+  }
+
+  updateSync(filter: Filter, update: Update, most: number): number {
+    return this.#write(() => {
+      const rows = this.#matching(filter, most);
+      for (const row of rows) this.#replace(row, applyUpdate(row.doc as Plain, update) as T);
+      return rows.length;
+    });
+  }
+
+  findOneAndUpdateSync(filter: Filter, update: Update, options: { upsert?: boolean } = {}): T | null {
+    return this.#write(() => {
+      const [row] = this.#matching(filter, 1);
+      if (row) {
+        const updated = applyUpdate(row.doc as Plain, update) as T;
+        this.#replace(row, updated);
+        return updated;
+      }
+      if (!options.upsert) return null;
+      const inserted = upsertDocument(filter, update) as T;
+      inserted._id ??= randomUUID();
+      this.#insert(inserted);
+      return inserted;
+    });
+  }
+
+  deleteOneSync(filter: Filter): number {
+    return this.#delete(filter, 1);
+  }
+
+  deleteManySync(filter: Filter): number {
+    return this.#delete(filter, -1);
+  }
+
+  /**
+   * Creates each index (a unique one fails with DuplicateKeyError when documents already break it),
+   * replaces one whose definition changed, drops retired ones; fields newly indexed get their
+   * arrays' elements into the multikey table. TTL indexes are swept once a minute.
+   */
+  ensureIndexesSync(indexes: IndexSpec[]): void {
+    this.#write(() => {
+      for (const spec of indexes) {
+        if (!INDEX_NAME.test(spec.name)) throw new TypeError(`Invalid index name "${spec.name}"`);
+        const name = `"${this.name}$${spec.name}"`;
+        if (spec.retired) {
+          this.#store.statement(`DROP INDEX IF EXISTS ${name}`).run();
+          continue;
+        }
+        const fields = Object.entries(spec.fields);
+        const terms = fields.map(
+          ([field, direction]) => `${column(field)}${direction === -1 ? " DESC" : ""}`,
+        );
+        const present = fields.map(([field]) => `json_type(doc, '${jsonPath(field)}') IS NOT NULL`);
+        const sql =
+          `CREATE ${spec.unique ? "UNIQUE " : ""}INDEX ${name} ON ${this.#table} (${terms.join(", ")})` +
+          (spec.sparse ? ` WHERE ${present.join(" OR ")}` : "");
+        const existing = this.#store
+          .statement("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?")
+          .get(`${this.name}$${spec.name}`) as { sql: string } | undefined;
+        if (existing?.sql !== sql) {
+          if (existing) this.#store.statement(`DROP INDEX ${name}`).run();
+          try {
+            this.#store.atomic(() => this.#store.statement(sql).run());
+          } catch (err) {
+            if (err instanceof DuplicateKeyError) throw new DuplicateKeyError(spec.name, err);
+            throw err;
+          }
+        }
+        for (const [field] of fields) if (field !== "_id") this.#index(field);
+        const [ttlField] = fields;
+        if (spec.expireAfterSeconds !== undefined && ttlField) {
+          this.#store.expireAfter(this.name, ttlField[0], spec.expireAfterSeconds);
+        }
+      }
+    });
+  }
+
+  /** @internal Insert-or-replace by `_id` (putRaw). */
+  replaceRaw(doc: Doc): void {
+    this.#ensureTable();
+    const old = this.#matching({ _id: doc._id }, 1)[0];
+    if (old) this.#replace(old, doc as T);
+    else this.#insert(doc as T);
+  }
+
+  #insert(doc: T): void {
+    if (typeof doc._id !== "string") {
+      if (doc._id !== undefined) throw new TypeError("A document's _id must be a string");
+      doc._id = randomUUID();
+    }
+    const encoded = encodeDocument(doc);
+    this.#store
+      .statement(`INSERT INTO ${this.#table} (_id, doc, dates) VALUES (?, ?, ?)`)
+      .run(doc._id, encoded.json, encoded.dates);
+    this.#addElements(doc);
+  }
+
+  #replace(row: Row<T>, doc: T): void {
+    const encoded = encodeDocument(doc);
+    this.#store
+      .statement(`UPDATE ${this.#table} SET doc = ?, dates = ? WHERE rowid = ?`)
+      .run(encoded.json, encoded.dates, row.rowid);
+    if (this.#target.multikeyFields.size > 0) this.#removeElements([row.doc._id]);
+    this.#addElements(doc);
+  }
+
+  #delete(filter: Filter, most: number): number {
+    return this.#write(() => {
+      const where = toSqlWhere(filter, this.#target);
+      const multikey = this.#target.multikeyFields.size > 0;
+      const sql =
+        `DELETE FROM ${this.#table} WHERE rowid IN (SELECT rowid FROM ${this.#table} WHERE ${where.sql} LIMIT ?)` +
+        (multikey ? " RETURNING _id" : "");
+      const statement = this.#store.statement(sql);
+      if (!multikey) return Number(statement.run(...where.params, most).changes);
+      const ids = (statement.all(...where.params, most) as { _id: string }[]).map((row) => row._id);
+      this.#removeElements(ids);
+      return ids.length;
+    });
+  }
+
+  #matching(filter: Filter, most: number): Row<T>[] {
+    const where = toSqlWhere(filter, this.#target);
+    const rows = this.#store
+      .statement(`SELECT rowid, doc, dates FROM ${this.#table} WHERE ${where.sql} LIMIT ?`)
+      .all(...where.params, Number.isFinite(most) ? most : -1) as {
+      rowid: number;
+      doc: string;
+      dates: string | null;
+    }[];
+    return rows.map((row) => ({ rowid: row.rowid, doc: decodeDocument<T>(row.doc, row.dates) }));
+  }
+
+  /** Records an indexed field; its existing arrays' elements go into the multikey table once. */
+  #index(field: string): void {
+    if (this.#target.indexedFields.has(field)) return;
+    this.#ensureMultikeyTable();
+    const path = jsonPath(field);
+    const added = this.#store
+      .statement(
+        `INSERT INTO ${this.#target.multikeyTable} (field, value, _id)
+         SELECT ?, j.value, t._id FROM ${this.#table} t, json_each(t.doc, '${path}') j
+         WHERE json_type(t.doc, '${path}') = 'array'`,
+      )
+      .run(field).changes;
+    this.#store
+      .statement(`INSERT OR IGNORE INTO "$fields" (collection, field) VALUES (?, ?)`)
+      .run(this.name, field);
+    this.#target.indexedFields.add(field);
+    if (Number(added) > 0) this.#markMultikey(field);
+  }
+
+  #addElements(doc: T): void {
+    for (const field of this.#target.indexedFields) {
+      const value = getPath(doc as unknown as Record<string, unknown>, field);
+      if (!Array.isArray(value) || value.length === 0) continue;
+      this.#markMultikey(field);
+      const insert = this.#store.statement(
+        `INSERT INTO ${this.#target.multikeyTable} (field, value, _id) SELECT ?, value, ? FROM json_each(?)`,
+      );
+      insert.run(
+        field,
+        doc._id,
+        JSON.stringify(value.map((element) => (element instanceof Date ? element.toISOString() : element))),
+      );
+    }
+  }
+
+  #removeElements(ids: string[]): void {
+    const remove = this.#store.statement(`DELETE FROM ${this.#target.multikeyTable} WHERE _id = ?`);
+    for (const id of ids) remove.run(id);
+  }
+
+  #markMultikey(field: string): void {
+    if (this.#target.multikeyFields.has(field)) return;
+    this.#store
+      .statement(`UPDATE "$fields" SET multikey = 1 WHERE collection = ? AND field = ?`)
+      .run(this.name, field);
+    this.#target.multikeyFields.add(field);
+  }
+
+  #ensureMultikeyTable(): void {
+    const table = this.#target.multikeyTable;
+    this.#store
+      .statement(`CREATE TABLE IF NOT EXISTS ${table} (field TEXT NOT NULL, value, _id TEXT NOT NULL)`)
+      .run();
+    this.#store
+      .statement(`CREATE INDEX IF NOT EXISTS "${this.name}$multi$value" ON ${table} (field, value, _id)`)
+      .run();
+    this.#store.statement(`CREATE INDEX IF NOT EXISTS "${this.name}$multi$id" ON ${table} (_id)`).run();
+  }
+
+  /** The table, made on first use, and what `$fields` knows of its indexed fields. */
+  #ensureTable(): void {
+    if (this.#created) return;
+    this.#store
+      .statement(
+        `CREATE TABLE IF NOT EXISTS ${this.#table} (_id TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL, dates TEXT)`,
+      )
+      .run();
+    const known = this.#store
+      .statement(`SELECT field, multikey FROM "$fields" WHERE collection = ?`)
+      .all(this.name) as { field: string; multikey: number }[];
+    if (known.length > 0) this.#ensureMultikeyTable();
+    for (const { field, multikey } of known) {
+      this.#target.indexedFields.add(field);
+      if (multikey) this.#target.multikeyFields.add(field);
+    }
+    this.#created = true;
+  }
+
+  #read<R>(fn: () => R): R {
+    return this.#store.run(() => {
+      this.#ensureTable();
+      return fn();
+    });
+  }
+
+  #write<R>(fn: () => R): R {
+    return this.#store.atomic(() => {
+      this.#ensureTable();
+      return fn();
+    });
+  }
+}
+
+type Plain = Record<string, unknown>;
+
+interface Row<T> {
+  rowid: number;
+  doc: T;
+}
+
+function column(field: string): string {
+  return field === "_id" ? "_id" : fieldExpression(field);
+}
