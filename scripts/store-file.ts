@@ -28,7 +28,9 @@ export function checkDatabase(file: string): Record<string, number> {
       throw new Error(`${file} failed SQLite's integrity check: ${found}`);
     }
     const tables = db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND instr(name, '$') = 0 ORDER BY name")
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND instr(name, '$') = 0 AND name NOT LIKE 'sqlite%' ORDER BY name",
+      )
       .all() as { name: string }[];
     const counts: Record<string, number> = {};
     for (const { name } of tables) {

@@ -201,12 +201,18 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
     });
   }
 
-  /** @internal Insert-or-replace by `_id` (putRaw). */
+  /** @internal Insert-or-replace by `_id` (putRaw), in one statement. */
   replaceRaw(doc: Doc): void {
     this.#ensureTable();
-    const old = this.#matching({ _id: doc._id }, 1)[0];
-    if (old) this.#replace(old, doc as T);
-    else this.#insert(doc as T);
+    const encoded = encodeDocument(doc);
+    this.#store
+      .statement(
+        `INSERT INTO ${this.#table} (_id, doc, dates) VALUES (?, ?, ?)
+         ON CONFLICT (_id) DO UPDATE SET doc = excluded.doc, dates = excluded.dates`,
+      )
+      .run(doc._id, encoded.json, encoded.dates);
+    if (this.#target.multikeyFields.size > 0) this.#removeElements([doc._id]);
+    this.#addElements(doc as T);
   }
 
   #insert(doc: T): void {

@@ -107,7 +107,7 @@ export class SqliteStore implements Store {
     return this.run(() =>
       (
         this.statement(
-          `SELECT name FROM sqlite_master WHERE type = 'table' AND instr(name, '$') = 0 ORDER BY name`,
+          `SELECT name FROM sqlite_master WHERE type = 'table' AND instr(name, '$') = 0 AND name NOT LIKE 'sqlite%' ORDER BY name`,
         ).all() as { name: string }[]
       ).map((row) => row.name),
     );
