@@ -85,15 +85,7 @@ export class StoreUnavailableError extends ServiceUnavailableError {
   }
 }
 
-/** Raised by a store backend when a unique index is violated; repositories translate it. */
-export class DuplicateKeyError extends Error {
-  readonly index: string | undefined;
-  constructor(index: string | undefined, cause?: unknown) {
-    super(`Duplicate key${index ? ` for index ${index}` : ""}`, { cause });
-    this.name = "DuplicateKeyError";
-    this.index = index;
-  }
-}
+export { DuplicateKeyError } from "./store/store-errors.ts";
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -6,7 +6,7 @@
  * `npm run restore -- FILE` puts it back (scripts/restore.ts).
  */
 import { existsSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { chmod, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { parseArgs } from "node:util";
@@ -28,6 +28,8 @@ export async function backupStore(dataDir: string, target: string): Promise<Reco
     db.close();
   }
   const counts = checkDatabase(partial);
+  // It holds what the store holds: the signing keys and the password hashes.
+  await chmod(partial, 0o600);
   await rename(partial, target);
   return counts;
 }

@@ -5,7 +5,7 @@
  */
 
 import { existsSync } from "node:fs";
-import { copyFile, mkdir, rename } from "node:fs/promises";
+import { chmod, copyFile, mkdir, rename } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { lockDataDir } from "../lib/store/data-dir-lock.ts";
@@ -25,12 +25,13 @@ export async function restoreStore(backupFile: string, dataDir: string): Promise
     const present = ["", "-wal", "-shm"].filter((suffix) => existsSync(target + suffix));
     if (present.length > 0) {
       replaced = path.join(dataDir, `replaced-${new Date().toISOString().replace(/[:.]/g, "-")}`);
-      await mkdir(replaced);
+      await mkdir(replaced, { mode: 0o700 });
       for (const suffix of present)
         await rename(target + suffix, path.join(replaced, DATABASE_FILE + suffix));
     }
     const partial = `${target}.partial`;
     await copyFile(backupFile, partial);
+    await chmod(partial, 0o600);
     await rename(partial, target);
     console.log(`Restored ${backupFile} into ${target}: ${JSON.stringify(counts)}`);
     return replaced;

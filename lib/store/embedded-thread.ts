@@ -96,13 +96,15 @@ class StoreThread {
     const live: Live = { worker, waiting: new Map() };
     const { waiting } = live;
     worker.unref();
-    worker.on("message", (reply: StoreReply) => {
-      const waiter = waiting.get(reply.id);
-      if (!waiter) return;
-      waiting.delete(reply.id);
+    worker.on("message", (replies: StoreReply[]) => {
+      for (const reply of replies) {
+        const waiter = waiting.get(reply.id);
+        if (!waiter) continue;
+        waiting.delete(reply.id);
+        if ("error" in reply) waiter.reject(decodeError(reply.error));
+        else waiter.resolve(reply.value);
+      }
       if (waiting.size === 0) worker.unref();
-      if ("error" in reply) waiter.reject(decodeError(reply.error));
-      else waiter.resolve(reply.value);
     });
     // An uncaught error ends the thread; "exit" follows and fails what waited for it.
     let failure: unknown;

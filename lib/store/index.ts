@@ -4,9 +4,10 @@
  * store opens, its DATA_DIR is locked to this process (data-dir-lock.ts) and data left by the
  * earlier nedb store is imported (nedb-import.ts).
  */
-import { mkdir, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { metricsInScope } from "../metrics.ts";
+import { secureDir } from "../secret-files.ts";
 import { lockDataDir } from "./data-dir-lock.ts";
 import { ThreadedEmbeddedStore } from "./embedded-thread.ts";
 import { instrumentStore } from "./instrumented.ts";
@@ -43,7 +44,8 @@ async function openBackend(options: StoreOptions, log: StoreLog): Promise<Store>
       serverWaitMs: Math.min(MAX_SERVER_WAIT_MS, Math.floor((options.requestTimeoutMs ?? Infinity) / 2)),
     });
   const dataDir = path.resolve(options.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  // Its files hold the private signing keys and the password hashes: the owner's alone (0700/0600).
+  secureDir(dataDir, (message) => log.warn(message));
   const lock = lockDataDir(dataDir);
   try {
     await importOnce(dataDir, log);

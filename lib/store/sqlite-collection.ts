@@ -3,12 +3,12 @@
  * its operations, synchronous (the store's thread calls those) and as the async Collection.
  */
 import { randomUUID } from "node:crypto";
-import { DuplicateKeyError } from "../errors.ts";
 import { applyUpdate, getPath, upsertDocument } from "./apply-update.ts";
 import type { SqliteStore } from "./sqlite.ts";
 import { decodeDocument, encodeDocument, fieldExpression, jsonPath } from "./sqlite-codec.ts";
 import { translate } from "./sqlite-errors.ts";
 import { type QueryTarget, type SqlParam, toSqlOrder, toSqlWhere } from "./sqlite-query.ts";
+import { DuplicateKeyError } from "./store-errors.ts";
 import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./types.ts";
 
 const INDEX_NAME = /^[A-Za-z0-9_-]+$/;

@@ -1,5 +1,5 @@
 /** SQLite's errors as the store's: unique violations, a store that cannot be used now, a damaged file. */
-import { DuplicateKeyError, StoreUnavailableError } from "../errors.ts";
+import { DuplicateKeyError, StoreFailure } from "./store-errors.ts";
 
 /** The database file cannot be used: it is not a database, or is damaged. Never written over. */
 export class StoreFileError extends Error {
@@ -32,17 +32,17 @@ const SQLITE_CONSTRAINT_UNIQUE = 2067;
 const UNAVAILABLE = new Set([5, 6, 7, 8, 10, 11, 13, 14, 15, 26]);
 
 export function translate(err: unknown, file: string): unknown {
-  if (err instanceof DuplicateKeyError || err instanceof StoreUnavailableError) return err;
+  if (err instanceof DuplicateKeyError || err instanceof StoreFailure) return err;
   const sqlite = err as SqliteError;
   if (sqlite?.code === "ERR_SQLITE_ERROR" && typeof sqlite.errcode === "number") {
     if (sqlite.errcode === SQLITE_CONSTRAINT_UNIQUE || sqlite.errcode === SQLITE_CONSTRAINT_PRIMARYKEY) {
       return new DuplicateKeyError(indexNameOf(sqlite.message), err);
     }
     if (UNAVAILABLE.has(sqlite.errcode & 0xff)) {
-      return new StoreUnavailableError(new Error(`${file}: ${sqlite.message}`, { cause: err }));
+      return new StoreFailure(new Error(`${file}: ${sqlite.message}`, { cause: err }));
     }
   }
-  if (sqlite?.code === "ERR_INVALID_STATE") return new StoreUnavailableError(err);
+  if (sqlite?.code === "ERR_INVALID_STATE") return new StoreFailure(err);
   return err;
 }
 

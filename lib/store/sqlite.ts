@@ -25,9 +25,9 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { StoreUnavailableError } from "../errors.ts";
 import { SqliteCollection } from "./sqlite-collection.ts";
 import { isCorruption, StoreFileError, translate } from "./sqlite-errors.ts";
+import { StoreFailure } from "./store-errors.ts";
 import type { Collection, Doc, Store } from "./types.ts";
 
 export { StoreFileError } from "./sqlite-errors.ts";
@@ -65,6 +65,8 @@ export class SqliteStore implements Store {
   constructor(options: SqliteStoreOptions) {
     this.file = options.file;
     checkFileHeader(options.file);
+    // Made by the owner for the owner: SQLite gives its -wal and -shm files the same mode.
+    closeSync(openSync(options.file, "a", 0o600));
     try {
       this.#db = new DatabaseSync(options.file, { timeout: 5_000 });
       this.#db.exec(`
@@ -204,7 +206,7 @@ export class SqliteStore implements Store {
   #checkFile(): void {
     const stat = statSync(this.file, { throwIfNoEntry: false });
     if (stat?.ino !== this.#inode) {
-      throw new StoreUnavailableError(new Error(`${this.file} was removed or replaced while open`));
+      throw new StoreFailure(new Error(`${this.file} was removed or replaced while open`));
     }
   }
 
@@ -221,7 +223,7 @@ export class SqliteStore implements Store {
 
   /** @internal Runs `fn`, its SQLite errors translated into the store's. */
   run<R>(fn: () => R): R {
-    if (!this.#open) throw new StoreUnavailableError(new Error("the store is closed"));
+    if (!this.#open) throw new StoreFailure(new Error("the store is closed"));
     try {
       return fn();
     } catch (err) {

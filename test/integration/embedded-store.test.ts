@@ -32,20 +32,34 @@ let chatId: string;
 /** Every message the platform acknowledged, by its clientMsgId. */
 const acknowledged = new Map<string, number>();
 
-async function startProcess(id: string, dir: string): Promise<{ process: NodeProcess; url: string }> {
+async function startProcess(
+  id: string,
+  dir: string,
+  services = ALL,
+): Promise<{ process: NodeProcess; url: string }> {
   const port = await freePort();
-  const started = new NodeProcess(id, ALL, {
+  const started = new NodeProcess(id, services, {
     DATA_DIR: dir,
     PORT: String(port),
     HOST: "127.0.0.1",
     METRICS_ENABLED: "false",
     RATE_LIMIT_REGISTER_IP: "100000/60",
     RATE_LIMIT_LOGIN_IP: "100000/60",
+    RATE_LIMIT_SEND_USER: "1000000/60",
   });
   await started.start();
   const base = `http://127.0.0.1:${port}`;
   await waitReady(base);
   return { process: started, url: base };
+}
+
+/** Waits until `count` messages are acknowledged, or fails once `deadlineMs` has passed. */
+async function acknowledgedReach(count: number, deadlineMs = 60_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (acknowledged.size < count) {
+    assert.ok(Date.now() < deadline, `only ${acknowledged.size} of ${count} messages acknowledged`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 async function send(client: ApiClient, text: string): Promise<void> {
@@ -95,7 +109,8 @@ after(async () => {
 });
 
 test("a second process on the same DATA_DIR refuses to start, naming the directory and the holder", async () => {
-  const second = startProcess("embedded-b", dataDir);
+  // A chat node alone: its log is short enough for the refusal to be in the tail the error quotes.
+  const second = startProcess("embedded-b", dataDir, ["chat"]);
   await assert.rejects(second, (err: Error) => {
     assert.ok(
       err.message.includes(`DATA_DIR ${dataDir} is in use by process ${node.pid}`),
@@ -117,7 +132,7 @@ test("every acknowledged message survives SIGKILL of the process, whenever it co
       if (!sent) return;
     }
   });
-  while (acknowledged.size < 150) await new Promise((resolve) => setTimeout(resolve, 10));
+  await acknowledgedReach(150);
   await node.kill("SIGKILL");
   await Promise.all(writers);
   const atKill = new Map(acknowledged);
@@ -135,7 +150,7 @@ test("a backup made under write load restores into a fresh DATA_DIR with every m
     for (let i = 0; writing; i++) await send(sender, `during the backup ${w}/${i}`);
   });
   const base = acknowledged.size;
-  while (acknowledged.size < base + 50) await new Promise((resolve) => setTimeout(resolve, 10));
+  await acknowledgedReach(base + 50);
   const beforeBackup = new Map(acknowledged);
   const backupFile = path.join(await tempDir(), "backup.sqlite");
   const { stdout } = await promisify(execFile)(
