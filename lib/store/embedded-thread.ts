@@ -253,6 +253,10 @@ class ThreadedCollection<T extends Doc> implements Collection<T> {
     return this.#call("findOne", [filter]);
   }
 
+  findByIds(ids: string[]): Promise<(T | null)[]> {
+    return this.#call("findByIds", [ids]);
+  }
+
   find(filter: Filter, options?: FindOptions): Promise<T[]> {
     return this.#call("find", options ? [filter, options] : [filter]);
   }

@@ -50,6 +50,7 @@ const SYNC: Record<CollectionOperation, (c: SqliteCollection<Doc>, args: Args) =
   insertOne: (c, [doc]) => c.insertOneSync(doc),
   insertMany: (c, [docs]) => c.insertManySync(docs),
   findOne: (c, [filter]) => c.findOneSync(filter),
+  findByIds: (c, [ids]) => c.findByIdsSync(ids),
   find: (c, [filter, options]) => c.findSync(filter, options),
   count: (c, [filter]) => c.countSync(filter),
   updateOne: (c, [filter, update]) => c.updateSync(filter, update, 1),

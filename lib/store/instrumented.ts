@@ -102,6 +102,10 @@ export class InstrumentedCollection<T extends Doc> implements Collection<T> {
     return this.#timed("findOne", performance.now(), this.#inner.findOne(filter));
   }
 
+  findByIds(ids: string[]): Promise<(T | null)[]> {
+    return this.#timed("findByIds", performance.now(), this.#inner.findByIds(ids));
+  }
+
   find(filter: Filter, options?: FindOptions): Promise<T[]> {
     return this.#timed("find", performance.now(), this.#inner.find(filter, options));
   }

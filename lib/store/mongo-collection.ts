@@ -85,6 +85,11 @@ export class MongoCollection<T extends Doc> implements Collection<T> {
     });
   }
 
+  /** One `{ _id }` query each, in parallel: FerretDB answers those from its key, but not `$in`. */
+  findByIds(ids: string[]): Promise<(T | null)[]> {
+    return this.#run(() => Promise.all(ids.map((_id) => this.#collection.findOne<T>({ _id } as Document))));
+  }
+
   findOne(filter: Filter): Promise<T | null> {
     return this.#run(async (): Promise<T | null> => {
       const query = toMongoFilter(filter);

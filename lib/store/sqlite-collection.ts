@@ -40,6 +40,10 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
     return this.findOneSync(filter);
   }
 
+  async findByIds(ids: string[]): Promise<(T | null)[]> {
+    return this.findByIdsSync(ids);
+  }
+
   async find(filter: Filter, options: FindOptions = {}): Promise<T[]> {
     return this.findSync(filter, options);
   }
@@ -100,6 +104,21 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
 
   findOneSync(filter: Filter): T | null {
     return this.findSync(filter, { limit: 1 })[0] ?? null;
+  }
+
+  /** One query by primary key for all of them. */
+  findByIdsSync(ids: string[]): (T | null)[] {
+    if (ids.length === 0) return [];
+    return this.#read(() => {
+      const rows = this.#store
+        .statement(`SELECT _id, doc, dates FROM ${this.#table} WHERE _id IN (SELECT value FROM json_each(?))`)
+        .all(JSON.stringify(ids)) as { _id: string; doc: string; dates: string | null }[];
+      const byId = new Map(rows.map((row) => [row._id, row]));
+      return ids.map((id) => {
+        const row = byId.get(id);
+        return row ? decodeDocument<T>(row.doc, row.dates) : null;
+      });
+    });
   }
 
   findSync(filter: Filter, options: FindOptions = {}): T[] {

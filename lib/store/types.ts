@@ -74,6 +74,11 @@ export interface Collection<T extends Doc> {
    */
   insertMany(docs: T[]): Promise<number>;
   findOne(filter: Filter): Promise<T | null>;
+  /**
+   * The documents with these `_id`s, in the order of the ids, null where there is none: each one a
+   * lookup by primary key on every backend (a page of messages is read this way).
+   */
+  findByIds(ids: string[]): Promise<(T | null)[]>;
   find(filter: Filter, options?: FindOptions): Promise<T[]>;
   count(filter: Filter): Promise<number>;
   /**
@@ -95,6 +100,7 @@ export const COLLECTION_OPERATIONS = [
   "insertOne",
   "insertMany",
   "findOne",
+  "findByIds",
   "find",
   "count",
   "updateOne",

@@ -27,7 +27,7 @@ export function messageIdOf(chatId: string, seq: number): string {
 }
 
 /** Messages looked up at once when a page is read. */
-const PAGE_BATCH = 25;
+const PAGE_BATCH = 50;
 
 /** How many times a send retries after another writer took the seq it tried. */
 const MAX_SEQ_ATTEMPTS = 50;
@@ -166,9 +166,7 @@ export class MessagesRepository extends BaseRepository<Message> {
         { length: Math.min(PAGE_BATCH, count - found.length) },
         (_, i) => seq + i * step,
       ).filter((n) => n >= 1);
-      const docs = await Promise.all(
-        batch.map((n) => this.collection.findOne({ _id: messageIdOf(chatId, n) })),
-      );
+      const docs = await this.collection.findByIds(batch.map((n) => messageIdOf(chatId, n)));
       for (const doc of docs) {
         if (!doc) return found;
         found.push(doc);

@@ -71,6 +71,23 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal(await items.findOne({ _id: "missing" }), null);
     });
 
+    test("findByIds answers in the order of the ids, null where there is no such document", async () => {
+      const items = fresh<Item>();
+      const at = new Date("2024-05-06T07:08:09.123Z");
+      await items.insertMany([
+        { _id: "a", n: 1, at },
+        { _id: "b", n: 2 },
+        { _id: "c", n: 3 },
+      ]);
+      assert.deepEqual(await items.findByIds(["c", "missing", "a", "a"]), [
+        { _id: "c", n: 3 },
+        null,
+        { _id: "a", n: 1, at },
+        { _id: "a", n: 1, at },
+      ]);
+      assert.deepEqual(await items.findByIds([]), []);
+    });
+
     test("a unique index violation throws DuplicateKeyError naming the index", async () => {
       const accounts = fresh<Account>();
       await accounts.ensureIndexes(ACCOUNT_INDEXES);
