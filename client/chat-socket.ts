@@ -1,8 +1,9 @@
 /**
  * The platform's WebSocket client: reconnects with exponential backoff and jitter, resumes every
- * known chat from its last seen `seq`, fills gaps through the REST history, drops duplicates by
- * `seq`, and keeps a send queue that resends with the same clientMsgId until each message is
- * acknowledged. It runs on the standard WebSocket API (browsers and Node 22+).
+ * known chat from its last seen `seq` (paging from the REST history what the server does not
+ * replay: `resume_truncated`), fills gaps through the history, drops duplicates by `seq`, and
+ * keeps a send queue that resends with the same clientMsgId until each message is acknowledged.
+ * It runs on the standard WebSocket API (browsers and Node 22+).
  */
 import type { MessageView } from "../lib/contracts.ts";
 import type { ApiClient } from "./rest-client.ts";
@@ -46,6 +47,8 @@ const RETRYABLE = new Set(["SERVICE_UNAVAILABLE", "RATE_LIMITED", "INTERNAL_ERRO
 const NO_RECONNECT = new Set([1008]);
 /** How long an early message waits for the ones before it before they are fetched. */
 const GAP_WAIT_MS = 2_000;
+/** Chats in one resume frame at most (the server refuses more). */
+const RESUME_CHATS_PER_FRAME = 1_000;
 
 export class ChatSocket {
   private readonly api: ApiClient;
@@ -57,6 +60,9 @@ export class ChatSocket {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private ackTimer: ReturnType<typeof setInterval> | undefined;
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Resumes refused as unavailable since the socket opened: the next one backs off further. */
+  private resumeRefusals = 0;
   private readonly lastSeq = new Map<string, number>();
   private readonly filling = new Map<string, Promise<boolean>>();
   private readonly early = new Map<string, Map<number, MessageView>>();
@@ -92,6 +98,7 @@ export class ChatSocket {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.resumeTimer);
     clearInterval(this.ackTimer);
     this.ackTimer = undefined;
     for (const timer of this.gapTimers.values()) clearTimeout(timer);
@@ -108,6 +115,14 @@ export class ChatSocket {
 
   lastSeen(chatId: string): number | undefined {
     return this.lastSeq.get(chatId);
+  }
+
+  /** Stops following a chat: resume no longer names it (the server said it is not the user's). */
+  untrack(chatId: string): void {
+    this.lastSeq.delete(chatId);
+    this.early.delete(chatId);
+    clearTimeout(this.gapTimers.get(chatId));
+    this.gapTimers.delete(chatId);
   }
 
   /** Sends a message; resolves its ack, resending with the same clientMsgId across reconnects. */
@@ -231,6 +246,9 @@ export class ChatSocket {
       case "error":
         this.onError(frame);
         return;
+      case "resume_truncated":
+        this.onTruncated(frame);
+        return;
       default:
         this.o.onFrame?.(frame);
     }
@@ -243,7 +261,8 @@ export class ChatSocket {
     if (!first) return;
     this.scheduleTokenRefresh();
     this.o.onStateChange?.("open");
-    if (this.lastSeq.size > 0) this.sendFrame({ type: "resume", chats: Object.fromEntries(this.lastSeq) });
+    this.resumeRefusals = 0;
+    this.sendResume();
     for (const p of this.pending.values()) this.transmit(p);
     const waiters = this.openWaiters;
     this.openWaiters = [];
@@ -257,8 +276,20 @@ export class ChatSocket {
     p.resolve(ack);
   }
 
+  /** Resumes every tracked chat from its last seen seq, in frames the server accepts. */
+  private sendResume(): void {
+    const chats = [...this.lastSeq];
+    for (let i = 0; i < chats.length; i += RESUME_CHATS_PER_FRAME) {
+      this.sendFrame({
+        type: "resume",
+        chats: Object.fromEntries(chats.slice(i, i + RESUME_CHATS_PER_FRAME)),
+      });
+    }
+  }
+
   private onError(frame: Frame): void {
     const ref = typeof frame.ref === "string" ? frame.ref : undefined;
+    if (ref === "resume") this.onResumeError(frame);
     const p = ref ? this.pending.get(ref) : undefined;
     if (!p) {
       this.o.onFrame?.(frame);
@@ -267,13 +298,40 @@ export class ChatSocket {
     if (RETRYABLE.has(String(frame.code))) {
       // Resend later, backing off with jitter: a platform that answers 503 is overloaded or
       // recovering, and resends at a fixed pace would add to its load instead of letting it drain.
+      // A rate limit says when its budget is back (`retryAfter`, seconds): not before that.
       const backoff = Math.min(this.o.maxDelayMs, Math.max(500, this.o.minDelayMs) * 2 ** p.refusals);
+      const retryAfterMs = Number(frame.retryAfter) * 1000 || 0;
       p.refusals += 1;
-      p.sentAt = Date.now() - this.o.ackTimeoutMs + backoff * (0.5 + Math.random() / 2);
+      p.sentAt =
+        Date.now() - this.o.ackTimeoutMs + Math.max(retryAfterMs, backoff * (0.5 + Math.random() / 2));
       return;
     }
     this.pending.delete(ref as string);
     p.reject(Object.assign(new Error(String(frame.message)), { code: frame.code }));
+  }
+
+  /**
+   * A resume that failed: the chats the server named as not the user's are no longer followed; one
+   * refused as unavailable is sent again later, from where the chats stand then.
+   */
+  private onResumeError(frame: Frame): void {
+    if (frame.code === "CHAT_FORBIDDEN" && Array.isArray(frame.chatIds)) {
+      for (const chatId of frame.chatIds) this.untrack(String(chatId));
+      return;
+    }
+    if (!RETRYABLE.has(String(frame.code))) return;
+    const backoff = Math.min(this.o.maxDelayMs, Math.max(500, this.o.minDelayMs) * 2 ** this.resumeRefusals);
+    this.resumeRefusals += 1;
+    clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => this.sendResume(), backoff * (0.5 + Math.random() / 2));
+  }
+
+  /** The server replayed a chat only in part: the rest, up to `toSeq`, comes from the history. */
+  private onTruncated(frame: Frame): void {
+    const chatId = String(frame.chatId);
+    const toSeq = Number(frame.toSeq);
+    if (!this.lastSeq.has(chatId) || !Number.isSafeInteger(toSeq)) return;
+    void this.runFill(chatId, toSeq + 1);
   }
 
   /**
@@ -316,12 +374,23 @@ export class ChatSocket {
   private async fillGap(chatId: string): Promise<void> {
     const early = this.early.get(chatId);
     if (!early || early.size === 0) return;
-    const until = Math.min(...early.keys());
-    const fill = this.fillWithRetry(chatId, this.lastSeq.get(chatId) ?? 0, until);
+    await this.runFill(chatId, Math.min(...early.keys()));
+  }
+
+  /** Fetches the chat's messages before `until`, after any fill of the chat already running. */
+  private async runFill(chatId: string, until: number): Promise<boolean> {
+    const previous = this.filling.get(chatId);
+    const fill = (async () => {
+      await previous;
+      return this.fillWithRetry(chatId, this.lastSeq.get(chatId) ?? 0, until);
+    })();
     this.filling.set(chatId, fill);
-    await fill;
-    this.filling.delete(chatId);
-    if ((this.early.get(chatId)?.size ?? 0) > 0) this.scheduleGapFill(chatId);
+    try {
+      return await fill;
+    } finally {
+      if (this.filling.get(chatId) === fill) this.filling.delete(chatId);
+      if ((this.early.get(chatId)?.size ?? 0) > 0) this.scheduleGapFill(chatId);
+    }
   }
 
   /** Fetches what is missing, retrying with backoff while the platform answers 503; resolves whether it got it. */

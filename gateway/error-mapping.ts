@@ -38,15 +38,13 @@ const BODY_PARSER_ERRORS: Record<string, [number, string, string]> = {
   "entity.verify.failed": [400, "MALFORMED_JSON", "The body could not be read"],
   "request.aborted": [400, "BAD_REQUEST", "The request was aborted"],
   "request.size.invalid": [400, "BAD_REQUEST", "The body length does not match Content-Length"],
-  "encoding.unsupported": [415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported content encoding"],
-  "charset.unsupported": [415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported charset"],
+  "charset.unsupported": [415, "UNSUPPORTED_MEDIA_TYPE", "The body's charset must be utf-8"],
 };
 
 const MOLECULER_WEB_CLIENT_ERRORS: Record<string, [number, string, string]> = {
   NOT_FOUND: [404, "NOT_FOUND", "Not found"],
   NO_TOKEN: [401, "UNAUTHORIZED", "A valid access token is required"],
   INVALID_TOKEN: [401, "UNAUTHORIZED", "A valid access token is required"],
-  UNSUPPORTED_MEDIA_TYPE: [415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type"],
   INVALID_REQUEST_BODY: [400, "MALFORMED_JSON", "The body is not valid JSON"],
   PAYLOAD_TOO_LARGE: [413, "PAYLOAD_TOO_LARGE", "The body is too large"],
   UNABLE_DECODE_PARAM: [400, "BAD_REQUEST", "A URL parameter could not be decoded"],
@@ -72,6 +70,10 @@ export function toHttpError(raw: unknown): HttpError {
   const known = MOLECULER_WEB_CLIENT_ERRORS[type];
   if (known && code === known[0]) return withAuthHeader(plain(known[0], known[1], known[2]));
   if (code >= 400 && code < 500 && /^[A-Z][A-Z0-9_]*$/.test(type)) {
+    const allow = allowOf(err.data);
+    if (code === 405 && allow) {
+      return { ...plain(405, type, err.message ?? type), headers: { Allow: allow } };
+    }
     if (code === 429) {
       return {
         ...plain(429, type, err.message ?? "Too many requests"),
@@ -96,15 +98,36 @@ function withAuthHeader(e: HttpError): HttpError {
   return { ...e, headers: { ...e.headers, "WWW-Authenticate": 'Bearer error="invalid_token"' } };
 }
 
+function allowOf(data: unknown): string | undefined {
+  const allow = (data as { allow?: unknown } | undefined)?.allow;
+  return Array.isArray(allow) && allow.every((m) => typeof m === "string") ? allow.join(", ") : undefined;
+}
+
 function retryAfterOf(data: unknown): number | undefined {
   const value = (data as { retryAfter?: unknown } | undefined)?.retryAfter;
   return typeof value === "number" && value > 0 ? Math.ceil(value) : undefined;
 }
 
-/** fastest-validator's issues, without echoing the rejected values back. */
+interface Issue {
+  field?: unknown;
+  type?: unknown;
+  message?: unknown;
+  expected?: unknown;
+  actual?: unknown;
+}
+
+/** Fields whose values are never quoted back, whatever the issue. */
+const SECRET_FIELD = /password|token|secret/i;
+
+/**
+ * fastest-validator's issues, each message naming the field, what is accepted and, where the
+ * value is short and not a secret, what was sent. Its own `enumValue` message prints the allowed
+ * list where the sent value belongs, and its `stringPattern` one gives no pattern; both are
+ * written here (a rule's own `messages` entry wins over the second).
+ */
 function validationDetails(data: unknown): { field: string; type: string; message: string }[] {
   if (!Array.isArray(data)) return [];
-  return data.flatMap((issue: { field?: unknown; type?: unknown; message?: unknown; actual?: unknown }) => {
+  return data.flatMap((issue: Issue) => {
     if (issue.type === "objectStrict" && typeof issue.actual === "string") {
       // fastest-validator names the unknown keys in `actual`; report one issue per key.
       return issue.actual.split(", ").map((key) => ({
@@ -113,12 +136,36 @@ function validationDetails(data: unknown): { field: string; type: string; messag
         message: `Unknown field '${key}'`,
       }));
     }
-    return [
-      {
-        field: String(issue.field ?? ""),
-        type: String(issue.type ?? ""),
-        message: String(issue.message ?? ""),
-      },
-    ];
+    const field = String(issue.field ?? "");
+    return [{ field, type: String(issue.type ?? ""), message: messageOf(field, issue) }];
   });
+}
+
+const DEFAULT_PATTERN_MESSAGE = "field fails to match the required pattern.";
+
+function messageOf(field: string, issue: Issue): string {
+  const message = String(issue.message ?? "");
+  const sent = SECRET_FIELD.test(field) ? undefined : quoted(issue.actual);
+  const got = sent === undefined ? "" : `; got ${sent}`;
+  switch (issue.type) {
+    case "enumValue":
+      return `The '${field}' field must be one of: ${String(issue.expected ?? "")}${got}`;
+    case "stringPattern":
+      return message.endsWith(DEFAULT_PATTERN_MESSAGE)
+        ? `The '${field}' field must match the pattern ${String(issue.expected ?? "")}${got}`
+        : `${message.replace(/\.$/, "")}${got}`;
+    case "email":
+      return `The '${field}' field must be an email address such as name@example.com${got}`;
+    default:
+      return message;
+  }
+}
+
+/** A short printable value as JSON, or undefined for anything long, binary or structured. */
+function quoted(value: unknown): string | undefined {
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (typeof value !== "string" || value.length > 64 || /[^\x20-\x7e\u00a0-\uffff]/.test(value)) {
+    return undefined;
+  }
+  return JSON.stringify(value);
 }

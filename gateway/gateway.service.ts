@@ -2,6 +2,9 @@
  * The gateway node role: REST through moleculer-web, built only from the route table in
  * routes.ts (no auto-aliases, so nothing internal such as $node.* is reachable), with access
  * tokens verified locally, one error mapping, request ids, compression, CORS, health and OpenAPI.
+ * Before any route runs, a known path answers a method it does not take 405 with `Allow`, and
+ * OPTIONS (a CORS preflight or not) without running an action (method-table.ts); bodies and
+ * queries pass the checks of request-body.ts.
  */
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -14,19 +17,22 @@ import {
   broadcast,
   type CallMeta,
   call,
+  PARAMS,
   type PresenceStamp,
   type Revocation,
   type ServerFrame,
 } from "../lib/contracts.ts";
-import { ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
+import { NotFoundError, ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
 import { clientIpResolver } from "./client-ip.ts";
 import { toHttpError } from "./error-mapping.ts";
+import { MethodTable } from "./method-table.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { Readiness } from "./readiness.ts";
-import { ROUTES, type RouteDef } from "./routes.ts";
-import { webClientAssets } from "./web-client.ts";
+import { assertNoNulls, bodyAndQueryChecks, jsonBodyParser, nonNullableFields } from "./request-body.ts";
+import { locationOf, ROUTES, type RouteDef } from "./routes.ts";
+import { faviconHandler, webClientAssets } from "./web-client.ts";
 import { WsServer } from "./ws-server.ts";
 
 /** Services this gateway fronts; it is ready once each is discovered and answers. */
@@ -38,6 +44,16 @@ const DELIVERY = { userIds: { type: "array", items: "string" }, frame: "object" 
 
 type Req = IncomingMessage & { $alias?: { action?: string }; $ctx?: Context<unknown, CallMeta> };
 type Ctx = Context<unknown, CallMeta>;
+type RestCtx = Context<{ req: Req; res: ServerResponse }, CallMeta>;
+
+/** Paths served by the health route below, besides those of ROUTES. */
+const PLAIN_ROUTES = ["/health/live", "/health/ready", "/openapi.json", "/favicon.ico"].map((path) => ({
+  method: "GET",
+  path,
+}));
+/** moleculer-web's own entry action, which the gateway's `rest` runs after its method checks. */
+const routeRequest = (ApiGateway as unknown as { actions: { rest: { handler: (ctx: RestCtx) => unknown } } })
+  .actions.rest.handler;
 
 export default class GatewayService extends Service {
   private verifier!: AccessTokenVerifier;
@@ -53,12 +69,37 @@ export default class GatewayService extends Service {
     const config = platformConfig(broker);
     const clientIp = clientIpResolver(config.trustedProxies);
     const byAction = new Map<string, RouteDef>(ROUTES.map((r) => [r.action, r]));
-    const openApi = JSON.stringify(buildOpenApi());
+    const nonNullable = new Map(
+      ROUTES.map((r) => [
+        r.action,
+        nonNullableFields((PARAMS as unknown as Record<string, Record<string, unknown>>)[r.action] ?? {}),
+      ]),
+    );
+    const openApi = JSON.stringify(buildOpenApi(config));
+    const methods = new MethodTable([...ROUTES, ...PLAIN_ROUTES]);
+    // moleculer-web's CORS answer (headers, and 204 for a preflight), when CORS_ORIGINS is set.
+    const corsPreflight = config.corsOrigins.length
+      ? (req: Req, res: ServerResponse) =>
+          (this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }).corsHandler(
+            this.settings,
+            req,
+            res,
+          )
+      : undefined;
+    const favicon = faviconHandler();
 
+    // A GET route answers HEAD too: the same action, and Node sends no body for a HEAD.
     const aliases = (auth: boolean) =>
       Object.fromEntries(
-        ROUTES.filter((r) => r.auth === auth).map((r) => [`${r.method} ${r.path}`, r.action]),
+        ROUTES.filter((r) => r.auth === auth).flatMap((r) => [
+          [`${r.method} ${r.path}`, r.action],
+          ...(r.method === "GET" ? [[`HEAD ${r.path}`, r.action]] : []),
+        ]),
       );
+    const plain = (path: string, handler: (req: Req, res: ServerResponse) => void) => ({
+      [`GET ${path}`]: handler,
+      [`HEAD ${path}`]: handler,
+    });
 
     const apiRoute = (auth: boolean) => ({
       name: auth ? "authenticated" : "public",
@@ -67,7 +108,8 @@ export default class GatewayService extends Service {
       autoAliases: false,
       authentication: auth,
       mergeParams: true,
-      bodyParsers: { json: { strict: true, limit: config.bodyLimitBytes }, urlencoded: false },
+      bodyParsers: false,
+      use: [jsonBodyParser(config.bodyLimitBytes), bodyAndQueryChecks()],
       aliases: aliases(auth),
       onBeforeCall: async (ctx: Ctx, _route: unknown, req: Req) => {
         await this.assertReady();
@@ -75,10 +117,15 @@ export default class GatewayService extends Service {
         ctx.meta.userAgent = String(req.headers["user-agent"] ?? "").slice(0, 256);
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
         if (def) ctx.meta.$statusCode = def.status;
+        if (def)
+          assertNoNulls(
+            nonNullable.get(def.action) ?? [],
+            (req as { $params?: Record<string, unknown> }).$params ?? {},
+          );
       },
       onAfterCall: (ctx: Ctx, _route: unknown, req: Req, _res: ServerResponse, data: unknown) => {
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
-        if (def?.location) (ctx.meta as { $location?: string }).$location = def.location(data as never);
+        if (def?.location) (ctx.meta as { $location?: string }).$location = locationOf(def.location, data);
         this.logger.info(
           {
             requestId: ctx.requestID,
@@ -135,12 +182,13 @@ export default class GatewayService extends Service {
             autoAliases: false,
             bodyParsers: false,
             aliases: {
-              "GET /health/live": (_req: Req, res: ServerResponse) => sendJson(res, 200, { status: "ok" }),
-              "GET /health/ready": (_req: Req, res: ServerResponse) => void this.sendReadiness(res),
-              "GET /openapi.json": (_req: Req, res: ServerResponse) => {
+              ...plain("/health/live", (_req, res) => sendJson(res, 200, { status: "ok" })),
+              ...plain("/health/ready", (_req, res) => void this.sendReadiness(res)),
+              ...plain("/openapi.json", (_req, res) => {
                 res.setHeader("Content-Type", "application/json; charset=utf-8");
                 res.end(openApi);
-              },
+              }),
+              ...plain("/favicon.ico", (req, res) => favicon(req, res, () => this.answerNotFound(req, res))),
             },
           },
           apiRoute(false),
@@ -160,7 +208,12 @@ export default class GatewayService extends Service {
       actions: {
         // An HTTP request is neither retried whole (its calls retry only what is idempotent) nor
         // behind a circuit of its own: the circuits that matter are those of the nodes it calls.
-        rest: { retryPolicy: { enabled: false }, circuitBreaker: { enabled: false } },
+        rest: {
+          retryPolicy: { enabled: false },
+          circuitBreaker: { enabled: false },
+          handler: (ctx: RestCtx) =>
+            methods.answer(ctx.params.req, ctx.params.res, corsPreflight) || routeRequest.call(this, ctx),
+        },
         deliver: {
           visibility: "public",
           params: DELIVERY,
@@ -190,7 +243,7 @@ export default class GatewayService extends Service {
             this.ws.closeSessions(ctx.params.revocations.map((r) => r.sessionId));
           },
         },
-        "auth.keys.rotated": { handler: () => this.verifier.sync().catch(() => undefined) },
+        "auth.keys.rotated": { handler: () => this.syncKeys() },
       },
       created: () => {
         // The drain starts with the broker's stop, before Moleculer waits for the requests in
@@ -229,10 +282,7 @@ export default class GatewayService extends Service {
         });
       },
       started: () => {
-        this.syncTimer = setInterval(
-          () => void this.verifier.sync().catch(() => undefined),
-          SYNC_INTERVAL_MS,
-        );
+        this.syncTimer = setInterval(() => void this.syncKeys(), SYNC_INTERVAL_MS);
         this.syncTimer.unref();
         this.ws = this.createWsServer();
         this.ws.attach((this as unknown as { server: Server }).server);
@@ -298,6 +348,24 @@ export default class GatewayService extends Service {
         },
       },
     });
+  }
+
+  private answerNotFound(req: Req, res: ServerResponse): void {
+    this.answerError(req, res, new NotFoundError("Resource"));
+  }
+
+  /**
+   * Refetches the signing keys and revocations, when an auth node is there to ask: auth announces
+   * its first key while it is still starting, before its actions are registered, and a call then
+   * only logs "Service 'auth.jwks' is not registered" twice on every clean start. Until auth is
+   * discovered, readiness fetches the keys itself (`ensureKeys`).
+   */
+  private async syncKeys(): Promise<void> {
+    const endpoints = this.broker.registry.getActionEndpoints("auth.jwks") as unknown as
+      | { hasAvailable(): boolean }
+      | undefined;
+    if (!endpoints?.hasAvailable()) return;
+    await this.verifier.sync().catch(() => undefined);
   }
 
   private async assertReady(): Promise<void> {

@@ -4,8 +4,20 @@
  * lib/contracts.ts. A route that is not here is not reachable over HTTP.
  */
 import type { ActionMap } from "../lib/contracts.ts";
+import { NON_WS } from "./text-patterns.ts";
 
 export type HttpMethod = "GET" | "POST" | "PATCH" | "DELETE";
+
+/** A resource an answer names: its path template, and where in the answer (a JSON pointer) each `:param` is. */
+export interface ResourceRef {
+  path: string;
+  params: Record<string, string>;
+}
+
+/** What of the node's config the OpenAPI document states as limits. */
+export interface DocConfig {
+  chat: { maxMessageLength: number; maxGroupMembers: number };
+}
 
 export interface RouteDef {
   method: HttpMethod;
@@ -16,13 +28,45 @@ export interface RouteDef {
   auth: boolean;
   /** Status on success; 204 sends no body. */
   status: 200 | 201 | 204;
+  /** When a 201 route may also answer 200 (the thing existed): what that 200 is. */
+  existing?: string;
   summary: string;
   tag: "auth" | "users" | "chats";
-  /** Failure statuses the route documents, besides 400, 413, 422 and 503 that any route may give. */
+  /**
+   * Failure statuses the route documents, besides those any route may give: 400, 422, 503, 401
+   * when it needs a token, 404 when it has path params, 413 and 415 when it takes a body.
+   */
   errors: number[];
-  /** The Location header of a 201, from the answer. */
-  location?: (data: never) => string;
+  /** The resource a 201 made: its Location header, and the OpenAPI links to the routes under it. */
+  location?: ResourceRef;
+  /** Why no OpenAPI link leads to this route, when none may (its params need what no answer gives). */
+  unlinked?: string;
+  /** Other resources the answer names, linked the same way (the OpenAPI document only). */
+  refers?: ResourceRef[];
+  /** JSON Schema keywords the body gets in the OpenAPI document beyond its params rules. */
+  bodyRules?: Record<string, unknown>;
+  /** JSON Schema keywords a field gets in the OpenAPI document beyond its params rule, from the config. */
+  limits?: (config: DocConfig) => Record<string, Record<string, unknown>>;
 }
+
+/** The Location of a created resource, from the answer. */
+export function locationOf(ref: ResourceRef, data: unknown): string {
+  return ref.path.replace(/:([A-Za-z]+)/g, (_, name: string) => {
+    const value = pointer(data, ref.params[name] ?? "");
+    return encodeURIComponent(String(value));
+  });
+}
+
+function pointer(data: unknown, path: string): unknown {
+  let at = data;
+  for (const key of path.split("/").slice(1)) at = (at as Record<string, unknown> | undefined)?.[key];
+  return at;
+}
+
+/** A message is not only whitespace, and has at most CHAT_MAX_MESSAGE_LENGTH characters. */
+const messageLimits = (c: DocConfig) => ({
+  message: { maxLength: c.chat.maxMessageLength, pattern: NON_WS },
+});
 
 export const ROUTES: RouteDef[] = [
   {
@@ -34,7 +78,7 @@ export const ROUTES: RouteDef[] = [
     summary: "Create an account and sign in",
     tag: "auth",
     errors: [409, 429],
-    location: (data: { user: { id: string } }) => `/users/${encodeURIComponent(data.user.id)}`,
+    location: { path: "/users/:id", params: { id: "/user/id" } },
   },
   {
     method: "POST",
@@ -85,6 +129,7 @@ export const ROUTES: RouteDef[] = [
     summary: "List the caller's live sessions",
     tag: "auth",
     errors: [401],
+    refers: [{ path: "/auth/sessions/:id", params: { id: "/sessions/0/id" } }],
   },
   {
     method: "DELETE",
@@ -115,6 +160,10 @@ export const ROUTES: RouteDef[] = [
     summary: "The caller's own profile, with email",
     tag: "users",
     errors: [401],
+    refers: [
+      { path: "/users/:id", params: { id: "/id" } },
+      { path: "/users/by-username/:username", params: { username: "/username" } },
+    ],
   },
   {
     method: "PATCH",
@@ -125,6 +174,8 @@ export const ROUTES: RouteDef[] = [
     summary: "Change displayName, bio or avatarUrl",
     tag: "users",
     errors: [401],
+    // At least one of the three.
+    bodyRules: { minProperties: 1 },
   },
   {
     method: "GET",
@@ -165,7 +216,10 @@ export const ROUTES: RouteDef[] = [
     summary: "Open the direct chat with a user (200 if it exists) or create a group",
     tag: "chats",
     errors: [401, 404],
-    location: (data: { id: string }) => `/chats/${encodeURIComponent(data.id)}`,
+    location: { path: "/chats/:id", params: { id: "/id" } },
+    existing: "The direct chat of the pair, which existed already",
+    // The caller is a member; the group's other members number at most CHAT_MAX_GROUP_MEMBERS - 1.
+    limits: (c) => ({ memberIds: { maxItems: c.chat.maxGroupMembers - 1 } }),
   },
   {
     method: "GET",
@@ -196,6 +250,9 @@ export const ROUTES: RouteDef[] = [
     summary: "Add a member to a group (owner only)",
     tag: "chats",
     errors: [401, 403, 404],
+    // A link from the new chat would pass its id with a made-up userId, whose 404 (USER_NOT_FOUND)
+    // a stateful fuzzer reads as the chat not being found.
+    unlinked: "the body names another user, which no answer leading here gives",
   },
   {
     method: "DELETE",
@@ -226,8 +283,9 @@ export const ROUTES: RouteDef[] = [
     summary: "Send a message; a resend with the same clientMsgId answers the first one",
     tag: "chats",
     errors: [401, 403],
-    location: (data: { chatId: string; id: string }) =>
-      `/chats/${encodeURIComponent(data.chatId)}/messages/${encodeURIComponent(data.id)}`,
+    location: { path: "/chats/:id/messages/:messageId", params: { id: "/chatId", messageId: "/id" } },
+    existing: "The message first sent with this clientMsgId",
+    limits: messageLimits,
   },
   {
     method: "PATCH",
@@ -238,6 +296,7 @@ export const ROUTES: RouteDef[] = [
     summary: "Edit one's own message",
     tag: "chats",
     errors: [401, 403, 404],
+    limits: messageLimits,
   },
   {
     method: "DELETE",

@@ -3,14 +3,16 @@
  * and `npm start` run) served by the gateway through moleculer-web's own static serving
  * (serve-static). moleculer-web serves a file only for a request no route matched, so the page never
  * shadows an API route, and an unknown path still gets the API's JSON 404. Without a build (a
- * production image has no web/) nothing is served.
+ * production image has no web/) nothing is served. The icon, web/favicon.ico, is served from the
+ * source folder by the gateway's own `/favicon.ico` route (the build copies only the page).
  */
-import { existsSync } from "node:fs";
-import type { ServerResponse } from "node:http";
+import { existsSync, readFileSync } from "node:fs";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const WEB_CLIENT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../web/dist");
+export const FAVICON_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../web/favicon.ico");
 
 /** The page talks only to its own origin (REST and the WebSocket) and loads nothing from elsewhere but https avatars. */
 const CONTENT_SECURITY_POLICY = [
@@ -41,5 +43,24 @@ export function webClientAssets(folder = WEB_CLIENT_DIR): WebClientAssets | unde
         res.setHeader("Referrer-Policy", "no-referrer");
       },
     },
+  };
+}
+
+/**
+ * The handler of `GET /favicon.ico`: the icon, read once, cached by browsers for a day; without
+ * the file (an image without web/), `notFound` answers.
+ */
+export function faviconHandler(
+  file = FAVICON_FILE,
+): (req: IncomingMessage, res: ServerResponse, notFound: () => void) => void {
+  const icon = existsSync(file) ? readFileSync(file) : undefined;
+  return (_req, res, notFound) => {
+    if (!icon) return notFound();
+    res.statusCode = 200;
+    res.setHeader("Content-Type", "image/x-icon");
+    res.setHeader("Content-Length", String(icon.length));
+    res.setHeader("Cache-Control", "public, max-age=86400");
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.end(icon);
   };
 }

@@ -17,6 +17,8 @@ export const CLOSE = {
   TRY_AGAIN_LATER: 1013,
   TOKEN: 4001,
   RATE_LIMITED: 4008,
+  /** The user already has WS_MAX_CONNECTIONS_PER_USER sockets open in the cluster. */
+  TOO_MANY_CONNECTIONS: 4029,
 } as const;
 
 export interface ConnectionLimits {
@@ -31,6 +33,9 @@ export interface FrameHandler {
   /** Bounds the frames of all connections handled at once (frame-admission.ts). */
   readonly admission?: FrameAdmission | undefined;
 }
+
+/** How often a writer waiting for the socket's unsent bytes to go down looks again. */
+const DRAIN_POLL_MS = 20;
 
 /** Frames beyond the rate within one window that mean a flood, not a burst. */
 const FLOOD_FACTOR = 2;
@@ -124,8 +129,22 @@ export class WsConnection implements Pausable {
     return true;
   }
 
-  error(code: string, message: string, ref?: string): void {
-    this.send({ type: "error", code, message, ...(ref === undefined ? {} : { ref }) });
+  /** An error frame; `extra` adds fields (such as `retryAfter`) after the standard ones. */
+  error(code: string, message: string, ref?: string, extra?: Record<string, unknown>): void {
+    this.send({ type: "error", code, message, ...(ref === undefined ? {} : { ref }), ...extra });
+  }
+
+  /**
+   * Resolves once the socket holds at most half of WS_MAX_BUFFERED_BYTES unsent, so a writer of
+   * many frames (a resume) goes at the client's pace instead of closing it as a slow consumer:
+   * true then, false if the socket closed meanwhile. A client that stops reading stops answering
+   * pings too, and the heartbeat ends the wait.
+   */
+  async whenWritable(): Promise<boolean> {
+    while (this.open && this.socket.bufferedAmount > this.limits.maxBufferedBytes / 2) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    return this.open;
   }
 
   close(code: number, reason: string): void {

@@ -2,6 +2,8 @@
  * Client frames of the WebSocket protocol (api.md, "Client to server"), parsed and checked before
  * anything else sees them. A frame that fails answers an `error` frame naming what it refers to.
  */
+import { forbiddenKeyPath } from "../lib/safe-json.ts";
+
 export type ClientFrame =
   | { type: "send_message"; chatId?: string; recipientId?: string; message: string; clientMsgId: string }
   | { type: "resume"; chats: Record<string, number> }
@@ -36,6 +38,11 @@ export function parseFrame(text: string): ClientFrame {
   }
   const f = value as Record<string, unknown>;
   const type = typeof f.type === "string" ? f.type : undefined;
+  const forbidden = forbiddenKeyPath(value);
+  if (forbidden !== undefined) {
+    const ref = typeof f.clientMsgId === "string" ? f.clientMsgId : type;
+    throw new FrameError("INVALID_FRAME", `Unknown field '${forbidden.slice(0, 64)}'`, ref);
+  }
   switch (type) {
     case "send_message":
       return sendMessage(f);

@@ -1,21 +1,28 @@
 /**
  * The WebSocket endpoint `GET /ws`: authentication during the HTTP upgrade (401 before upgrading),
- * an Origin allow-list, the connections of each user on this node, and the frame handlers that
- * turn client frames into chat calls. Delivery from the chat service arrives via deliver().
+ * the Origin check, the cap on each user's connections in the cluster, the connections of each
+ * user on this node, and the frame handlers that turn client frames into chat calls. Delivery from
+ * the chat service arrives via deliver().
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
-import type { AuthUser, CallMeta, ServerFrame } from "../lib/contracts.ts";
+import type { PlatformConfig } from "../lib/config.ts";
+import type { AuthUser, CallMeta, ResumeAnswer, ServerFrame } from "../lib/contracts.ts";
 import { metricsInScope, type PlatformMetrics } from "../lib/metrics.ts";
 import type { AccessTokenVerifier } from "./access-tokens.ts";
 import { toHttpError } from "./error-mapping.ts";
 import { FrameAdmission } from "./frame-admission.ts";
-import { CLOSE, type ConnectionLimits, type FrameHandler, WsConnection } from "./ws-connection.ts";
+import { CLOSE, type FrameHandler, WsConnection } from "./ws-connection.ts";
+import { type ConnectionCounter, connectionCounter } from "./ws-connection-cap.ts";
 import type { ClientFrame } from "./ws-frames.ts";
+import { originOf, publicOriginResolver } from "./ws-origin.ts";
 
 const PATH = "/ws";
-const RESUME_PAGE = 200;
+/** Limit names in social_rate_limit_rejections_total. */
+const WS_CONNECTIONS_LIMIT = Object.freeze({ limit: "ws-connections" });
+/** A failing Redis is reported at most this often. */
+const COUNTER_WARN_INTERVAL_MS = 10_000;
 
 /** The bus calls the WebSocket needs, with the caller's identity passed as meta. */
 export interface ChatPort {
@@ -27,7 +34,12 @@ export interface ChatPort {
 export interface WsServerOptions {
   verifier: AccessTokenVerifier;
   chat: ChatPort;
-  limits: ConnectionLimits & { maxPayloadBytes: number; maxFramesInProgress: number };
+  /** The WebSocket section of the node's config (WS_*, and where connections are counted). */
+  limits: PlatformConfig["ws"];
+  /**
+   * Whether an Origin is allowed besides the gateway's own origin, which this server compares
+   * itself, scheme and port included (ws-origin.ts); it is called with no host.
+   */
   isOriginAllowed(origin: string | undefined, host: string | undefined): boolean;
   isReady(): Promise<boolean>;
   /** Where a frame that failed for an unexpected reason (answered INTERNAL_ERROR) is logged. */
@@ -48,6 +60,8 @@ export class WsServer implements FrameHandler {
   private readonly metrics: PlatformMetrics | undefined;
   private readonly byUser = new Map<string, Set<WsConnection>>();
   readonly admission: FrameAdmission;
+  private readonly connections: ConnectionCounter;
+  private readonly publicOrigin: (req: IncomingMessage) => string | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -67,6 +81,21 @@ export class WsServer implements FrameHandler {
           "frames in progress back under the bound: reading again",
         );
     });
+    let warnedAt = 0;
+    this.connections = connectionCounter({
+      max: options.limits.maxConnectionsPerUser,
+      redisUrl: options.limits.redisUrl,
+      namespace: options.limits.namespace,
+      onError: (err) => {
+        if (Date.now() - warnedAt < COUNTER_WARN_INTERVAL_MS) return;
+        warnedAt = Date.now();
+        options.logger?.warn(
+          { reason: err.message },
+          "counting connections in Redis failed; this gateway counts its own meanwhile",
+        );
+      },
+    });
+    this.publicOrigin = publicOriginResolver(options.limits.trustedProxies);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.limits.maxPayloadBytes,
@@ -137,6 +166,7 @@ export class WsServer implements FrameHandler {
     await Promise.race([Promise.all(all.map((c) => c.drained())), delay(timeoutMs)]);
     for (const c of all) c.close(CLOSE.GOING_AWAY, "Server going away");
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await this.connections.stop();
   }
 
   async handle(connection: WsConnection, frame: ClientFrame): Promise<void> {
@@ -165,8 +195,7 @@ export class WsServer implements FrameHandler {
         return;
       }
       case "resume":
-        for (const [chatId, lastSeen] of Object.entries(frame.chats))
-          await this.replay(connection, chatId, lastSeen);
+        await this.resume(connection, frame.chats);
         return;
       case "typing":
         if (!connection.takeTypingToken()) return;
@@ -185,26 +214,40 @@ export class WsServer implements FrameHandler {
     }
   }
 
-  private async replay(connection: WsConnection, chatId: string, lastSeen: number): Promise<void> {
-    let after = lastSeen;
-    for (;;) {
-      if (!connection.open) return;
-      let page: { messages: ({ seq: number } & Record<string, unknown>)[]; hasMore: boolean };
+  /**
+   * Replays what the client missed, at most WS_RESUME_MAX_MESSAGES per chat: `chat.resume` looks at
+   * all the listed chats in one call, and answers at most a page of messages at a time (the rest
+   * comes with the next call). A chat with more gets `resume_truncated` naming the seqs to page from
+   * the history; ids that are not the caller's chats get one error frame naming them all. Frames
+   * are written as the client reads them (whenWritable), never past the slow-consumer cap.
+   */
+  private async resume(connection: WsConnection, chats: Record<string, number>): Promise<void> {
+    const limit = this.o.limits.resumeMaxMessages;
+    let entries = Object.entries(chats).map(([id, after]) => ({ id, after, limit }));
+    while (entries.length > 0) {
+      if (!(await connection.whenWritable())) return;
+      let answer: ResumeAnswer;
       try {
-        page = (await this.o.chat.call(
-          "chat.history",
-          { id: chatId, after, limit: RESUME_PAGE },
+        answer = (await this.o.chat.call(
+          "chat.resume",
+          { chats: entries },
           { user: connection.user },
-        )) as typeof page;
+        )) as ResumeAnswer;
       } catch (err) {
         this.fail(connection, err, "resume");
         return;
       }
-      for (const m of page.messages) {
-        connection.send({ type: m.deleted ? "message_deleted" : "new_message", ...m });
-        after = m.seq;
+      if (answer.forbidden.length > 0) {
+        connection.error("CHAT_FORBIDDEN", "Not a member of these chats", "resume", {
+          chatIds: answer.forbidden,
+        });
       }
-      if (!page.hasMore) return;
+      for (const m of answer.messages) {
+        if (!(await connection.whenWritable())) return;
+        connection.send({ type: m.deleted ? "message_deleted" : "new_message", ...m });
+      }
+      for (const t of answer.truncated) connection.send({ type: "resume_truncated", ...t });
+      entries = answer.next;
     }
   }
 
@@ -223,9 +266,16 @@ export class WsServer implements FrameHandler {
   }
 
   private fail(connection: WsConnection, err: unknown, ref: string): void {
-    const { status, body } = toHttpError(err);
+    const { status, headers, body } = toHttpError(err);
     if (status === 500) this.o.logger?.error({ err, frame: ref, userId: connection.user.id }, "frame failed");
-    connection.error(body.error.code, body.error.message, ref);
+    // A rate limit tells when to try again, as Retry-After does over REST.
+    const retryAfter = status === 429 ? Number(headers["Retry-After"]) : Number.NaN;
+    connection.error(
+      body.error.code,
+      body.error.message,
+      ref,
+      Number.isFinite(retryAfter) ? { retryAfter } : undefined,
+    );
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -242,11 +292,30 @@ export class WsServer implements FrameHandler {
       return reject(socket, 401, "Unauthorized", { "WWW-Authenticate": "Bearer" });
     }
     if (this.stopping) return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
+    const userId = auth.user.id;
+    const originAllowed = this.originAllowed(req);
+    const admitted = originAllowed && (await this.connections.acquire(userId));
+    if (this.stopping || socket.destroyed) {
+      if (admitted) this.connections.release(userId);
+      return reject(socket, 503, "Service Unavailable", { "Retry-After": "1" });
+    }
+    // The place taken is given back when the socket closes, upgraded or not.
+    let upgraded = false;
+    if (admitted)
+      socket.once("close", () => {
+        if (!upgraded) this.connections.release(userId);
+      });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
       const metrics = this.metrics;
       if (metrics) ws.once("close", (code: number) => metrics.wsClosed(code));
-      if (!this.o.isOriginAllowed(req.headers.origin, req.headers.host)) {
+      if (!originAllowed) {
         ws.close(CLOSE.POLICY, "Origin not allowed");
+        return;
+      }
+      if (!admitted) {
+        metrics?.rateLimitRejections.increment(WS_CONNECTIONS_LIMIT);
+        ws.close(CLOSE.TOO_MANY_CONNECTIONS, "Too many connections for this user");
         return;
       }
       const connection = new WsConnection(ws, auth.user, auth.expiresAt, this.o.limits, this, metrics);
@@ -255,10 +324,20 @@ export class WsServer implements FrameHandler {
       ws.on("close", () => {
         metrics?.wsConnections.decrement();
         this.remove(connection);
+        this.connections.release(userId);
       });
       ws.on("error", () => ws.terminate());
       connection.send({ type: "ready", userId: auth.user.id, connectionId: connection.id });
     });
+  }
+
+  /** Clients that send no Origin (not browsers) are allowed; a browser's must be this gateway's own or listed. */
+  private originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    if (origin === undefined) return true;
+    const own = this.publicOrigin(req);
+    if (own !== undefined && originOf(origin) === own) return true;
+    return this.o.isOriginAllowed(origin, undefined);
   }
 
   private add(connection: WsConnection): void {

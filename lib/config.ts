@@ -11,6 +11,7 @@
  *   REDIS_URL                     redis://... cache, limits, presence     unset: in memory
  *   HOST / PORT                   gateway HTTP listen address             0.0.0.0 / 3000
  *   METRICS_PORT                  Prometheus /metrics port (0: any free)  3030
+ *   METRICS_HOST                  address /metrics listens on             127.0.0.1 (this host only)
  *   METRICS_ENABLED               serve Prometheus metrics                true
  *   LOG_LEVEL                     fatal|error|warn|info|debug|trace       info
  *   TRACING_EXPORTER              none|console|event|zipkin               none (tracing off)
@@ -28,10 +29,14 @@
  *   JWT_ISSUER / JWT_AUDIENCE     access token iss / aud                  social-platform
  *   ACCESS_TOKEN_TTL_S            access token lifetime                   900
  *   REFRESH_TOKEN_TTL_S           refresh token lifetime                  2592000 (30 days)
+ *   REFRESH_REUSE_GRACE_MS        a just-rotated refresh token repeats    5000 (0: reuse always revokes)
  *   SIGNING_KEY_ROTATION_S        age at which a new signing key is made  604800 (7 days)
  *   RATE_LIMIT_REGISTER_IP        registrations per client IP             20/3600
  *   RATE_LIMIT_LOGIN_IP           login attempts per client IP            60/60
  *   RATE_LIMIT_LOGIN_ACCOUNT      failed logins per account               10/900
+ *   RATE_LIMIT_SEND_USER          messages per user, REST and sockets     120/60
+ *   RATE_LIMIT_CHAT_CREATE_USER   chats created per user                  60/3600
+ *   RATE_LIMIT_MEMBER_ADD_USER    members added to groups per user        200/3600
  *   TRUSTED_PROXIES               proxies whose X-Forwarded-For counts    none
  *   CORS_ORIGINS                  origins allowed by CORS                 none
  *   BODY_LIMIT_BYTES              largest JSON body                       65536
@@ -48,6 +53,8 @@
  *   WS_RATE_LIMIT                 frames per connection                   60/10 (x2 closes 4008)
  *   WS_TYPING_RATE_LIMIT          typing frames per connection            10/10
  *   WS_MAX_FRAMES_IN_PROGRESS     frames a gateway works on at once       1000 (sockets paused beyond)
+ *   WS_MAX_CONNECTIONS_PER_USER   sockets per user in the cluster         20 (4029 beyond)
+ *   WS_RESUME_MAX_MESSAGES        messages a resume replays per chat      200 (the rest: from the history)
  */
 import os from "node:os";
 import path from "node:path";
@@ -74,6 +81,7 @@ export interface PlatformConfig {
   port: number;
   metricsEnabled: boolean;
   metricsPort: number;
+  metricsHost: string;
   logLevel: (typeof LOG_LEVELS)[number];
   tracing: { exporter: (typeof TRACING_EXPORTERS)[number]; sampleRate: number; zipkinUrl: string };
   requestTimeoutMs: number;
@@ -86,8 +94,22 @@ export interface PlatformConfig {
     timeCost: number;
     parallelism: number;
   };
-  jwt: { issuer: string; audience: string; accessTtlS: number; refreshTtlS: number; keyRotationS: number };
-  rateLimits: { registerIp: Rate; loginIp: Rate; loginAccount: Rate };
+  jwt: {
+    issuer: string;
+    audience: string;
+    accessTtlS: number;
+    refreshTtlS: number;
+    refreshReuseGraceMs: number;
+    keyRotationS: number;
+  };
+  rateLimits: {
+    registerIp: Rate;
+    loginIp: Rate;
+    loginAccount: Rate;
+    sendUser: Rate;
+    chatCreateUser: Rate;
+    memberAddUser: Rate;
+  };
   trustedProxies: string[];
   corsOrigins: string[];
   bodyLimitBytes: number;
@@ -107,6 +129,16 @@ export interface PlatformConfig {
     rate: Rate;
     typingRate: Rate;
     maxFramesInProgress: number;
+    maxConnectionsPerUser: number;
+    resumeMaxMessages: number;
+    /**
+     * TRUSTED_PROXIES, REDIS_URL and NAMESPACE again, for the WebSocket endpoint, which is built
+     * from this section: whose X-Forwarded-Proto the Origin check believes, and where the
+     * connections per user are counted.
+     */
+    trustedProxies: string[];
+    redisUrl: string | undefined;
+    namespace: string;
   };
 }
 
@@ -135,6 +167,7 @@ function readConfig(e: EnvReader): PlatformConfig {
     port: e.int("PORT", 3000, 0, 65535),
     metricsEnabled: e.bool("METRICS_ENABLED", true),
     metricsPort: e.int("METRICS_PORT", 3030, 0, 65535),
+    metricsHost: e.string("METRICS_HOST", "127.0.0.1"),
     logLevel: e.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     tracing: {
       exporter: e.oneOf("TRACING_EXPORTER", "none", TRACING_EXPORTERS),
@@ -161,12 +194,16 @@ function readConfig(e: EnvReader): PlatformConfig {
       audience: e.string("JWT_AUDIENCE", "social-platform"),
       accessTtlS: e.int("ACCESS_TOKEN_TTL_S", 900, 1, 86_400),
       refreshTtlS: e.int("REFRESH_TOKEN_TTL_S", 30 * 86_400, 60, 365 * 86_400),
+      refreshReuseGraceMs: e.int("REFRESH_REUSE_GRACE_MS", 5_000, 0, 60_000),
       keyRotationS: e.int("SIGNING_KEY_ROTATION_S", 7 * 86_400, 60),
     },
     rateLimits: {
       registerIp: e.rate("RATE_LIMIT_REGISTER_IP", "20/3600"),
       loginIp: e.rate("RATE_LIMIT_LOGIN_IP", "60/60"),
       loginAccount: e.rate("RATE_LIMIT_LOGIN_ACCOUNT", "10/900"),
+      sendUser: e.rate("RATE_LIMIT_SEND_USER", "120/60"),
+      chatCreateUser: e.rate("RATE_LIMIT_CHAT_CREATE_USER", "60/3600"),
+      memberAddUser: e.rate("RATE_LIMIT_MEMBER_ADD_USER", "200/3600"),
     },
     trustedProxies: e.list("TRUSTED_PROXIES"),
     corsOrigins: e.list("CORS_ORIGINS"),
@@ -187,6 +224,11 @@ function readConfig(e: EnvReader): PlatformConfig {
       rate: e.rate("WS_RATE_LIMIT", "60/10"),
       typingRate: e.rate("WS_TYPING_RATE_LIMIT", "10/10"),
       maxFramesInProgress: e.int("WS_MAX_FRAMES_IN_PROGRESS", 1_000, 1, 1_000_000),
+      maxConnectionsPerUser: e.int("WS_MAX_CONNECTIONS_PER_USER", 20, 1, 100_000),
+      resumeMaxMessages: e.int("WS_RESUME_MAX_MESSAGES", 200, 1, 10_000),
+      trustedProxies: e.list("TRUSTED_PROXIES"),
+      redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
+      namespace: e.string("NAMESPACE", "social"),
     },
   };
 }

@@ -4,14 +4,35 @@
  * the events. `call()` checks names, params and results at build time.
  */
 import type { Context, ServiceBroker } from "moleculer";
+import { exactlyOneOf, text, variantsBy } from "./param-rules.ts";
 
 const email = { type: "email", max: 254, normalize: true } as const;
-const username = { type: "string", min: 3, max: 32, pattern: "^[A-Za-z0-9_]+$" } as const;
-const password = { type: "string", min: 8, max: 1024 } as const;
-const displayName = { type: "string", min: 1, max: 64, trim: true } as const;
-const id = { type: "string", min: 1, max: 64, pattern: "^[A-Za-z0-9_-]+$" } as const;
+const username = {
+  type: "string",
+  min: 3,
+  max: 32,
+  pattern: "^[A-Za-z0-9_]+$",
+  messages: { stringPattern: "The '{field}' field may hold only the letters A-Z and a-z, digits and _" },
+} as const;
+const password = text({ min: 8, max: 1024 });
+const displayName = text({ min: 1, max: 64, trim: true });
+const id = {
+  type: "string",
+  min: 1,
+  max: 64,
+  pattern: "^[A-Za-z0-9_-]+$",
+  messages: { stringPattern: "The '{field}' field may hold only the letters A-Z and a-z, digits, _ and -" },
+} as const;
 const seq = { type: "number", integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, convert: true } as const;
-const clientMsgId = { type: "string", min: 1, max: 64, pattern: "^[A-Za-z0-9_.:-]+$" } as const;
+const clientMsgId = {
+  type: "string",
+  min: 1,
+  max: 64,
+  pattern: "^[A-Za-z0-9_.:-]+$",
+  messages: {
+    stringPattern: "The '{field}' field may hold only the letters A-Z and a-z, digits and _ . : -",
+  },
+} as const;
 
 export const PARAMS = {
   "auth.register": {
@@ -21,13 +42,12 @@ export const PARAMS = {
     password,
     displayName: { ...displayName, optional: true },
   },
-  "auth.login": {
-    $$strict: true,
+  "auth.login": exactlyOneOf(["email", "username"], {
     email: { ...email, optional: true },
     username: { ...username, optional: true },
-    password: { type: "string", min: 1, max: 1024 },
-  },
-  "auth.refresh": { $$strict: true, refreshToken: { type: "string", min: 1, max: 256 } },
+    password: text({ min: 1, max: 1024 }),
+  }),
+  "auth.refresh": { $$strict: true, refreshToken: text({ min: 1, max: 256 }) },
   "auth.logout": { $$strict: true },
   "auth.logoutAll": { $$strict: true },
   "auth.sessions": { $$strict: true },
@@ -37,24 +57,37 @@ export const PARAMS = {
   "profile.update": {
     $$strict: true,
     displayName: { ...displayName, optional: true },
-    bio: { type: "string", max: 500, optional: true, nullable: true },
-    avatarUrl: { type: "string", max: 2048, pattern: "^https://\\S+$", optional: true, nullable: true },
+    bio: { ...text({ max: 500 }), optional: true, nullable: true },
+    avatarUrl: {
+      ...text({
+        max: 2048,
+        pattern: "^https://\\S+$",
+        messages: {
+          stringPattern: "The 'avatarUrl' field must be an https:// URL without spaces (http:// is refused)",
+        },
+      }),
+      optional: true,
+      nullable: true,
+    },
   },
   "profile.get": { $$strict: true, id },
-  "profile.byUsername": { $$strict: true, username: { type: "string", min: 1, max: 32 } },
+  "profile.byUsername": { $$strict: true, username: text({ min: 1, max: 32 }) },
   "profile.search": {
     $$strict: true,
-    q: { type: "string", min: 1, max: 32 },
+    q: text({ min: 1, max: 32 }),
     limit: { type: "number", integer: true, min: 1, max: 50, convert: true, optional: true },
-    cursor: { type: "string", max: 128, optional: true },
+    cursor: { ...text({ max: 128 }), optional: true },
   },
-  "chat.open": {
-    $$strict: true,
-    type: { type: "enum", values: ["direct", "group"] },
-    userId: { ...id, optional: true },
-    name: { type: "string", min: 1, max: 100, trim: true, optional: true },
-    memberIds: { type: "array", items: id, max: 1000, optional: true },
-  },
+  "chat.open": variantsBy(
+    "type",
+    {
+      type: { type: "enum", values: ["direct", "group"] },
+      userId: { ...id, optional: true },
+      name: { ...text({ min: 1, max: 100, trim: true }), optional: true },
+      memberIds: { type: "array", items: id, max: 1000, optional: true },
+    },
+    { direct: ["userId"], group: ["name", "memberIds?"] },
+  ),
   "chat.list": { $$strict: true },
   "chat.get": { $$strict: true, id },
   "chat.addMember": { $$strict: true, id, userId: id },
@@ -206,6 +239,7 @@ export interface ActionMap {
   "chat.delete": { params: { id: string; messageId: string }; result: null };
   "chat.read": { params: { id: string; seq: number }; result: null };
   "chat.typing": { params: { id: string }; result: null };
+  "chat.resume": { params: { chats: ResumeEntry[] }; result: ResumeAnswer };
   "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
   "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
@@ -214,6 +248,25 @@ export interface ActionMap {
     result: { delivered: number };
   };
   "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } & PresenceStamp };
+}
+
+/** A chat to resume: replay at most `limit` of its messages after `after`. */
+export interface ResumeEntry {
+  id: string;
+  after: number;
+  limit: number;
+}
+
+/**
+ * What `chat.resume` found: the messages to replay (each chat's ascending by seq), the chats whose
+ * rest the client pages from the history (`fromSeq` to `toSeq`), the listed ids that are not the
+ * caller's chats, and what did not fit in this answer (to ask for again).
+ */
+export interface ResumeAnswer {
+  messages: MessageView[];
+  truncated: { chatId: string; fromSeq: number; toSeq: number }[];
+  forbidden: string[];
+  next: ResumeEntry[];
 }
 
 export interface PresenceView {

@@ -5,8 +5,14 @@
  * two series that rates and averages are computed from. This reporter writes those histograms
  * itself, in the text format Prometheus documents (buckets in ascending order, `+Inf`, `_sum`,
  * `_count`), and leaves every other metric to Moleculer.
+ *
+ * It also listens where METRICS_HOST says (127.0.0.1 unless set), not on every interface as
+ * Moleculer's does: `/metrics` names routes, nodes and error counts, and is not for the public
+ * (docs/observability.md, "Who can scrape").
  */
-import { MetricReporters } from "moleculer";
+import { type MetricRegistry, MetricReporters } from "moleculer";
+import type { PlatformConfig } from "./config.ts";
+import { PLATFORM_CONFIG } from "./platform.ts";
 
 interface BucketHistogram {
   name: string;
@@ -23,6 +29,13 @@ interface BucketHistogram {
 }
 
 export class PrometheusReporter extends MetricReporters.Prometheus {
+  override init(registry: MetricRegistry): void {
+    const options = registry.broker.options as Record<string, unknown>;
+    const config = options[PLATFORM_CONFIG] as PlatformConfig | undefined;
+    (this.opts as { host?: string }).host = config?.metricsHost ?? "127.0.0.1";
+    super.init(registry);
+  }
+
   override matchMetricName(name: string): boolean {
     return super.matchMetricName(name) && !this.bucketOnly(name);
   }

@@ -3,11 +3,15 @@
 # redis-server and PostgreSQL from apt, and FerretDB (the MongoDB wire protocol, keeping its data in
 # PostgreSQL) built with Go; also
 # docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
-# and chromium with chromium-driver from apt, which the browser tests drive (test/browser/).
+# chromium with chromium-driver from apt, which the browser tests drive (test/browser/); and
+# Schemathesis from PyPI into its own venv (/opt/schemathesis), which fuzzes the OpenAPI contract
+# (scripts/fuzz-api.ts).
 # Idempotent: a server that is already installed and runs is left alone. Runs as root on Debian 12.
 set -euo pipefail
 
 FERRETDB_VERSION="v1.24.2"
+SCHEMATHESIS_VERSION="4.32.5"
+SCHEMATHESIS_VENV="/opt/schemathesis"
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -126,6 +130,22 @@ install_postgres() {
   stop_service postgresql
 }
 
+# Schemathesis in a venv of its own, so the system Python is left as it is. Pinned; reinstalled
+# only when the venv lacks it or holds another version.
+install_schemathesis() {
+  local st="$SCHEMATHESIS_VENV/bin/schemathesis"
+  if [[ -x "$st" ]] && "$SCHEMATHESIS_VENV/bin/python" -m pip show schemathesis 2>/dev/null |
+    grep -qx "Version: $SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 print_versions() {
   local nats redis ferret
   nats=$(find_bin nats-server)
@@ -135,6 +155,7 @@ print_versions() {
   echo "redis-server $("$redis" --version | sed -n 's/.* v=\([^ ]*\).*/v\1/p')  $redis"
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
   echo "postgres     $("$(find_postgres)" --version | sed -n 's/.* \([0-9][0-9.]*\).*/v\1/p')  $(find_postgres)"
+  echo "schemathesis $("$SCHEMATHESIS_VENV/bin/schemathesis" --version | sed -n 's/.* version \([^ ]*\).*/v\1/p')  $SCHEMATHESIS_VENV/bin/schemathesis"
   echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
 }
 
@@ -142,4 +163,5 @@ install_apt_servers
 install_postgres
 install_browser
 install_ferretdb
+install_schemathesis
 print_versions

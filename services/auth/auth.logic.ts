@@ -1,20 +1,23 @@
 /**
  * Accounts, logins and sessions, free of Moleculer: the service schema adapts it to the bus.
  */
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   InvalidCredentialsError,
-  InvalidRefreshTokenError,
   NotFoundError,
   ServiceUnavailableError,
+  ValidationFailedError,
   WeakPasswordError,
 } from "../../lib/errors.ts";
 import type { RateLimit } from "../../lib/rate-limiter.ts";
 import type { Account, AccountsRepository } from "./accounts.repo.ts";
-import { isCommonPassword, type PasswordHasher } from "./passwords.ts";
+import { isCommonPassword, type PasswordHasher, passwordLengthIssue } from "./passwords.ts";
+import { hashRefreshToken, newRefreshToken, RefreshRotation, type TokenPair } from "./refresh-rotation.ts";
 import type { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
-import type { Session, SessionsRepository } from "./sessions.repo.ts";
+import type { SessionsRepository } from "./sessions.repo.ts";
 import type { SigningKeys } from "./signing-keys.ts";
+
+export { hashRefreshToken, type TokenPair };
 
 export interface PublicUser {
   id: string;
@@ -24,12 +27,6 @@ export interface PublicUser {
   createdAt: string;
 }
 
-export interface TokenPair {
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
-}
-
 export interface ClientInfo {
   ip: string;
   userAgent: string;
@@ -37,7 +34,13 @@ export interface ClientInfo {
 
 /** What auth needs from the profile service, as plain functions. */
 export interface ProfilePort {
-  create(profile: { id: string; email: string; username: string; displayName: string }): Promise<void>;
+  create(profile: {
+    id: string;
+    email: string;
+    username: string;
+    displayName: string;
+    createdAt: string;
+  }): Promise<void>;
   remove(id: string): Promise<void>;
 }
 
@@ -51,19 +54,26 @@ export interface AuthDeps {
   limits: { registerIp: RateLimit; loginIp: RateLimit; loginAccount: RateLimit };
   accessTtlS: number;
   refreshTtlS: number;
+  /** How long a just-rotated refresh token may repeat its refresh (REFRESH_REUSE_GRACE_MS). */
+  refreshReuseGraceMs: number;
   /** Told of every revoked session so gateways stop accepting its access tokens at once. */
   onRevoked(sessionIds: string[]): Promise<void>;
 }
 
-export function hashRefreshToken(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
 export class AuthLogic {
   private readonly d: AuthDeps;
+  private readonly rotation: RefreshRotation;
 
   constructor(deps: AuthDeps) {
     this.d = deps;
+    this.rotation = new RefreshRotation({
+      sessions: deps.sessions,
+      refreshTokens: deps.refreshTokens,
+      newPair: (userId, sessionId) => this.pair(userId, sessionId, newRefreshToken()),
+      revokeFamily: (userId, sessionId, now) => this.revokeFamily(userId, sessionId, now),
+      graceMs: deps.refreshReuseGraceMs,
+      accessTtlS: deps.accessTtlS,
+    });
   }
 
   async register(
@@ -71,6 +81,8 @@ export class AuthLogic {
     client: ClientInfo,
   ): Promise<{ user: PublicUser } & TokenPair> {
     await this.d.limits.registerIp.consume(client.ip);
+    const lengthIssue = passwordLengthIssue(input.password);
+    if (lengthIssue) throw new ValidationFailedError([lengthIssue]);
     if (isCommonPassword(input.password)) throw new WeakPasswordError();
     const email = input.email.trim().toLowerCase();
     const displayName = input.displayName?.trim() || input.username;
@@ -83,7 +95,14 @@ export class AuthLogic {
       passwordHash,
     });
     try {
-      await this.d.profiles.create({ id: account._id, email, username: account.username, displayName });
+      await this.d.profiles.create({
+        id: account._id,
+        email,
+        username: account.username,
+        displayName,
+        // One timestamp per user: the profile is made at the account's moment, not its own.
+        createdAt: account.createdAt.toISOString(),
+      });
       if ((await this.d.accounts.activate(account._id)) !== 1)
         throw new Error("The account vanished mid-registration");
     } catch (err) {
@@ -115,14 +134,16 @@ export class AuthLogic {
     client: ClientInfo,
     displayNameOf: (id: string, username: string) => Promise<string>,
   ): Promise<{ user: PublicUser } & TokenPair> {
-    const accountKey = input.email
-      ? `e:${input.email.trim().toLowerCase()}`
-      : `u:${input.username?.toLowerCase()}`;
     await this.d.limits.loginIp.consume(client.ip);
+    const email = input.email?.trim().toLowerCase();
+    const username = input.username ?? "";
+    const account = email
+      ? await this.d.accounts.findActiveByEmail(email)
+      : await this.d.accounts.findActiveByUsername(username);
+    // Failed logins count per account, by whichever name it was given. A name of no account counts
+    // on its own, with the same budget, work and answers, so the limit does not tell them apart.
+    const accountKey = account ? `a:${account._id}` : email ? `e:${email}` : `u:${username.toLowerCase()}`;
     await this.d.limits.loginAccount.check(accountKey);
-    const account = input.email
-      ? await this.d.accounts.findActiveByEmail(input.email.trim().toLowerCase())
-      : await this.d.accounts.findActiveByUsername(input.username ?? "");
     const ok = account
       ? await this.d.hasher.verify(account.passwordHash, input.password)
       : await this.d.hasher.verifyNothing(input.password);
@@ -137,43 +158,8 @@ export class AuthLogic {
     return { user: toPublicUser(account, await displayNameOf(account._id, account.username)), ...tokens };
   }
 
-  async refresh(refreshToken: string): Promise<TokenPair> {
-    const now = new Date();
-    const hash = hashRefreshToken(refreshToken);
-    const session = await this.d.sessions.findByToken(hash);
-    if (session) {
-      if (session.revokedAt || session.expiresAt <= now) throw new InvalidRefreshTokenError();
-      // Recorded as spent before it is rotated: a crash between leaves it current, and a retry
-      // with it still works.
-      await this.d.refreshTokens.recordSpent({
-        _id: hash,
-        sessionId: session._id,
-        userId: session.userId,
-        expiresAt: session.expiresAt,
-        usedAt: now,
-      });
-      return this.rotate(session, hash, now);
-    }
-    const record = await this.d.refreshTokens.find(hash);
-    if (!record || record.expiresAt <= now) throw new InvalidRefreshTokenError();
-    // A spent token came back (or an older-layout token is raced): someone holds a copy.
-    if (record.usedAt || !(await this.d.refreshTokens.spend(hash, now))) {
-      await this.revokeFamily(record.userId, record.sessionId, now);
-      throw new InvalidRefreshTokenError();
-    }
-    const legacy = await this.d.sessions.findLive(record.sessionId, now);
-    if (!legacy) throw new InvalidRefreshTokenError();
-    return this.rotate(legacy, legacy.tokenHash, now);
-  }
-
-  /** Moves the session to a new refresh token; a concurrent refresh that won means two holders. */
-  private async rotate(session: Session, from: string | undefined, now: Date): Promise<TokenPair> {
-    const refreshToken = newRefreshToken();
-    if (!(await this.d.sessions.rotate(session._id, from, hashRefreshToken(refreshToken), now))) {
-      await this.revokeFamily(session.userId, session._id, now);
-      throw new InvalidRefreshTokenError();
-    }
-    return this.pair(session.userId, session._id, refreshToken);
+  refresh(refreshToken: string): Promise<TokenPair> {
+    return this.rotation.refresh(refreshToken);
   }
 
   private async revokeFamily(userId: string, sessionId: string, now: Date): Promise<void> {
@@ -234,11 +220,6 @@ export class AuthLogic {
     const accessToken = await this.d.keys.sign({ userId, sessionId });
     return { accessToken, refreshToken, expiresIn: this.d.accessTtlS };
   }
-}
-
-/** An opaque refresh token: 256 random bits. */
-function newRefreshToken(): string {
-  return randomBytes(32).toString("base64url");
 }
 
 function toPublicUser(account: Account, displayName: string): PublicUser {

@@ -67,7 +67,9 @@ export default class AuthService extends Service {
               : this.hasher.verify(ctx.params.hash, ctx.params.password),
         },
         register: {
-          params: PARAMS["auth.register"],
+          // A password's length is counted in characters after NFKC by AuthLogic, not in UTF-16
+          // units here; the schema keeps the upper bound on what is sent.
+          params: { ...PARAMS["auth.register"], password: { ...PARAMS["auth.register"].password, min: 1 } },
           retryPolicy: noRetry,
           handler: (ctx: Ctx<{ email: string; username: string; password: string; displayName?: string }>) =>
             this.logic.register(ctx.params, clientOf(ctx)),
@@ -184,6 +186,7 @@ export default class AuthService extends Service {
       },
       accessTtlS: config.jwt.accessTtlS,
       refreshTtlS: config.jwt.refreshTtlS,
+      refreshReuseGraceMs: config.jwt.refreshReuseGraceMs,
       onRevoked: (ids) => this.announceRevoked(ids),
     });
     if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});

@@ -1,10 +1,14 @@
 import { BaseRepository } from "../../lib/store/base-repository.ts";
-import type { IndexSpec } from "../../lib/store/types.ts";
+import type { IndexSpec, Update } from "../../lib/store/types.ts";
 
 /**
  * A session is one refresh-token family: one login on one device. It holds the SHA-256 of its
  * current refresh token, so signing in and refreshing write one document, not a session and a
  * token record (sessions made before this have none until their next refresh).
+ *
+ * `previous` is the token the last refresh spent and the pair it answered, sealed under that token
+ * (refresh-successor.ts): a retry of that refresh within REFRESH_REUSE_GRACE_MS gets the same pair.
+ * The next refresh replaces it, so a session holds at most one.
  */
 export interface Session {
   _id: string;
@@ -17,6 +21,13 @@ export interface Session {
   lastUsedAt: Date;
   expiresAt: Date;
   revokedAt?: Date;
+  previous?: PreviousToken;
+}
+
+export interface PreviousToken {
+  tokenHash: string;
+  sealedPair: string;
+  rotatedAt: Date;
 }
 
 export class SessionsRepository extends BaseRepository<Session> {
@@ -40,12 +51,22 @@ export class SessionsRepository extends BaseRepository<Session> {
 
   /**
    * Compare-and-set of the current refresh token: exactly one of concurrent refreshes with the
-   * same token moves it on. Resolves whether this one did.
+   * same token moves it on, and records `previous` (or drops the last one). Resolves whether this
+   * one did.
    */
-  async rotate(id: string, from: string | undefined, to: string, now: Date): Promise<boolean> {
+  async rotate(
+    id: string,
+    from: string | undefined,
+    to: string,
+    now: Date,
+    previous: PreviousToken | undefined,
+  ): Promise<boolean> {
+    const update: Update = previous
+      ? { $set: { tokenHash: to, lastUsedAt: now, previous } }
+      : { $set: { tokenHash: to, lastUsedAt: now }, $unset: { previous: true } };
     const n = await this.collection.updateOne(
       { _id: id, tokenHash: from === undefined ? { $exists: false } : from, revokedAt: { $exists: false } },
-      this.stampUpdate({ $set: { tokenHash: to, lastUsedAt: now } }),
+      this.stampUpdate(update),
     );
     return n === 1;
   }

@@ -4,17 +4,31 @@
  */
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import type { ChatView, MessageSummary, MessageView } from "../../lib/contracts.ts";
+import type { ChatView, MessageView, ResumeAnswer, ResumeEntry } from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import { LocalCache } from "../../lib/local-cache.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
 import { MessageAppender } from "./message-appender.ts";
 import type { Message, MessagesRepository } from "./messages.repo.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
+import { ResumeReader } from "./resume-reader.ts";
+import { toChatView, toLast, toMessageView } from "./views.ts";
 
 export interface ChatLimits {
   maxGroupMembers: number;
   maxMessageLength: number;
+}
+
+/** A per-user budget (lib/rate-limiter.ts): `consume` throws RateLimitedError once it is spent. */
+export interface UserRate {
+  consume(userId: string): Promise<void>;
+}
+
+/** The per-user limits of the chat actions: sends (REST and WebSocket), new chats, members added. */
+export interface ChatRates {
+  send: UserRate;
+  chatCreate: UserRate;
+  memberAdd: UserRate;
 }
 
 export interface ChatDeps {
@@ -31,6 +45,8 @@ export interface ChatDeps {
   membersChanged(chatId: string): void;
   /** How long a chat read for a send, a typing frame or a receipt is reused; 0 reads it every time. */
   memberCacheTtlMs: number;
+  /** Per-user limits; none when absent. */
+  rates?: ChatRates | undefined;
 }
 
 const CHAT_LIST_LIMIT = 200;
@@ -59,6 +75,7 @@ export class ChatLogic {
   private readonly members: LocalCache<Chat>;
   /** Stores new messages in batches, each chat's one batch at a time (message-appender.ts). */
   private readonly appender: MessageAppender;
+  private readonly resumes: ResumeReader;
   /**
    * Messages stored lately through this node, by chat, sender and clientMsgId. A resend (the ack
    * was lost, the client reconnected or retried after a refusal) is answered from here: in the
@@ -84,6 +101,11 @@ export class ChatLogic {
       knownSeq: (chatId) => this.seqHints.get(chatId) ?? 0,
       stored: (chatId, seq) => this.noteSeq(chatId, seq),
     });
+    this.resumes = new ResumeReader({
+      chats: deps.chats,
+      messages: deps.messages,
+      knownSeq: (chat) => this.knownSeq(this.withLatest(chat)),
+    });
   }
 
   /** Drops this node's copy of a chat (its members changed here or on another node). */
@@ -94,6 +116,10 @@ export class ChatLogic {
   async openDirect(userId: string, otherId: string): Promise<{ chat: ChatView; created: boolean }> {
     if (otherId === userId) throw invalid("userId", "A direct chat needs another user");
     if (!(await this.d.userExists(otherId))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    const existing = await this.d.chats.findDirect(userId, otherId);
+    if (existing) return { chat: toChatView(existing), created: false };
+    // Only a chat about to be made counts: opening one that exists (sendTo does, per message) is free.
+    await this.d.rates?.chatCreate.consume(userId);
     const { chat, created } = await this.d.chats.directFor(userId, otherId, randomUUID());
     return { chat: toChatView(chat), created };
   }
@@ -103,6 +129,7 @@ export class ChatLogic {
     if (members.length > this.d.limits.maxGroupMembers) {
       throw invalid("memberIds", `A group has at most ${this.d.limits.maxGroupMembers} members`);
     }
+    await this.d.rates?.chatCreate.consume(ownerId);
     for (const id of members) {
       if (id !== ownerId && !(await this.d.userExists(id))) throw new NotFoundError("User", "USER_NOT_FOUND");
     }
@@ -184,6 +211,7 @@ export class ChatLogic {
     if (chat.type !== "group")
       throw new ForbiddenError("Members of a direct chat cannot change", "CHAT_FORBIDDEN");
     if (chat.ownerId !== userId) throw new ForbiddenError("Only the owner adds members", "CHAT_FORBIDDEN");
+    await this.d.rates?.memberAdd.consume(userId);
     if (!(await this.d.userExists(newMemberId))) throw new NotFoundError("User", "USER_NOT_FOUND");
     const updated = await this.d.chats.addMember(chatId, newMemberId, this.d.limits.maxGroupMembers);
     if (!updated) throw invalid("userId", `A group has at most ${this.d.limits.maxGroupMembers} members`);
@@ -217,6 +245,7 @@ export class ChatLogic {
     text: string,
     clientMsgId: string,
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
+    await this.d.rates?.send.consume(userId);
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const input = { chatId, senderId: userId, message: text, clientMsgId };
@@ -272,17 +301,31 @@ export class ChatLogic {
     return { message: toMessageView(removed), members: chat.members };
   }
 
+  /**
+   * Moves the user's read mark forward to `seq`, but never past the chat's last message: resolves
+   * the mark stored (what the members are told) and whether it moved.
+   */
   async markRead(
     userId: string,
     chatId: string,
     seq: number,
-  ): Promise<{ moved: boolean; members: string[] }> {
+  ): Promise<{ moved: boolean; seq: number; members: string[] }> {
     const chat = await this.memberChat(userId, chatId);
-    const known = Math.max(chat.lastSeq, this.seqHints.get(chatId) ?? 0);
+    const known = this.knownSeq(chat);
     const upTo = seq <= known ? seq : Math.min(seq, await this.d.messages.maxSeq(chatId, known));
-    if (upTo < 1) return { moved: false, members: chat.members };
+    if (upTo < 1) return { moved: false, seq: upTo, members: chat.members };
     const moved = await this.d.receipts.markRead(chatId, userId, upTo);
-    return { moved, members: chat.members };
+    return { moved, seq: upTo, members: chat.members };
+  }
+
+  /** What a reconnecting client missed in the listed chats (resume-reader.ts). */
+  resume(userId: string, entries: ResumeEntry[]): Promise<ResumeAnswer> {
+    return this.resumes.read(userId, entries);
+  }
+
+  /** The highest seq known to be taken in the chat: its summary, or what this node stored since. */
+  private knownSeq(chat: Chat): number {
+    return Math.max(chat.lastSeq, this.seqHints.get(chat._id) ?? 0);
   }
 
   private async ownMessage(userId: string, chatId: string, messageId: string): Promise<Message> {
@@ -337,53 +380,4 @@ function sendKey(chatId: string, senderId: string, clientMsgId: string): string 
 
 function invalid(field: string, message: string): ValidationFailedError {
   return new ValidationFailedError([{ field, type: "invalid", message }]);
-}
-
-function toLast(m: Message): LastMessage {
-  const last: LastMessage = {
-    id: m._id,
-    seq: m.seq,
-    senderId: m.senderId,
-    message: m.message,
-    createdAt: m.createdAt,
-  };
-  if (m.deleted) last.deleted = true;
-  return last;
-}
-
-export function toMessageView(m: Message): MessageView {
-  const view: MessageView = {
-    id: m._id,
-    chatId: m.chatId,
-    seq: m.seq,
-    senderId: m.senderId,
-    message: m.message,
-    clientMsgId: m.clientMsgId,
-    createdAt: m.createdAt.toISOString(),
-  };
-  if (m.editedAt) view.editedAt = m.editedAt.toISOString();
-  if (m.deleted) view.deleted = true;
-  return view;
-}
-
-function toChatView(c: Chat): ChatView {
-  const last = c.lastMessage;
-  return {
-    id: c._id,
-    type: c.type,
-    name: c.name,
-    ownerId: c.ownerId,
-    members: c.members,
-    lastMessage: last
-      ? ({
-          id: last.id,
-          seq: last.seq,
-          senderId: last.senderId,
-          message: last.message,
-          createdAt: new Date(last.createdAt).toISOString(),
-          ...(last.deleted ? { deleted: true } : {}),
-        } satisfies MessageSummary)
-      : null,
-    createdAt: c.createdAt.toISOString(),
-  };
 }

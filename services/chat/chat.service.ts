@@ -2,6 +2,7 @@
  * The chat service: chats, members, messages (gap-free seq per chat), receipts, and delivery of
  * every event to the gateways that hold the recipients' WebSockets.
  */
+import type { Redis } from "ioredis";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
   broadcast,
@@ -12,11 +13,14 @@ import {
   PARAMS,
   type PresenceStamp,
   type PresenceView,
+  type ResumeEntry,
   type ServerFrame,
 } from "../../lib/contracts.ts";
 import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
 import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
+import { RateLimit } from "../../lib/rate-limiter.ts";
+import { createRedis } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { ChatLogic } from "./chat.logic.ts";
@@ -35,6 +39,8 @@ const DEFAULT_PAGE = 50;
 
 export default class ChatService extends Service {
   private store!: Store;
+  /** Where the per-user limits count across the cluster (REDIS_URL), when set. */
+  private redis: Redis | undefined;
   private logic!: ChatLogic;
   private readonly presence = new PresenceMap();
   private readonly announcer = new PresenceAnnouncer({
@@ -180,9 +186,8 @@ export default class ChatService extends Service {
           params: PARAMS["chat.read"],
           handler: async (ctx: Ctx<{ id: string; seq: number }>) => {
             const me = userIdOf(ctx);
-            const { moved, members } = await this.logic.markRead(me, ctx.params.id, ctx.params.seq);
-            if (moved)
-              this.deliver(members, { type: "read", chatId: ctx.params.id, userId: me, seq: ctx.params.seq });
+            const { moved, seq, members } = await this.logic.markRead(me, ctx.params.id, ctx.params.seq);
+            if (moved) this.deliver(members, { type: "read", chatId: ctx.params.id, userId: me, seq });
             return null;
           },
         },
@@ -197,6 +202,26 @@ export default class ChatService extends Service {
             );
             return null;
           },
+        },
+        // What a reconnecting socket missed (the gateway's `resume` frame), for all its chats at once.
+        resume: {
+          params: {
+            $$strict: true,
+            chats: {
+              type: "array",
+              max: 1_000,
+              items: {
+                type: "object",
+                strict: true,
+                props: {
+                  id: PARAMS["chat.get"].id,
+                  after: { type: "number", integer: true, min: 0, max: Number.MAX_SAFE_INTEGER },
+                  limit: { type: "number", integer: true, min: 1, max: 10_000 },
+                },
+              },
+            },
+          },
+          handler: (ctx: Ctx<{ chats: ResumeEntry[] }>) => this.logic.resume(userIdOf(ctx), ctx.params.chats),
         },
         presence: {
           params: { $$strict: true, userIds: { type: "array", items: "string|max:64", max: 500 } },
@@ -248,6 +273,9 @@ export default class ChatService extends Service {
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));
     await Promise.all([chats.init(), messages.init(), receipts.init()]);
+    this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-chat`) : undefined;
+    const limit = (name: string, rate: { points: number; duration: number }) =>
+      new RateLimit(name, rate, this.redis, config.namespace);
     this.lastMessages = new LastMessageWriter(chats, (err) =>
       this.logger.warn("A chat summary write failed; the next message rewrites it", (err as Error).message),
     );
@@ -261,6 +289,11 @@ export default class ChatService extends Service {
         );
       },
       memberCacheTtlMs: config.chat.memberCacheTtlS * 1000,
+      rates: {
+        send: limit("send-user", config.rateLimits.sendUser),
+        chatCreate: limit("chat-create-user", config.rateLimits.chatCreateUser),
+        memberAdd: limit("member-add-user", config.rateLimits.memberAddUser),
+      },
       chats,
       messages,
       receipts,
@@ -287,6 +320,7 @@ export default class ChatService extends Service {
     clearInterval(this.resyncTimer);
     await this.announcer.idle();
     await this.lastMessages?.flushed();
+    this.redis?.disconnect();
     await this.store?.close();
   }
 

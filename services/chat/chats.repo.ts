@@ -42,6 +42,10 @@ export class ChatsRepository extends BaseRepository<Chat> {
     return this.collection.insertOne(this.stampNew({ ...chat, lastSeq: 0, lastMessage: null }) as Chat);
   }
 
+  findDirect(a: string, b: string): Promise<Chat | null> {
+    return this.collection.findOne({ pairKey: pairKeyOf(a, b) });
+  }
+
   /** The direct chat of a pair, made if missing; resolves whether this call made it. */
   async directFor(a: string, b: string, id: string): Promise<{ chat: Chat; created: boolean }> {
     const pairKey = pairKeyOf(a, b);
@@ -71,6 +75,12 @@ export class ChatsRepository extends BaseRepository<Chat> {
 
   listForMember(userId: string, limit: number): Promise<Chat[]> {
     return this.collection.find({ members: userId }, { sort: { updatedAt: -1 }, limit });
+  }
+
+  /** Those of the given chats the user is a member of, in one query. */
+  memberChatsAmong(userId: string, chatIds: string[]): Promise<Chat[]> {
+    if (chatIds.length === 0) return Promise.resolve([]);
+    return this.collection.find({ members: userId, _id: { $in: chatIds } }, { limit: chatIds.length });
   }
 
   /** Every chat any of the users is a member of. */

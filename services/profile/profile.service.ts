@@ -67,9 +67,18 @@ export default class ProfileService extends Service {
             email: "string|max:254",
             username: "string|min:1|max:32",
             displayName: "string|min:1|max:64",
+            // The account's creation time (auth), so register and GET /users/me answer the same one.
+            createdAt: { type: "string", optional: true, pattern: "^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$" },
           },
-          handler: async (ctx: Ctx<{ id: string; email: string; username: string; displayName: string }>) =>
-            toOwn(toRecord(await this.profiles.create(ctx.params))),
+          handler: async (
+            ctx: Ctx<{
+              id: string;
+              email: string;
+              username: string;
+              displayName: string;
+              createdAt?: string;
+            }>,
+          ) => toOwn(toRecord(await this.profiles.create(ctx.params))),
         },
         remove: {
           params: { $$strict: true, id: "string|min:1|max:64" },

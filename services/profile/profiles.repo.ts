@@ -20,25 +20,32 @@ export class ProfilesRepository extends BaseRepository<Profile> {
     return [{ name: "username_unique", fields: { usernameLower: 1 }, unique: true }];
   }
 
-  /** Idempotent: a retried create of the same id leaves one profile. */
+  /**
+   * Idempotent: a retried create of the same id leaves one profile. `createdAt`, when given, is
+   * the account's, so the user has one creation time in every answer.
+   */
   async create(input: {
     id: string;
     email: string;
     username: string;
     displayName: string;
+    createdAt?: string;
   }): Promise<Profile> {
     const existing = await this.collection.findOne({ _id: input.id });
     if (existing) return existing;
     return this.collection.insertOne(
-      this.stampNew({
-        _id: input.id,
-        email: input.email,
-        username: input.username,
-        usernameLower: input.username.toLowerCase(),
-        displayName: input.displayName,
-        bio: null,
-        avatarUrl: null,
-      }) as Profile,
+      this.stampNew(
+        {
+          _id: input.id,
+          email: input.email,
+          username: input.username,
+          usernameLower: input.username.toLowerCase(),
+          displayName: input.displayName,
+          bio: null,
+          avatarUrl: null,
+        },
+        input.createdAt === undefined ? undefined : new Date(input.createdAt),
+      ) as Profile,
     );
   }
 

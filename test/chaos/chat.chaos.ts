@@ -3,6 +3,8 @@
  * gateways and two chat nodes, each a process of its own, while a gateway and then a chat node are
  * killed with SIGKILL and restarted, and NATS is restarted. Every acknowledged message must reach
  * every member; nothing may arrive that was never sent; seqs may have no gap and no duplicate.
+ * A resume replays at most 5 messages per chat here, so what the clients of the killed gateway
+ * missed comes mostly from the history pages the client library fetches.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -34,6 +36,11 @@ before(async () => {
     RATE_LIMIT_REGISTER_IP: "100000/60",
     RATE_LIMIT_LOGIN_IP: "100000/60",
     WS_RATE_LIMIT: "1000/1",
+    // Ten sends a second per client, and their resends, are a script's rate: not what is tested here.
+    RATE_LIMIT_SEND_USER: "1000000/60",
+    // The clients of the killed gateway miss more than this per chat while it is down, so their
+    // resume replays part and names the rest, which the client library pages from the history.
+    WS_RESUME_MAX_MESSAGES: "5",
     REQUEST_TIMEOUT_MS: "5000",
   };
   const start = async (id: string, services: string[], extra: Record<string, string> = {}) => {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { newUser, startEmbedded } from "../support/platform.ts";
+import { RawSocket } from "../support/ws.ts";
 
 type Platform = Awaited<ReturnType<typeof startEmbedded>>;
 let platform: Platform;
@@ -215,6 +216,29 @@ describe("messages", () => {
     assert.equal((await bob.raw("POST", `/chats/${chatId}/read`, { body: { seq: "1" } })).status, 422);
   });
 
+  test("POST /chats/:id/read far beyond the last message stores and tells the chat's last seq", async () => {
+    const reader = await user("reader");
+    const writer = await user("writer");
+    const chat = await writer.request<ChatView>("POST", "/chats", { type: "direct", userId: ids.reader });
+    for (const id of ["w1", "w2", "w3"]) {
+      await writer.request("POST", `/chats/${chat.id}/messages`, { message: id, clientMsgId: id });
+    }
+    const watcher = new RawSocket(`${platform.url.replace("http", "ws")}/ws`, {
+      token: writer.accessToken as string,
+    });
+    await watcher.next((f) => f.type === "ready");
+    const res = await reader.raw("POST", `/chats/${chat.id}/read`, {
+      body: { seq: Number.MAX_SAFE_INTEGER },
+    });
+    assert.equal(res.status, 204);
+    const read = await watcher.next((f) => f.type === "read");
+    assert.deepEqual(read, { type: "read", chatId: chat.id, userId: ids.reader, seq: 3 });
+    watcher.close();
+    await writer.request("POST", `/chats/${chat.id}/messages`, { message: "w4", clientMsgId: "w4" });
+    const listed = await reader.request<{ chats: ChatView[] }>("GET", "/chats");
+    assert.equal(listed.chats.find((c) => c.id === chat.id)?.unreadCount, 1, "the mark is 3, not beyond");
+  });
+
   test("a non-member gets 403 for every action and learns nothing, whether the chat exists or not", async () => {
     const attempts: [string, string, unknown?][] = [
       ["GET", `/chats/${chatId}`],
@@ -290,5 +314,109 @@ describe("groups", () => {
       code((await alice.raw("DELETE", `/chats/${direct.id}/members/${ids.carol}`)).body),
       "CHAT_FORBIDDEN",
     );
+  });
+});
+
+describe("per-user limits on sends, new chats and members added", () => {
+  let limited: Platform;
+  const as = async (name: string) => {
+    const client = new ApiClient(limited.url);
+    const id = (await client.register(newUser(name))).user.id;
+    return { client, id, token: client.accessToken as string };
+  };
+  before(async () => {
+    limited = await startEmbedded({
+      RATE_LIMIT_SEND_USER: "4/60",
+      RATE_LIMIT_CHAT_CREATE_USER: "3/3600",
+      RATE_LIMIT_MEMBER_ADD_USER: "2/3600",
+    });
+  });
+  after(() => limited.stop());
+
+  test("sends over REST and two sockets share one budget: REST answers 429 with Retry-After, a socket an error frame", async () => {
+    const a = await as("sa");
+    const b = await as("sb");
+    const c = await as("sc");
+    const one = await a.client.request<ChatView>("POST", "/chats", { type: "direct", userId: b.id });
+    const two = await a.client.request<ChatView>("POST", "/chats", { type: "direct", userId: c.id });
+    const wsUrl = `${limited.url.replace("http", "ws")}/ws`;
+    const s1 = new RawSocket(wsUrl, { token: a.token });
+    const s2 = new RawSocket(wsUrl, { token: a.token });
+    await Promise.all([s1, s2].map((s) => s.next((f) => f.type === "ready")));
+    const post = (chatId: string, id: string) =>
+      a.client.raw("POST", `/chats/${chatId}/messages`, { body: { message: id, clientMsgId: id } });
+    assert.equal((await post(one.id, "p1")).status, 201);
+    assert.equal((await post(two.id, "p2")).status, 201);
+    s1.send({ type: "send_message", chatId: one.id, message: "s1", clientMsgId: "s1" });
+    assert.equal((await s1.next((f) => f.type === "ack")).clientMsgId, "s1");
+    s2.send({ type: "send_message", chatId: two.id, message: "s2", clientMsgId: "s2" });
+    assert.equal((await s2.next((f) => f.type === "ack")).clientMsgId, "s2");
+
+    const refused = await post(one.id, "p3");
+    assert.equal(refused.status, 429);
+    assert.equal(code(refused.body), "RATE_LIMITED");
+    assert.match(refused.headers.get("retry-after") ?? "", /^[1-9]\d*$/);
+    s1.send({ type: "send_message", chatId: two.id, message: "s3", clientMsgId: "s3" });
+    const error = await s1.next((f) => f.type === "error");
+    assert.equal(error.code, "RATE_LIMITED");
+    assert.equal(error.ref, "s3");
+    assert.ok(
+      Number(error.retryAfter) >= 1 && Number(error.retryAfter) <= 60,
+      `retryAfter ${error.retryAfter}`,
+    );
+    s1.send({ type: "send_message", recipientId: c.id, message: "s4", clientMsgId: "s4" });
+    assert.equal((await s1.next((f) => f.type === "error" && f.ref === "s4")).code, "RATE_LIMITED");
+
+    const history = await b.client.request<{ messages: MessageView[] }>("GET", `/chats/${one.id}/messages`);
+    assert.deepEqual(
+      history.messages.map((m) => m.clientMsgId),
+      ["p1", "s1"],
+    );
+    assert.equal(
+      (await b.client.raw("POST", `/chats/${one.id}/messages`, { body: { message: "x", clientMsgId: "x" } }))
+        .status,
+      201,
+      "another user has a budget of their own",
+    );
+    s1.close();
+    s2.close();
+  });
+
+  test("new chats count per creator; opening an existing direct chat does not", async () => {
+    const a = await as("ca");
+    const others = await Promise.all(["cb", "cc", "cd", "ce"].map(as));
+    const open = (userId: string) => a.client.raw("POST", "/chats", { body: { type: "direct", userId } });
+    const group = () => a.client.raw("POST", "/chats", { body: { type: "group", name: "g", memberIds: [] } });
+    assert.equal((await open(others[0]?.id as string)).status, 201);
+    assert.equal((await group()).status, 201);
+    assert.equal((await open(others[1]?.id as string)).status, 201);
+    assert.equal((await open(others[0]?.id as string)).status, 200, "the existing chat opens at no cost");
+    const refused = await open(others[2]?.id as string);
+    assert.equal(refused.status, 429);
+    assert.ok(refused.headers.get("retry-after"));
+    assert.equal((await group()).status, 429);
+    assert.equal((await open(others[1]?.id as string)).status, 200);
+    assert.equal(
+      (await others[3]?.client.raw("POST", "/chats", { body: { type: "direct", userId: a.id } }))?.status,
+      201,
+      "another user creates chats with their own budget",
+    );
+  });
+
+  test("members added count per owner", async () => {
+    const owner = await as("ma");
+    const people = await Promise.all(["mb", "mc", "md"].map(as));
+    const group = await owner.client.request<ChatView>("POST", "/chats", {
+      type: "group",
+      name: "m",
+      memberIds: [],
+    });
+    const add = (userId: string) =>
+      owner.client.raw("POST", `/chats/${group.id}/members`, { body: { userId } });
+    assert.equal((await add(people[0]?.id as string)).status, 200);
+    assert.equal((await add(people[1]?.id as string)).status, 200);
+    const refused = await add(people[2]?.id as string);
+    assert.equal(refused.status, 429);
+    assert.equal(code(refused.body), "RATE_LIMITED");
   });
 });

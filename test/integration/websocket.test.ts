@@ -151,6 +151,27 @@ describe("messaging", () => {
   });
 });
 
+describe("read marks", () => {
+  test("a read frame far beyond the last message is told to the members as the chat's last seq", async () => {
+    const a = await signedIn("a");
+    const b = await signedIn("b");
+    const chat = await a.api.request<ChatView>("POST", "/chats", { type: "direct", userId: b.id });
+    for (const id of ["r1", "r2"]) {
+      await a.api.request("POST", `/chats/${chat.id}/messages`, { message: id, clientMsgId: id });
+    }
+    const a1 = await connect(a.token);
+    const b1 = await connect(b.token);
+    b1.send({ type: "read", chatId: chat.id, seq: Number.MAX_SAFE_INTEGER });
+    const read = await a1.next(isType("read"));
+    assert.deepEqual(read, { type: "read", chatId: chat.id, userId: b.id, seq: 2 });
+    await a.api.request("POST", `/chats/${chat.id}/messages`, { message: "r3", clientMsgId: "r3" });
+    const listed = await b.api.request<{ chats: ChatView[] }>("GET", "/chats");
+    assert.equal(listed.chats.find((c) => c.id === chat.id)?.unreadCount, 1, "the mark stayed at 2");
+    a1.close();
+    b1.close();
+  });
+});
+
 describe("presence", () => {
   test("contacts see a user come online and go offline with lastSeen; the user sees who is online", async () => {
     const a = await signedIn("a");

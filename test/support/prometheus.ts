@@ -1,4 +1,6 @@
 /** Reads a node's /metrics: the samples of the Prometheus text format, and sums over labels. */
+import { once } from "node:events";
+import type { Server } from "node:http";
 import type { ServiceBroker } from "moleculer";
 
 export interface Sample {
@@ -36,7 +38,17 @@ export function metricsUrl(broker: ServiceBroker): string {
   return `http://127.0.0.1:${reporter.server.address().port}/metrics`;
 }
 
+/**
+ * Resolves once the node's /metrics listens: on METRICS_HOST, an address to look up, it binds a
+ * moment after the broker is made rather than at once.
+ */
+export async function metricsListening(broker: ServiceBroker): Promise<void> {
+  const server = (broker.metrics as unknown as { reporter: { server?: Server }[] }).reporter[0]?.server;
+  if (server && !server.listening) await once(server, "listening");
+}
+
 export async function scrape(broker: ServiceBroker): Promise<Scrape> {
+  await metricsListening(broker);
   const res = await fetch(metricsUrl(broker));
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return new Scrape(await res.text());

@@ -1,0 +1,18 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { FrameError, parseFrame } from "../../../gateway/ws-frames.ts";
+
+test("a frame with __proto__, constructor or prototype as a key is refused as an unknown field", () => {
+  for (const text of [
+    '{"type":"resume","chats":{"constructor":1}}',
+    '{"type":"read","chatId":"c1","seq":1,"__proto__":{"seq":2}}',
+    '{"type":"send_message","chatId":"c1","message":"hi","clientMsgId":"m1","prototype":{}}',
+  ]) {
+    assert.throws(
+      () => parseFrame(text),
+      (err: unknown) => err instanceof FrameError && /Unknown field/.test(err.message),
+      text,
+    );
+  }
+  assert.deepEqual(parseFrame('{"type":"resume","chats":{"c1":3}}'), { type: "resume", chats: { c1: 3 } });
+});
