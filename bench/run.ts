@@ -50,7 +50,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
                     end (profiling slows the servers down)
   --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
   --only PART       one part with its baselines: reads (A, B, profile reads, scaling) or auth (hash rates,
-                    register, login); implies --no-ws
+                    register, login); implies --no-ws; --only store runs the store growth benchmark
+                    (bench/store/run.ts, its options after it; --only store --help lists them)
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
@@ -66,6 +67,12 @@ function positiveInt(value: string | undefined, fallback: number, name: string):
 }
 
 const argv = process.argv.slice(2);
+const storeAt = argv.findIndex((a, i) => a === "--only=store" || (a === "--only" && argv[i + 1] === "store"));
+if (storeAt !== -1) {
+  const rest = argv.filter((_, i) => i !== storeAt && !(argv[storeAt] === "--only" && i === storeAt + 1));
+  const { runStoreBench } = await import("./store/run.ts");
+  process.exit(await runStoreBench(rest, `npm run bench -- ${argv.join(" ")}`));
+}
 const { values } = parseArgs({
   args: argv,
   options: {
@@ -89,7 +96,7 @@ if (values.help) {
 
 const only = values.only;
 if (only !== undefined && only !== "reads" && only !== "auth") {
-  throw new Error(`--only takes reads or auth, not ${only}`);
+  throw new Error(`--only takes reads, auth or store, not ${only}`);
 }
 if (only) values["no-ws"] = true;
 const runs = positiveInt(values.runs, values.quick ? 1 : 3, "runs");
