@@ -15,6 +15,7 @@ import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { DataDirLockedError } from "../../lib/store/data-dir-lock.ts";
 import { restoreStore } from "../../scripts/restore.ts";
 import { freePort } from "../harness/servers.ts";
+import { fullHistory } from "../support/history.ts";
 import { NodeProcess } from "../support/node-process.ts";
 import { newUser, startNode, waitReady } from "../support/platform.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
@@ -66,18 +67,6 @@ async function send(client: ApiClient, text: string): Promise<void> {
   const clientMsgId = randomUUID();
   const res = await client.raw("POST", `/chats/${chatId}/messages`, { body: { message: text, clientMsgId } });
   if (res.status === 201) acknowledged.set(clientMsgId, (res.body as MessageView).seq);
-}
-
-async function history(client: ApiClient, id: string): Promise<MessageView[]> {
-  const all: MessageView[] = [];
-  for (;;) {
-    const after = all.at(-1)?.seq ?? 0;
-    const res = await client.raw("GET", `/chats/${id}/messages?after=${after}&limit=100`);
-    assert.equal(res.status, 200);
-    const page = res.body as { messages: MessageView[]; hasMore: boolean };
-    all.push(...page.messages);
-    if (page.messages.length === 0) return all;
-  }
 }
 
 function assertHolds(messages: MessageView[], expected: Map<string, number>): void {
@@ -141,7 +130,7 @@ test("every acknowledged message survives SIGKILL of the process, whenever it co
   ({ process: node, url } = await startProcess("embedded-a2", dataDir));
   sender = new ApiClient(url);
   await sender.login(senderLogin);
-  assertHolds(await history(sender, chatId), atKill);
+  assertHolds(await fullHistory(sender, chatId), atKill);
 });
 
 test("a backup made under write load restores into a fresh DATA_DIR with every message acknowledged before it", async () => {
@@ -171,7 +160,7 @@ test("a backup made under write load restores into a fresh DATA_DIR with every m
   try {
     const client = new ApiClient(restored.url);
     await client.login(senderLogin);
-    const messages = await history(client, chatId);
+    const messages = await fullHistory(client, chatId);
     assertHolds(messages, beforeBackup);
     assert.ok(
       messages.length <= acknowledged.size + 8,

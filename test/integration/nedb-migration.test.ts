@@ -16,6 +16,7 @@ import type { ChatView, MessageView, SessionView } from "../../lib/contracts.ts"
 import { IMPORT_FILE } from "../../lib/store/nedb-import.ts";
 import { DATABASE_FILE } from "../../lib/store/sqlite.ts";
 import type { FixtureSession, FixtureUser, Manifest } from "../fixtures/nedb-v1/make-fixture.ts";
+import { fullHistory } from "../support/history.ts";
 import { type PlatformNode, startNode, waitReady } from "../support/platform.ts";
 import { tempDirs } from "../support/temp-dirs.ts";
 
@@ -77,19 +78,6 @@ async function signIn(name: string): Promise<ApiClient> {
     signedIn.set(name, client);
   }
   return client;
-}
-
-async function history(client: ApiClient, chatId: string): Promise<MessageView[]> {
-  const all: MessageView[] = [];
-  for (;;) {
-    const after = all.at(-1)?.seq ?? 0;
-    const page = await client.request<{ messages: MessageView[]; hasMore: boolean }>(
-      "GET",
-      `/chats/${chatId}/messages?after=${after}&limit=100`,
-    );
-    all.push(...page.messages);
-    if (!page.hasMore) return all;
-  }
 }
 
 function refresh(refreshToken: string) {
@@ -233,7 +221,7 @@ test("every chat has its members, and its history in seq order with the edits an
     assert.equal(view.type, chat.type);
     assert.equal(view.name, chat.name);
     assert.deepEqual([...view.members].sort(), chat.members);
-    const messages = await history(client, chat.id);
+    const messages = await fullHistory(client, chat.id);
     assert.deepEqual(messages, chat.messages);
     assert.deepEqual(
       messages.map((m) => m.seq),
@@ -269,7 +257,7 @@ test("a resend with an old clientMsgId answers the original message; a new one t
       assert.equal(res.body.seq, original.seq);
     }
     const sender = await signIn(nameOf(chat.members[0] as string));
-    assert.equal((await history(sender, chat.id)).length, chat.messages.length);
+    assert.equal((await fullHistory(sender, chat.id)).length, chat.messages.length);
     const fresh = await sender.request<MessageView>("POST", `/chats/${chat.id}/messages`, {
       message: "after the migration",
       clientMsgId: `after-${chat.id}`,
@@ -290,7 +278,7 @@ test("a restart on the same DATA_DIR imports nothing again and keeps what was wr
     backups,
   );
   for (const chat of manifest.chats) {
-    const messages = await history(await signIn(nameOf(chat.members[0] as string)), chat.id);
+    const messages = await fullHistory(await signIn(nameOf(chat.members[0] as string)), chat.id);
     assert.equal(messages.length, chat.messages.length + 1);
     assert.equal(messages.at(-1)?.message, "after the migration");
   }
