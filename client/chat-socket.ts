@@ -3,10 +3,20 @@
  * known chat from its last seen `seq` (paging from the REST history what the server does not
  * replay: `resume_truncated`), fills gaps through the history, drops duplicates by `seq`, and
  * keeps a send queue that resends with the same clientMsgId until each message is acknowledged.
- * It runs on the standard WebSocket API (browsers and Node 22+).
+ * It marks messages from senders the caller blocks (`setBlocked`) and hands reactions, pin changes
+ * and read marks to listeners of their own. It runs on the standard WebSocket API (browsers and
+ * Node 22+).
  */
-import type { MessageView } from "../lib/contracts.ts";
+import { type BlockedIds, markBlockedSender } from "./blocking.ts";
 import type { ApiClient } from "./rest-client.ts";
+import type {
+  ClientMessage,
+  MessageView,
+  PinsChangedFrame,
+  ReactionFrame,
+  ReadFrame,
+  SendOptions,
+} from "./types.ts";
 
 export interface Ack {
   clientMsgId: string;
@@ -20,10 +30,25 @@ type Frame = { type: string } & Record<string, unknown>;
 export interface ChatSocketOptions {
   /** ws:// or wss:// base of the gateway; defaults to the API base with the ws scheme. */
   url?: string;
-  /** Called once per message, in seq order per chat, with duplicates removed. */
-  onMessage?(message: MessageView): void;
-  /** Every other server frame (typing, read, presence, message_edited, ...). */
+  /**
+   * Called once per message, in seq order per chat, with duplicates removed; `blockedSender` is
+   * true on those whose sender the caller blocks.
+   */
+  onMessage?(message: ClientMessage): void;
+  /**
+   * Every other server frame (typing, read, reaction, pins_changed, presence, message_edited, ...),
+   * including those that also go to the listeners below; message_edited and message_deleted carry
+   * `blockedSender` as onMessage's messages do.
+   */
   onFrame?(frame: Frame): void;
+  /** A reaction was added or removed (the reactor's own included). */
+  onReaction?(frame: ReactionFrame): void;
+  /** A pin of a chat was added or removed. */
+  onPinsChanged?(frame: PinsChangedFrame): void;
+  /** A member's read mark moved. */
+  onRead?(frame: ReadFrame): void;
+  /** Users the caller blocks, to start with (see setBlocked). */
+  blocked?: BlockedIds;
   onStateChange?(state: "connecting" | "open" | "closed"): void;
   /** Backoff bounds in ms. */
   minDelayMs?: number;
@@ -69,11 +94,22 @@ export class ChatSocket {
   private readonly gapTimers = new Map<string, ReturnType<typeof setTimeout>>();
   private readonly pending = new Map<string, Pending>();
   private openWaiters: (() => void)[] = [];
+  private blocked: ReadonlySet<string>;
   userId: string | undefined;
 
   constructor(api: ApiClient, options: ChatSocketOptions = {}) {
     this.api = api;
     this.o = { minDelayMs: 200, maxDelayMs: 10_000, ackTimeoutMs: 10_000, ...options };
+    this.blocked = new Set(options.blocked ?? []);
+  }
+
+  /**
+   * The users the caller blocks (e.g. `(await api.blocks()).map((u) => u.id)`, again after
+   * block/unblock): messages handed out from now on whose sender is one of them carry
+   * `blockedSender: true`.
+   */
+  setBlocked(ids: BlockedIds): void {
+    this.blocked = new Set(ids);
   }
 
   get isOpen(): boolean {
@@ -125,16 +161,22 @@ export class ChatSocket {
     this.gapTimers.delete(chatId);
   }
 
-  /** Sends a message; resolves its ack, resending with the same clientMsgId across reconnects. */
+  /**
+   * Sends a message (a reply with `replyTo`); resolves its ack, resending with the same clientMsgId
+   * across reconnects. The third argument is the clientMsgId itself or the send options.
+   */
   send(
     target: { chatId: string } | { recipientId: string },
     message: string,
-    clientMsgId: string = randomId(),
+    options: string | SendOptions = {},
   ): Promise<Ack> {
+    const { clientMsgId = randomId(), replyTo } =
+      typeof options === "string" ? { clientMsgId: options } : options;
     const existing = this.pending.get(clientMsgId);
     if (existing) return new Promise((resolve, reject) => this.chain(existing, resolve, reject));
     return new Promise<Ack>((resolve, reject) => {
       const frame: Frame = { type: "send_message", ...target, message, clientMsgId };
+      if (replyTo !== undefined) frame.replyTo = replyTo;
       const entry: Pending = { frame, resolve, reject, sentAt: 0, refusals: 0 };
       this.pending.set(clientMsgId, entry);
       this.transmit(entry);
@@ -249,9 +291,23 @@ export class ChatSocket {
       case "resume_truncated":
         this.onTruncated(frame);
         return;
-      default:
-        this.o.onFrame?.(frame);
+      case "message_edited":
+      case "message_deleted":
+        this.o.onFrame?.(
+          markBlockedSender(frame as unknown as MessageView, this.blocked) as unknown as Frame,
+        );
+        return;
+      case "reaction":
+        this.o.onReaction?.(frame as unknown as ReactionFrame);
+        break;
+      case "pins_changed":
+        this.o.onPinsChanged?.(frame as unknown as PinsChangedFrame);
+        break;
+      case "read":
+        this.o.onRead?.(frame as unknown as ReadFrame);
+        break;
     }
+    this.o.onFrame?.(frame);
   }
 
   private onReady(frame: Frame): void {
@@ -354,7 +410,7 @@ export class ChatSocket {
       return;
     }
     this.lastSeq.set(m.chatId, m.seq);
-    this.o.onMessage?.(m);
+    this.o.onMessage?.(markBlockedSender(m, this.blocked));
     const early = this.early.get(m.chatId);
     const next = early?.get(m.seq + 1);
     if (early) early.delete(m.seq);

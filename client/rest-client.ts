@@ -1,9 +1,22 @@
 /**
  * The platform's REST client: the one way the project's own tools (tests, load tools, the web
  * page) talk to the API. It keeps the token pair of a signed-in user and refreshes the access
- * token shortly before it expires.
+ * token shortly before it expires, and wraps every chat call (paged chat list, replies,
+ * reactions, blocks, mutes, pins).
  */
-import type { OwnProfile, PublicProfile, SessionView, TokenPair, UserView } from "../lib/contracts.ts";
+import type {
+  ChatPage,
+  ChatView,
+  MessagePage,
+  MessageView,
+  OwnProfile,
+  PinView,
+  PublicProfile,
+  SendOptions,
+  SessionView,
+  TokenPair,
+  UserView,
+} from "./types.ts";
 
 export interface ApiResponse<T = unknown> {
   status: number;
@@ -53,13 +66,22 @@ export class ApiClient {
   private refreshing: Promise<void> | undefined;
   private readonly headers: Record<string, string>;
   private readonly retry: RetryOptions;
+  private readonly fetch: typeof fetch;
 
+  /** `fetch` gives the HTTP implementation (tests, instrumented clients); defaults to the global one. */
   constructor(
     baseUrl: string,
-    options: { headers?: Record<string, string>; retry?: Partial<RetryOptions> | false } = {},
+    options: {
+      headers?: Record<string, string>;
+      retry?: Partial<RetryOptions> | false;
+      fetch?: typeof fetch;
+    } = {},
   ) {
     this.baseUrl = baseUrl.replace(/\/$/, "");
     this.headers = options.headers ?? {};
+    // Called unbound: a browser's fetch refuses to run as a method of another object.
+    const given = options.fetch;
+    this.fetch = (input, init) => (given ? given(input, init) : fetch(input, init));
     this.retry =
       options.retry === false ? { ...DEFAULT_RETRY, attempts: 1 } : { ...DEFAULT_RETRY, ...options.retry };
   }
@@ -94,7 +116,7 @@ export class ApiClient {
     let body: string | undefined = options.rawBody;
     if (options.body !== undefined) body = JSON.stringify(options.body);
     if (body !== undefined) headers["content-type"] ??= "application/json";
-    const res = await fetch(this.baseUrl + path, { method, headers, body });
+    const res = await this.fetch(this.baseUrl + path, { method, headers, body });
     const text = await res.text();
     let parsed: unknown = text;
     if (text && res.headers.get("content-type")?.includes("json")) parsed = JSON.parse(text);
@@ -196,6 +218,151 @@ export class ApiClient {
     return this.request<{ users: PublicProfile[]; nextCursor: string | null }>("GET", `/users?${query}`);
   }
 
+  /** One page of the caller's chats, by last activity, newest first (`limit` 1-200, default 50). */
+  listChats(options: { limit?: number; cursor?: string } = {}): Promise<ChatPage> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set("limit", String(options.limit));
+    if (options.cursor) query.set("cursor", options.cursor);
+    const search = String(query) ? `?${query}` : "";
+    return this.request("GET", `/chats${search}`);
+  }
+
+  /**
+   * Every page of the chat list, in order. The pages follow the first one's snapshot, so a chat
+   * that gets a message meanwhile is neither skipped nor listed twice. A cursor lives 30 minutes:
+   * a consumer slower than that gets the server's 422 (type `cursorExpired`) and starts over.
+   */
+  async *allChats(pageSize?: number): AsyncGenerator<ChatPage, void, undefined> {
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.listChats({ limit: pageSize, cursor });
+      yield page;
+      // A page without a cursor ends the list too, so a server that forgot one cannot loop us.
+      if (!page.hasMore || !page.nextCursor) return;
+      cursor = page.nextCursor;
+    }
+  }
+
+  /** All the caller's chats, every page collected (what the chat list showed before it paged). */
+  async chats(pageSize = 200): Promise<ChatView[]> {
+    const chats: ChatView[] = [];
+    for await (const page of this.allChats(pageSize)) chats.push(...page.chats);
+    return chats;
+  }
+
+  chat(chatId: string): Promise<ChatView> {
+    return this.request("GET", chatPath(chatId));
+  }
+
+  /** Opens the direct chat with a user (the existing one if there is one). */
+  openDirect(userId: string): Promise<ChatView> {
+    return this.request("POST", "/chats", { type: "direct", userId });
+  }
+
+  openGroup(name: string, memberIds: string[] = []): Promise<ChatView> {
+    return this.request("POST", "/chats", { type: "group", name, memberIds });
+  }
+
+  addMember(chatId: string, userId: string): Promise<ChatView> {
+    return this.request("POST", `${chatPath(chatId)}/members`, { userId });
+  }
+
+  /** Removes a member (the owner), or leaves the chat (the caller's own id). */
+  async removeMember(chatId: string, userId: string): Promise<void> {
+    await this.request("DELETE", `${chatPath(chatId)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  /** Messages ascending by seq: the newest page, or the page before or after a seq. */
+  history(
+    chatId: string,
+    options: { before?: number; after?: number; limit?: number } = {},
+  ): Promise<MessagePage> {
+    const query = new URLSearchParams();
+    for (const key of ["before", "after", "limit"] as const) {
+      const value = options[key];
+      if (value !== undefined) query.set(key, String(value));
+    }
+    const search = String(query) ? `?${query}` : "";
+    return this.request("GET", `${chatPath(chatId)}/messages${search}`);
+  }
+
+  /**
+   * Sends a message, as a reply when `replyTo` names a message of the same chat. Resending with the
+   * same `clientMsgId` answers the first message instead of storing a second one.
+   */
+  sendMessage(chatId: string, message: string, options: SendOptions = {}): Promise<MessageView> {
+    const body: { message: string; clientMsgId: string; replyTo?: string } = {
+      message,
+      clientMsgId: options.clientMsgId ?? globalThis.crypto.randomUUID(),
+    };
+    if (options.replyTo !== undefined) body.replyTo = options.replyTo;
+    return this.request("POST", `${chatPath(chatId)}/messages`, body);
+  }
+
+  editMessage(chatId: string, messageId: string, message: string): Promise<MessageView> {
+    return this.request("PATCH", messagePath(chatId, messageId), { message });
+  }
+
+  async deleteMessage(chatId: string, messageId: string): Promise<void> {
+    await this.request("DELETE", messagePath(chatId, messageId));
+  }
+
+  /** Moves the caller's read mark up to `seq`. */
+  async markRead(chatId: string, seq: number): Promise<void> {
+    await this.request("POST", `${chatPath(chatId)}/read`, { seq });
+  }
+
+  /** Adds the caller's reaction (one emoji) to a message; doing it twice changes nothing. */
+  async react(chatId: string, messageId: string, emoji: string): Promise<void> {
+    await this.request("PUT", reactionPath(chatId, messageId, emoji));
+  }
+
+  /** Takes the caller's reaction back; also fine when there was none. */
+  async unreact(chatId: string, messageId: string, emoji: string): Promise<void> {
+    await this.request("DELETE", reactionPath(chatId, messageId, emoji));
+  }
+
+  /** Blocks a user: no direct chat, typing or presence between the two; their group messages are marked. */
+  async block(userId: string): Promise<void> {
+    await this.request("PUT", blockPath(userId));
+  }
+
+  async unblock(userId: string): Promise<void> {
+    await this.request("DELETE", blockPath(userId));
+  }
+
+  /** The users the caller blocks, newest block first. */
+  async blocks(): Promise<PublicProfile[]> {
+    return (await this.request<{ users: PublicProfile[] }>("GET", "/users/me/blocks")).users;
+  }
+
+  /**
+   * Mutes a chat for the caller until a time in the future, or always (`null`). The chat still
+   * counts unread messages; its ChatView says `muted` and `mutedUntil`.
+   */
+  async mute(chatId: string, until: Date | string | null): Promise<void> {
+    const at = until instanceof Date ? until.toISOString() : until;
+    await this.request("PUT", `${chatPath(chatId)}/mute`, { until: at });
+  }
+
+  async unmute(chatId: string): Promise<void> {
+    await this.request("DELETE", `${chatPath(chatId)}/mute`);
+  }
+
+  /** Pins a message (any member of a direct chat, only the owner of a group). */
+  async pin(chatId: string, messageId: string): Promise<void> {
+    await this.request("PUT", pinPath(chatId, messageId));
+  }
+
+  async unpin(chatId: string, messageId: string): Promise<void> {
+    await this.request("DELETE", pinPath(chatId, messageId));
+  }
+
+  /** The chat's pinned messages, newest pin first. */
+  async pins(chatId: string): Promise<PinView[]> {
+    return (await this.request<{ pins: PinView[] }>("GET", `${chatPath(chatId)}/pins`)).pins;
+  }
+
   private setTokens(pair: TokenPair): void {
     this.tokens = { ...pair, expiresAt: Date.now() + pair.expiresIn * 1000 };
   }
@@ -211,6 +378,27 @@ export class ApiClient {
       });
     await this.refreshing;
   }
+}
+
+function chatPath(chatId: string): string {
+  return `/chats/${encodeURIComponent(chatId)}`;
+}
+
+function messagePath(chatId: string, messageId: string): string {
+  return `${chatPath(chatId)}/messages/${encodeURIComponent(messageId)}`;
+}
+
+/** The emoji goes in the path, so it is URL-encoded (an emoji is several UTF-8 bytes, some with U+FE0F). */
+function reactionPath(chatId: string, messageId: string, emoji: string): string {
+  return `${messagePath(chatId, messageId)}/reactions/${encodeURIComponent(emoji)}`;
+}
+
+function pinPath(chatId: string, messageId: string): string {
+  return `${chatPath(chatId)}/pins/${encodeURIComponent(messageId)}`;
+}
+
+function blockPath(userId: string): string {
+  return `/users/me/blocks/${encodeURIComponent(userId)}`;
 }
 
 /** A read may be resent after any network failure; a write only when it never reached a server. */

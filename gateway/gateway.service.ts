@@ -167,7 +167,7 @@ export default class GatewayService extends Service {
         cors: config.corsOrigins.length
           ? {
               origin: config.corsOrigins,
-              methods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+              methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
               allowedHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
               exposedHeaders: ["X-Request-Id", "Retry-After", "WWW-Authenticate"],
               credentials: false,

@@ -5,7 +5,14 @@
 import { forbiddenKeyPath } from "../lib/safe-json.ts";
 
 export type ClientFrame =
-  | { type: "send_message"; chatId?: string; recipientId?: string; message: string; clientMsgId: string }
+  | {
+      type: "send_message";
+      chatId?: string;
+      recipientId?: string;
+      message: string;
+      clientMsgId: string;
+      replyTo?: string;
+    }
   | { type: "resume"; chats: Record<string, number> }
   | { type: "typing"; chatId: string }
   | { type: "read"; chatId: string; seq: number }
@@ -67,7 +74,7 @@ export function parseFrame(text: string): ClientFrame {
 
 function sendMessage(f: Record<string, unknown>): ClientFrame {
   const ref = typeof f.clientMsgId === "string" ? f.clientMsgId : "send_message";
-  only(f, ["type", "chatId", "recipientId", "message", "clientMsgId"], ref);
+  only(f, ["type", "chatId", "recipientId", "message", "clientMsgId", "replyTo"], ref);
   if (typeof f.clientMsgId !== "string" || !CLIENT_MSG_ID.test(f.clientMsgId))
     throw invalid("clientMsgId", ref);
   if ((f.chatId === undefined) === (f.recipientId === undefined)) {
@@ -77,6 +84,7 @@ function sendMessage(f: Record<string, unknown>): ClientFrame {
   const frame: ClientFrame = { type: "send_message", message: f.message, clientMsgId: f.clientMsgId };
   if (f.chatId !== undefined) frame.chatId = id(f.chatId, "chatId", ref);
   else frame.recipientId = id(f.recipientId, "recipientId", ref);
+  if (f.replyTo !== undefined) frame.replyTo = id(f.replyTo, "replyTo", ref);
   return frame;
 }
 

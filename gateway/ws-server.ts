@@ -177,9 +177,12 @@ export class WsServer implements FrameHandler {
         try {
           const message = (await this.o.chat.call(
             frame.chatId ? "chat.send" : "chat.sendTo",
-            frame.chatId
-              ? { id: frame.chatId, message: frame.message, clientMsgId: frame.clientMsgId }
-              : { recipientId: frame.recipientId, message: frame.message, clientMsgId: frame.clientMsgId },
+            {
+              ...(frame.chatId ? { id: frame.chatId } : { recipientId: frame.recipientId }),
+              message: frame.message,
+              clientMsgId: frame.clientMsgId,
+              ...(frame.replyTo !== undefined ? { replyTo: frame.replyTo } : {}),
+            },
             meta,
           )) as { id: string; chatId: string; seq: number };
           connection.send({

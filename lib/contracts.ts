@@ -4,7 +4,37 @@
  * the events. `call()` checks names, params and results at build time.
  */
 import type { Context, ServiceBroker } from "moleculer";
+import type {
+  ChatView,
+  MessageView,
+  OwnProfile,
+  PinView,
+  PresenceView,
+  PublicProfile,
+  ServerFrame,
+  SessionView,
+  TokenPair,
+  UserView,
+} from "../client/types.ts";
 import { exactlyOneOf, text, variantsBy } from "./param-rules.ts";
+
+// The wire types clients see are declared in the client package (client/types.ts), which builds
+// without the server; they are re-exported here so every server import stays as it was.
+export type {
+  ChatView,
+  MessageSummary,
+  MessageView,
+  OwnProfile,
+  PinView,
+  PresenceView,
+  PublicProfile,
+  ReactionView,
+  ReplyRef,
+  ServerFrame,
+  SessionView,
+  TokenPair,
+  UserView,
+} from "../client/types.ts";
 
 const email = { type: "email", max: 254, normalize: true } as const;
 const username = {
@@ -74,6 +104,7 @@ export const PARAMS = {
   },
   "profile.get": { $$strict: true, id },
   "profile.byUsername": { $$strict: true, username: text({ min: 1, max: 32 }) },
+  "profile.getMany": { $$strict: true, ids: { type: "array", items: id, max: 1_000 } },
   "profile.search": {
     $$strict: true,
     q: text({ min: 1, max: 32 }),
@@ -90,7 +121,11 @@ export const PARAMS = {
     },
     { direct: ["userId"], group: ["name", "memberIds?"] },
   ),
-  "chat.list": { $$strict: true },
+  "chat.list": {
+    $$strict: true,
+    limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
+    cursor: { ...text({ min: 1, max: 512 }), optional: true },
+  },
   "chat.get": { $$strict: true, id },
   "chat.addMember": { $$strict: true, id, userId: id },
   "chat.removeMember": { $$strict: true, id, userId: id },
@@ -106,79 +141,36 @@ export const PARAMS = {
     id,
     message: { type: "string", min: 1, max: 100_000 },
     clientMsgId,
+    replyTo: { ...id, optional: true },
   },
   "chat.edit": { $$strict: true, id, messageId: id, message: { type: "string", min: 1, max: 100_000 } },
   "chat.delete": { $$strict: true, id, messageId: id },
   "chat.read": { $$strict: true, id, seq: { ...seq, convert: false } },
+  // One emoji (a single grapheme Unicode calls an emoji); ChatLogic checks what a length cannot.
+  "chat.react": { $$strict: true, id, messageId: id, emoji: text({ min: 1, max: 64 }) },
+  "chat.unreact": { $$strict: true, id, messageId: id, emoji: text({ min: 1, max: 64 }) },
+  "chat.block": { $$strict: true, userId: id },
+  "chat.unblock": { $$strict: true, userId: id },
+  "chat.blocks": { $$strict: true },
+  // `until`: an ISO 8601 time in the future, or null for always.
+  "chat.mute": {
+    $$strict: true,
+    id,
+    until: {
+      ...text({
+        min: 1,
+        max: 40,
+        pattern: "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:\\d{2})$",
+        messages: { stringPattern: "The 'until' field must be an ISO 8601 time with its offset, or null" },
+      }),
+      nullable: true,
+    },
+  },
+  "chat.unmute": { $$strict: true, id },
+  "chat.pin": { $$strict: true, id, messageId: id },
+  "chat.unpin": { $$strict: true, id, messageId: id },
+  "chat.pins": { $$strict: true, id },
 } as const;
-
-export interface MessageView {
-  id: string;
-  chatId: string;
-  seq: number;
-  senderId: string;
-  message: string;
-  clientMsgId: string;
-  createdAt: string;
-  editedAt?: string;
-  deleted?: boolean;
-}
-
-export interface ChatView {
-  id: string;
-  type: "direct" | "group";
-  name: string | null;
-  ownerId: string | null;
-  members: string[];
-  lastMessage: MessageSummary | null;
-  unreadCount?: number;
-  createdAt: string;
-}
-
-export interface MessageSummary {
-  id: string;
-  seq: number;
-  senderId: string;
-  message: string;
-  createdAt: string;
-  deleted?: boolean;
-}
-
-export interface UserView {
-  id: string;
-  email: string;
-  username: string;
-  displayName: string;
-  createdAt: string;
-}
-
-export interface PublicProfile {
-  id: string;
-  username: string;
-  displayName: string;
-  bio: string | null;
-  avatarUrl: string | null;
-  createdAt: string;
-}
-
-export interface OwnProfile extends PublicProfile {
-  email: string;
-  updatedAt: string;
-}
-
-export interface TokenPair {
-  accessToken: string;
-  refreshToken: string;
-  expiresIn: number;
-}
-
-export interface SessionView {
-  id: string;
-  createdAt: string;
-  lastUsedAt: string;
-  userAgent: string;
-  current: boolean;
-}
 
 export interface Revocation {
   sessionId: string;
@@ -219,12 +211,16 @@ export interface ActionMap {
     params: { q: string; limit?: number; cursor?: string };
     result: { users: PublicProfile[]; nextCursor: string | null };
   };
+  "profile.getMany": { params: { ids: string[] }; result: { profiles: PublicProfile[] } };
   "profile.ready": { params: Record<string, never>; result: { ok: true } };
   "chat.open": {
     params: { type: "direct" | "group"; userId?: string; name?: string; memberIds?: string[] };
     result: ChatView;
   };
-  "chat.list": { params: Record<string, never>; result: { chats: ChatView[] } };
+  "chat.list": {
+    params: { limit?: number; cursor?: string };
+    result: { chats: ChatView[]; hasMore: boolean; nextCursor: string | null };
+  };
   "chat.get": { params: { id: string }; result: ChatView };
   "chat.addMember": { params: { id: string; userId: string }; result: ChatView };
   "chat.removeMember": { params: { id: string; userId: string }; result: null };
@@ -232,15 +228,28 @@ export interface ActionMap {
     params: { id: string; before?: number; after?: number; limit?: number };
     result: { messages: MessageView[]; hasMore: boolean };
   };
-  "chat.send": { params: { id: string; message: string; clientMsgId: string }; result: MessageView };
+  "chat.send": {
+    params: { id: string; message: string; clientMsgId: string; replyTo?: string };
+    result: MessageView;
+  };
   "chat.sendTo": {
-    params: { recipientId: string; message: string; clientMsgId: string };
+    params: { recipientId: string; message: string; clientMsgId: string; replyTo?: string };
     result: MessageView;
   };
   "chat.edit": { params: { id: string; messageId: string; message: string }; result: MessageView };
   "chat.delete": { params: { id: string; messageId: string }; result: null };
   "chat.read": { params: { id: string; seq: number }; result: null };
   "chat.typing": { params: { id: string }; result: null };
+  "chat.react": { params: { id: string; messageId: string; emoji: string }; result: null };
+  "chat.unreact": { params: { id: string; messageId: string; emoji: string }; result: null };
+  "chat.block": { params: { userId: string }; result: null };
+  "chat.unblock": { params: { userId: string }; result: null };
+  "chat.blocks": { params: Record<string, never>; result: { users: PublicProfile[] } };
+  "chat.mute": { params: { id: string; until: string | null }; result: null };
+  "chat.unmute": { params: { id: string }; result: null };
+  "chat.pin": { params: { id: string; messageId: string }; result: null };
+  "chat.unpin": { params: { id: string; messageId: string }; result: null };
+  "chat.pins": { params: { id: string }; result: { pins: PinView[] } };
   "chat.resume": { params: { chats: ResumeEntry[] }; result: ResumeAnswer };
   "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
@@ -271,19 +280,6 @@ export interface ResumeAnswer {
   next: ResumeEntry[];
 }
 
-export interface PresenceView {
-  userId: string;
-  status: "online" | "offline";
-  lastSeen: string | null;
-}
-
-/** A frame the server pushes to WebSocket clients (api.md, "Server to client"). */
-export type ServerFrame =
-  | ({ type: "new_message" | "message_edited" | "message_deleted" } & MessageView)
-  | { type: "typing"; chatId: string; userId: string }
-  | { type: "read"; chatId: string; userId: string; seq: number }
-  | ({ type: "presence" } & PresenceView);
-
 export interface EventMap {
   /** Sessions whose access tokens must stop working now, on every gateway. */
   "auth.sessions.revoked": { revocations: Revocation[] };
@@ -293,6 +289,8 @@ export interface EventMap {
   "profile.cache.clean": { ids: string[] };
   /** A chat's members changed: chat nodes drop the copy they hold for sends. */
   "chat.members.changed": { chatId: string };
+  /** A block between two users was made or lifted: chat nodes drop what they hold of either. */
+  "chat.blocks.changed": { userIds: string[] };
   /** A user's first WebSocket on a gateway node opened. */
   "ws.online": { nodeId: string; userId: string } & PresenceStamp;
   /** A user's last WebSocket on a gateway node closed. */

@@ -4,8 +4,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { applyUpdate, getPath, upsertDocument } from "./apply-update.ts";
+import { isCondition } from "./filter.ts";
 import type { SqliteStore } from "./sqlite.ts";
-import { decodeDocument, encodeDocument, fieldExpression, jsonPath } from "./sqlite-codec.ts";
+import { decodeDocument, encodeDocument, fieldExpression, jsonPath, toSqlScalar } from "./sqlite-codec.ts";
 import { translate } from "./sqlite-errors.ts";
 import { type QueryTarget, type SqlParam, toSqlOrder, toSqlWhere } from "./sqlite-query.ts";
 import { DuplicateKeyError } from "./store-errors.ts";
@@ -13,11 +14,23 @@ import type { Collection, Doc, Filter, FindOptions, IndexSpec, Update } from "./
 
 const INDEX_NAME = /^[A-Za-z0-9_-]+$/;
 
+/**
+ * An index with `arrayPrefix` (types.ts): its table holds one row per distinct element of the
+ * first field (or its one value) with the document's second field, so the documents of one
+ * element are walked in the second field's order.
+ */
+interface ArrayIndex {
+  table: string;
+  first: string;
+  second: string;
+}
+
 export class SqliteCollection<T extends Doc> implements Collection<T> {
   readonly name: string;
   readonly #store: SqliteStore;
   readonly #table: string;
   readonly #target: QueryTarget & { indexedFields: Set<string>; multikeyFields: Set<string> };
+  readonly #arrayIndexes = new Map<string, ArrayIndex>();
   #created = false;
 
   constructor(name: string, store: SqliteStore) {
@@ -123,9 +136,12 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
 
   findSync(filter: Filter, options: FindOptions = {}): T[] {
     return this.#read(() => {
-      const where = toSqlWhere(filter, this.#target);
-      const params: SqlParam[] = [...where.params];
-      let sql = `SELECT doc, dates FROM ${this.#table} WHERE ${where.sql}${toSqlOrder(options)}`;
+      const walk = this.#arrayIndexWalk(filter, options);
+      const where = toSqlWhere(walk?.rest ?? filter, this.#target);
+      const params: SqlParam[] = [...(walk?.params ?? []), ...where.params];
+      let sql = walk
+        ? `SELECT t.doc, t.dates FROM ${walk.from} WHERE ${walk.where} AND ${where.sql} ORDER BY ${walk.order}`
+        : `SELECT doc, dates FROM ${this.#table} WHERE ${where.sql}${toSqlOrder(options)}`;
       if (options.limit !== undefined || options.skip !== undefined) {
         sql += " LIMIT ? OFFSET ?";
         params.push(options.limit && options.limit > 0 ? options.limit : -1, options.skip ?? 0);
@@ -133,6 +149,52 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
       const rows = this.#store.statement(sql).all(...params) as { doc: string; dates: string | null }[];
       return rows.map((row) => decodeDocument<T>(row.doc, row.dates));
     });
+  }
+
+  /**
+   * How a find with equality on an arrayPrefix index's first field, sorted by its second alone,
+   * walks that index's table in order (a range on the second field bounds the walk), joining each
+   * row's document, so a page costs its own rows instead of a sort of all the element's documents.
+   */
+  #arrayIndexWalk(
+    filter: Filter,
+    options: FindOptions,
+  ): { from: string; where: string; order: string; params: SqlParam[]; rest: Filter } | undefined {
+    const sort = Object.entries(options.sort ?? {});
+    if (sort.length !== 1 || this.#arrayIndexes.size === 0) return undefined;
+    const [second, direction] = sort[0] as [string, 1 | -1];
+    for (const index of this.#arrayIndexes.values()) {
+      if (index.second !== second) continue;
+      const value = filter[index.first];
+      if (typeof value !== "string" && typeof value !== "number") continue;
+      const { [index.first]: _, ...rest } = filter;
+      const clauses = ["ix.ixvalue = ?"];
+      const params: SqlParam[] = [value];
+      const bound = filter[second];
+      if (isCondition(bound)) {
+        for (const [op, sql] of [
+          ["$lt", "<"],
+          ["$lte", "<="],
+          ["$gt", ">"],
+          ["$gte", ">="],
+        ] as const) {
+          const limit = bound[op] instanceof Date ? toSqlScalar(bound[op]) : bound[op];
+          if (typeof limit === "string" || typeof limit === "number") {
+            clauses.push(`ix.ixk ${sql} ?`);
+            params.push(limit);
+          }
+        }
+      }
+      const dir = direction === -1 ? "DESC" : "ASC";
+      return {
+        from: `${index.table} AS ix CROSS JOIN ${this.#table} AS t ON t._id = ix.ixid`,
+        where: clauses.join(" AND "),
+        order: `ix.ixk ${dir}, ix.ixid ${dir}`,
+        params,
+        rest,
+      };
+    }
+    return undefined;
   }
 
   countSync(filter: Filter): number {
@@ -189,8 +251,11 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
         const name = `"${this.name}$${spec.name}"`;
         if (spec.retired) {
           this.#store.statement(`DROP INDEX IF EXISTS ${name}`).run();
+          this.#dropArrayIndex(spec.name);
           continue;
         }
+        if (spec.arrayPrefix) this.#ensureArrayIndex(spec);
+        else this.#dropArrayIndex(spec.name);
         const fields = Object.entries(spec.fields);
         const terms = fields.map(
           ([field, direction]) => `${column(field)}${direction === -1 ? " DESC" : ""}`,
@@ -230,8 +295,9 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
          ON CONFLICT (_id) DO UPDATE SET doc = excluded.doc, dates = excluded.dates`,
       )
       .run(doc._id, encoded.json, encoded.dates);
-    if (this.#target.multikeyFields.size > 0) this.#removeElements([doc._id]);
+    this.#removeElements([doc._id]);
     this.#addElements(doc as T);
+    this.#indexArrays(doc._id, encoded.json);
   }
 
   #insert(doc: T): void {
@@ -244,6 +310,7 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
       .statement(`INSERT INTO ${this.#table} (_id, doc, dates) VALUES (?, ?, ?)`)
       .run(doc._id, encoded.json, encoded.dates);
     this.#addElements(doc);
+    this.#indexArrays(doc._id, encoded.json);
   }
 
   #replace(row: Row<T>, doc: T): void {
@@ -251,14 +318,15 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
     this.#store
       .statement(`UPDATE ${this.#table} SET doc = ?, dates = ? WHERE rowid = ?`)
       .run(encoded.json, encoded.dates, row.rowid);
-    if (this.#target.multikeyFields.size > 0) this.#removeElements([row.doc._id]);
+    this.#removeElements([row.doc._id]);
     this.#addElements(doc);
+    this.#indexArrays(row.doc._id, encoded.json);
   }
 
   #delete(filter: Filter, most: number): number {
     return this.#write(() => {
       const where = toSqlWhere(filter, this.#target);
-      const multikey = this.#target.multikeyFields.size > 0;
+      const multikey = this.#target.multikeyFields.size > 0 || this.#arrayIndexes.size > 0;
       const sql =
         `DELETE FROM ${this.#table} WHERE rowid IN (SELECT rowid FROM ${this.#table} WHERE ${where.sql} LIMIT ?)` +
         (multikey ? " RETURNING _id" : "");
@@ -318,8 +386,63 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
   }
 
   #removeElements(ids: string[]): void {
-    const remove = this.#store.statement(`DELETE FROM ${this.#target.multikeyTable} WHERE _id = ?`);
-    for (const id of ids) remove.run(id);
+    if (this.#target.multikeyFields.size > 0) {
+      const remove = this.#store.statement(`DELETE FROM ${this.#target.multikeyTable} WHERE _id = ?`);
+      for (const id of ids) remove.run(id);
+    }
+    for (const index of this.#arrayIndexes.values()) {
+      const remove = this.#store.statement(`DELETE FROM ${index.table} WHERE ixid = ?`);
+      for (const id of ids) remove.run(id);
+    }
+  }
+
+  /** The document's rows in every arrayPrefix index table (its old ones are gone: #removeElements). */
+  #indexArrays(id: string, json: string): void {
+    for (const index of this.#arrayIndexes.values()) {
+      this.#store
+        .statement(
+          `INSERT INTO ${index.table} (ixvalue, ixk, ixid)
+           SELECT DISTINCT j.value, json_extract(?, '${jsonPath(index.second)}'), ? FROM json_each(?, '${jsonPath(index.first)}') j`,
+        )
+        .run(json, id, json);
+    }
+  }
+
+  #ensureArrayIndex(spec: IndexSpec): void {
+    const fields = Object.keys(spec.fields);
+    const [first, second] = fields;
+    if (fields.length !== 2 || !first || !second || first === "_id" || spec.unique) {
+      throw new TypeError(`Index "${spec.name}": arrayPrefix takes two fields, not _id first, not unique`);
+    }
+    const table = `"${this.name}$ix$${spec.name}"`;
+    const known = this.#arrayIndexes.get(spec.name);
+    if (known && known.first === first && known.second === second) return;
+    if (known) this.#dropArrayIndex(spec.name);
+    this.#store.statement(`CREATE TABLE ${table} (ixvalue, ixk, ixid TEXT NOT NULL)`).run();
+    this.#store
+      .statement(`CREATE INDEX "${this.name}$ix$${spec.name}$walk" ON ${table} (ixvalue, ixk, ixid)`)
+      .run();
+    this.#store.statement(`CREATE INDEX "${this.name}$ix$${spec.name}$id" ON ${table} (ixid)`).run();
+    this.#store
+      .statement(
+        `INSERT INTO ${table} (ixvalue, ixk, ixid)
+         SELECT DISTINCT j.value, json_extract(t.doc, '${jsonPath(second)}'), t._id
+         FROM ${this.#table} t, json_each(t.doc, '${jsonPath(first)}') j`,
+      )
+      .run();
+    this.#store
+      .statement(`INSERT INTO "$arrayIndexes" (collection, name, first, second) VALUES (?, ?, ?, ?)`)
+      .run(this.name, spec.name, first, second);
+    this.#arrayIndexes.set(spec.name, { table, first, second });
+  }
+
+  #dropArrayIndex(name: string): void {
+    if (!this.#arrayIndexes.has(name)) return;
+    this.#store.statement(`DROP TABLE IF EXISTS "${this.name}$ix$${name}"`).run();
+    this.#store
+      .statement(`DELETE FROM "$arrayIndexes" WHERE collection = ? AND name = ?`)
+      .run(this.name, name);
+    this.#arrayIndexes.delete(name);
   }
 
   #markMultikey(field: string): void {
@@ -356,6 +479,12 @@ export class SqliteCollection<T extends Doc> implements Collection<T> {
     for (const { field, multikey } of known) {
       this.#target.indexedFields.add(field);
       if (multikey) this.#target.multikeyFields.add(field);
+    }
+    const arrayIndexes = this.#store
+      .statement(`SELECT name, first, second FROM "$arrayIndexes" WHERE collection = ?`)
+      .all(this.name) as { name: string; first: string; second: string }[];
+    for (const { name, first, second } of arrayIndexes) {
+      this.#arrayIndexes.set(name, { table: `"${this.name}$ix$${name}"`, first, second });
     }
     this.#created = true;
   }

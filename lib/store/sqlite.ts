@@ -78,6 +78,9 @@ export class SqliteStore implements Store {
         CREATE TABLE IF NOT EXISTS "$fields" (
           collection TEXT NOT NULL, field TEXT NOT NULL, multikey INTEGER NOT NULL DEFAULT 0,
           PRIMARY KEY (collection, field)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS "$arrayIndexes" (
+          collection TEXT NOT NULL, name TEXT NOT NULL, first TEXT NOT NULL, second TEXT NOT NULL,
+          PRIMARY KEY (collection, name)) WITHOUT ROWID;
       `);
       if (options.maxPageCount !== undefined) this.setMaxPageCount(options.maxPageCount);
       this.#inode = statSync(options.file).ino;

@@ -48,6 +48,14 @@ export interface IndexSpec {
   expireAfterSeconds?: number;
   /** An index an older release declared and this one does not need: dropped where it exists. */
   retired?: boolean;
+  /**
+   * The index has two fields, the first holding arrays, and serves pages of the documents holding
+   * one element in the second field's order (a member's chats by activity). MongoDB's compound
+   * multikey index does that by itself; the embedded store keeps (element, second field, _id) in a
+   * table of its own, which such a find walks in order instead of sorting all of the element's
+   * documents.
+   */
+  arrayPrefix?: boolean;
 }
 
 export interface InsertOptions {

@@ -4,15 +4,29 @@
  */
 import { randomUUID } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import type { ChatView, MessageView, ResumeAnswer, ResumeEntry } from "../../lib/contracts.ts";
+import type {
+  ChatView,
+  MessageView,
+  PinView,
+  PublicProfile,
+  ResumeAnswer,
+  ResumeEntry,
+} from "../../lib/contracts.ts";
 import { ForbiddenError, NotFoundError, ValidationFailedError } from "../../lib/errors.ts";
 import { LocalCache } from "../../lib/local-cache.ts";
+import { BlockList } from "./block-list.ts";
+import { type BlocksRepository, MAX_BLOCKS } from "./blocks.repo.ts";
+import { decodeChatCursor, encodeChatCursor } from "./chat-cursor.ts";
 import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
+import { mentionedNames } from "./mentions.ts";
 import { MessageAppender } from "./message-appender.ts";
 import type { Message, MessagesRepository } from "./messages.repo.ts";
+import type { PinsRepository } from "./pins.repo.ts";
+import type { ReactionsRepository } from "./reactions.repo.ts";
+import { type ReactionChange, Reactions } from "./reactions.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
 import { ResumeReader } from "./resume-reader.ts";
-import { toChatView, toLast, toMessageView } from "./views.ts";
+import { toChatView, toLast, toMessageView, toMessageViews } from "./views.ts";
 
 export interface ChatLimits {
   maxGroupMembers: number;
@@ -35,8 +49,17 @@ export interface ChatDeps {
   chats: ChatsRepository;
   messages: MessagesRepository;
   receipts: ReceiptsRepository;
+  reactions: ReactionsRepository;
+  pins: PinsRepository;
+  blocks: BlocksRepository;
   limits: ChatLimits;
   userExists(id: string): Promise<boolean>;
+  /** The id of the user with this username (any case), null when there is none. */
+  userIdByUsername(username: string): Promise<string | null>;
+  /** The public profiles of the given users that exist, in any order. */
+  profiles(ids: string[]): Promise<PublicProfile[]>;
+  /** Tells every chat node that a block between these users was made or lifted. */
+  blocksChanged(userIds: string[]): void;
   /** Writes each chat's lastSeq/lastMessage after the message itself is stored. */
   recordLast(chatId: string, last: LastMessage): void;
   /** The newest summary recorded on this node and not written yet. */
@@ -49,7 +72,16 @@ export interface ChatDeps {
   rates?: ChatRates | undefined;
 }
 
-const CHAT_LIST_LIMIT = 200;
+/** The chat list's page when the client names none. */
+const CHAT_PAGE_DEFAULT = 50;
+/**
+ * How far back the chat list's snapshot is taken: a chat's activity key is stamped when written
+ * and lands a moment later, and a key stamped before the snapshot but landing after the first
+ * page could otherwise move a chat between pages.
+ */
+const SNAPSHOT_MARGIN_MS = 2_000;
+export const MAX_PINS = 50;
+const USERNAMES_CACHED = 10_000;
 const SEQ_HINTS_MAX = 10_000;
 const MEMBER_CACHE_MAX = 10_000;
 /**
@@ -76,6 +108,10 @@ export class ChatLogic {
   /** Stores new messages in batches, each chat's one batch at a time (message-appender.ts). */
   private readonly appender: MessageAppender;
   private readonly resumes: ResumeReader;
+  private readonly reactionLog: Reactions;
+  private readonly blockList: BlockList;
+  /** Usernames resolved for mentions; a username never changes hands while its account exists. */
+  private readonly usernames = new LRUCache<string, { id: string }>({ max: USERNAMES_CACHED });
   /**
    * Messages stored lately through this node, by chat, sender and clientMsgId. A resend (the ack
    * was lost, the client reconnected or retried after a refusal) is answered from here: in the
@@ -106,6 +142,13 @@ export class ChatLogic {
       messages: deps.messages,
       knownSeq: (chat) => this.knownSeq(this.withLatest(chat)),
     });
+    this.reactionLog = new Reactions(deps.messages, deps.reactions);
+    this.blockList = new BlockList(deps.blocks, deps.memberCacheTtlMs);
+  }
+
+  /** Drops this node's copy of the users' blocks (a block between them changed). */
+  forgetBlocks(userIds: string[]): void {
+    this.blockList.forget(userIds);
   }
 
   /** Drops this node's copy of a chat (its members changed here or on another node). */
@@ -116,12 +159,18 @@ export class ChatLogic {
   async openDirect(userId: string, otherId: string): Promise<{ chat: ChatView; created: boolean }> {
     if (otherId === userId) throw invalid("userId", "A direct chat needs another user");
     if (!(await this.d.userExists(otherId))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    if (await this.blockList.between(userId, otherId)) throw blocked();
     const existing = await this.d.chats.findDirect(userId, otherId);
-    if (existing) return { chat: toChatView(existing), created: false };
+    if (existing) return { chat: await this.viewFor(userId, existing), created: false };
     // Only a chat about to be made counts: opening one that exists (sendTo does, per message) is free.
     await this.d.rates?.chatCreate.consume(userId);
     const { chat, created } = await this.d.chats.directFor(userId, otherId, randomUUID());
-    return { chat: toChatView(chat), created };
+    return { chat: await this.viewFor(userId, chat), created };
+  }
+
+  /** The chat as the user sees it (their mute; with their counts when `counts`). */
+  private async viewFor(userId: string, chat: Chat, counts = false): Promise<ChatView> {
+    return toChatView(chat, { receipt: await this.d.receipts.get(chat._id, userId), counts });
   }
 
   async createGroup(ownerId: string, name: string, memberIds: string[]): Promise<ChatView> {
@@ -159,7 +208,7 @@ export class ChatLogic {
   }
 
   async get(userId: string, chatId: string): Promise<ChatView> {
-    return toChatView(this.withLatest(await this.memberChat(userId, chatId, true)));
+    return this.viewFor(userId, this.withLatest(await this.memberChat(userId, chatId, true)), true);
   }
 
   /** The chat with the summary this node recorded and has not written yet, when that is newer. */
@@ -168,19 +217,31 @@ export class ChatLogic {
     return latest && latest.seq > chat.lastSeq ? { ...chat, lastSeq: latest.seq, lastMessage: latest } : chat;
   }
 
-  async list(userId: string): Promise<ChatView[]> {
-    const chats = await this.d.chats.listForMember(userId, CHAT_LIST_LIMIT);
-    const reads = await this.d.receipts.forUser(
+  /**
+   * A page of the user's chats, newest activity first. The first page fixes a snapshot time that
+   * the cursor carries: later pages list the chats as they were ordered then, so a chat that gets
+   * a message meanwhile is neither skipped nor repeated (chats.repo.ts, listPage).
+   */
+  async list(
+    userId: string,
+    options: { limit?: number; cursor?: string },
+  ): Promise<{ chats: ChatView[]; hasMore: boolean; nextCursor: string | null }> {
+    const limit = options.limit ?? CHAT_PAGE_DEFAULT;
+    const from = options.cursor !== undefined ? decodeChatCursor(userId, options.cursor) : undefined;
+    const at = from?.at ?? Date.now() - SNAPSHOT_MARGIN_MS;
+    const page = await this.d.chats.listPage(userId, { at, below: from?.below, limit });
+    const receipts = await this.d.receipts.forUser(
       userId,
-      chats.map((c) => c._id),
+      page.chats.map((c) => c._id),
     );
-    return chats
-      .map((stored) => this.withLatest(stored))
-      .sort((a, b) => activity(b) - activity(a))
-      .map((c) => ({
-        ...toChatView(c),
-        unreadCount: Math.max(0, c.lastSeq - (reads.get(c._id) ?? 0)),
-      }));
+    const last = page.chats.at(-1);
+    return {
+      chats: page.chats.map((c) =>
+        toChatView(this.withLatest(c), { receipt: receipts.get(c._id), counts: true }),
+      ),
+      hasMore: page.hasMore,
+      nextCursor: page.hasMore && last ? encodeChatCursor(userId, { at, below: last.activityKey }) : null,
+    };
   }
 
   /** Everyone who shares a chat with the user (the audience of their presence). */
@@ -195,15 +256,32 @@ export class ChatLogic {
   async contactsOfEach(userIds: string[]): Promise<Map<string, string[]>> {
     const wanted = new Set(userIds);
     const contacts = new Map<string, Set<string>>();
-    for (const chat of await this.d.chats.listForMembers(userIds)) {
+    const [chats, related] = await Promise.all([
+      this.d.chats.listForMembers(userIds),
+      this.blockList.relatedToEach(userIds),
+    ]);
+    for (const chat of chats) {
       for (const member of chat.members) {
         if (!wanted.has(member)) continue;
         const set = contacts.get(member) ?? new Set<string>();
         contacts.set(member, set);
-        for (const other of chat.members) if (other !== member) set.add(other);
+        const hidden = related.get(member);
+        for (const other of chat.members) if (other !== member && !hidden?.has(other)) set.add(other);
       }
     }
     return new Map(userIds.map((id) => [id, [...(contacts.get(id) ?? [])]]));
+  }
+
+  /** Of the given users, those whose presence and typing the user does not get (a block). */
+  async hiddenFrom(userId: string, userIds: string[]): Promise<Set<string>> {
+    const related = await this.blockList.relatedTo(userId);
+    return new Set(userIds.filter((id) => related.has(id)));
+  }
+
+  /** Who gets the user's typing in the chat: the other members, but not across a block. */
+  async typingAudience(userId: string, chat: Chat): Promise<string[]> {
+    const related = await this.blockList.relatedTo(userId);
+    return chat.members.filter((m) => m !== userId && !related.has(m));
   }
 
   async addMember(userId: string, chatId: string, newMemberId: string): Promise<ChatView> {
@@ -216,7 +294,7 @@ export class ChatLogic {
     const updated = await this.d.chats.addMember(chatId, newMemberId, this.d.limits.maxGroupMembers);
     if (!updated) throw invalid("userId", `A group has at most ${this.d.limits.maxGroupMembers} members`);
     this.changedMembers(chatId);
-    return toChatView(updated);
+    return this.viewFor(userId, updated);
   }
 
   /** The owner removes anyone; any member removes themself (leaves). */
@@ -238,28 +316,86 @@ export class ChatLogic {
     this.d.membersChanged(chatId);
   }
 
-  /** Stores a message (idempotent by clientMsgId); resolves it and the members to deliver to. */
+  /**
+   * Stores a message (idempotent by clientMsgId); resolves it and the members to deliver to. A new
+   * message moves its sender's read mark to it (their own messages are read) and counts as a
+   * mention for the members it names.
+   */
   async send(
     userId: string,
     chatId: string,
     text: string,
     clientMsgId: string,
+    replyTo?: string,
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
     await this.d.rates?.send.consume(userId);
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
-    const input = { chatId, senderId: userId, message: text, clientMsgId };
+    if (chat.type === "direct") {
+      const other = chat.members.find((m) => m !== userId) ?? userId;
+      if (await this.blockList.between(userId, other)) throw blocked();
+    }
     const key = sendKey(chatId, userId, clientMsgId);
     const known = this.recentSends.get(key);
-    if (known) return { message: toMessageView(known), created: false, members: chat.members };
+    if (known) return { message: await this.viewOf(known), created: false, members: chat.members };
+    const original = replyTo !== undefined ? await this.replyTarget(chatId, replyTo) : undefined;
+    const mentions = await this.mentionsIn(chat, text);
+    const input = {
+      chatId,
+      senderId: userId,
+      message: text,
+      clientMsgId,
+      ...(original ? { replyTo: { id: original._id, seq: original.seq, senderId: original.senderId } } : {}),
+      mentions,
+    };
     // One insert (with the other sends of the moment): a resend this node does not know is
     // refused by the clientMsgId index and answered with the first message.
     const { message, created } = await this.onceInFlight(key, () =>
       this.appender.append(input, chat.lastSeq),
     );
     this.recentSends.set(key, message);
-    if (created) this.d.recordLast(chatId, toLast(message));
-    return { message: toMessageView(message), created, members: chat.members };
+    if (created) {
+      this.d.recordLast(chatId, toLast(message));
+      await Promise.all([
+        this.d.receipts.markRead(chatId, userId, message.seq),
+        ...(message.mentions ?? [])
+          .filter((m) => m !== userId)
+          .map((m) => this.d.receipts.addMention(chatId, m, message.seq)),
+      ]);
+    }
+    const view = message.replyTo ? toMessageView(message, original ?? null) : await this.viewOf(message);
+    return { message: view, created, members: chat.members };
+  }
+
+  /** The message a reply answers: of the same chat and not deleted, else a 422 naming `replyTo`. */
+  private async replyTarget(chatId: string, messageId: string): Promise<Message> {
+    const original = await this.d.messages.findInChat(chatId, messageId);
+    if (!original || original.deleted) {
+      throw invalid("replyTo", "'replyTo' must name a message of this chat that is not deleted");
+    }
+    return original;
+  }
+
+  /** The members the text mentions by `@username`, in order of first mention. */
+  private async mentionsIn(chat: Chat, text: string): Promise<string[]> {
+    const names = mentionedNames(text);
+    if (names.length === 0) return [];
+    const ids = await Promise.all(names.map((name) => this.userIdOf(name)));
+    const members = new Set(chat.members);
+    return [...new Set(ids.filter((id): id is string => id !== null && members.has(id)))];
+  }
+
+  private async userIdOf(username: string): Promise<string | null> {
+    const hit = this.usernames.get(username);
+    if (hit) return hit.id;
+    const id = await this.d.userIdByUsername(username);
+    if (id !== null) this.usernames.set(username, { id });
+    return id;
+  }
+
+  /** One message's view, its reply's original read. */
+  private async viewOf(message: Message): Promise<MessageView> {
+    return (await toMessageViews([message], (ids) => this.d.messages.byIds(ids)))[0] as MessageView;
   }
 
   async history(
@@ -276,29 +412,198 @@ export class ChatLogic {
     const hasMore = page.length > options.limit;
     const kept =
       options.after !== undefined ? page.slice(0, options.limit) : page.slice(page.length - options.limit);
-    return { messages: (hasMore ? kept : page).map(toMessageView), hasMore };
+    return {
+      messages: await toMessageViews(hasMore ? kept : page, (ids) => this.d.messages.byIds(ids)),
+      hasMore,
+    };
   }
 
+  /** Edits one's own message; its mentions are resolved again (and counted or uncounted). */
   async edit(userId: string, chatId: string, messageId: string, text: string) {
     this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const message = await this.ownMessage(userId, chatId, messageId);
     if (message.deleted) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
-    const edited = await this.d.messages.edit(message._id, text, new Date());
+    const mentions = await this.mentionsIn(chat, text);
+    const edited = await this.d.messages.edit(message._id, text, mentions, new Date());
     this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
     if (!edited) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    await this.recountMentions(edited, message.mentions ?? [], mentions);
     await this.d.chats.updateLastMessage(chatId, toLast(edited));
-    return { message: toMessageView(edited), members: chat.members };
+    return { message: await this.viewOf(edited), members: chat.members };
   }
 
+  /**
+   * Deletes one's own message: a tombstone stays; its reactions, mentions and pin go. Resolves
+   * whether it was pinned (the members are told its pin went).
+   */
   async remove(userId: string, chatId: string, messageId: string) {
     const chat = await this.memberChat(userId, chatId);
     const message = await this.ownMessage(userId, chatId, messageId);
     const removed = await this.d.messages.tombstone(message._id, new Date());
     this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
     if (!removed) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    const [, unpinned] = await Promise.all([
+      this.reactionLog.clear(message._id),
+      this.d.pins.remove(chatId, message._id),
+      this.recountMentions(removed, message.mentions ?? [], []),
+    ]);
     await this.d.chats.updateLastMessage(chatId, toLast(removed));
-    return { message: toMessageView(removed), members: chat.members };
+    return { message: await this.viewOf(removed), members: chat.members, unpinned };
+  }
+
+  private async recountMentions(message: Message, before: string[], after: string[]): Promise<void> {
+    const now = new Set(after);
+    const was = new Set(before);
+    await Promise.all([
+      ...after
+        .filter((m) => !was.has(m) && m !== message.senderId)
+        .map((m) => this.d.receipts.addMention(message.chatId, m, message.seq)),
+      ...before
+        .filter((m) => !now.has(m))
+        .map((m) => this.d.receipts.removeMention(message.chatId, m, message.seq)),
+    ]);
+  }
+
+  /** A message of the chat for a reaction or a pin: there and not deleted, else 404. */
+  private async liveMessage(chatId: string, messageId: string): Promise<Message> {
+    const message = await this.d.messages.findInChat(chatId, messageId);
+    if (!message || message.deleted) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    return message;
+  }
+
+  /** Adds the user's reaction (idempotent); resolves the change and the members to tell. */
+  async react(
+    userId: string,
+    chatId: string,
+    messageId: string,
+    emoji: string,
+  ): Promise<ReactionChange & { members: string[] }> {
+    Reactions.emojiOf(emoji);
+    const chat = await this.memberChat(userId, chatId);
+    const change = await this.reactionLog.add(await this.liveMessage(chatId, messageId), emoji, userId);
+    return { ...change, members: chat.members };
+  }
+
+  /** Removes the user's reaction (idempotent). */
+  async unreact(
+    userId: string,
+    chatId: string,
+    messageId: string,
+    emoji: string,
+  ): Promise<ReactionChange & { members: string[] }> {
+    Reactions.emojiOf(emoji);
+    const chat = await this.memberChat(userId, chatId);
+    const message = await this.d.messages.findInChat(chatId, messageId);
+    if (!message) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    if (message.deleted)
+      return { changed: false, emoji: Reactions.emojiOf(emoji), count: 0, members: chat.members };
+    const change = await this.reactionLog.remove(message, emoji, userId);
+    return { ...change, members: chat.members };
+  }
+
+  /** Who may pin in a chat: any member of a direct chat, the owner of a group. */
+  private async pinnableChat(userId: string, chatId: string): Promise<Chat> {
+    const chat = await this.memberChat(userId, chatId);
+    if (chat.type === "group" && chat.ownerId !== userId) {
+      throw new ForbiddenError("Only the owner pins and unpins in a group", "CHAT_FORBIDDEN");
+    }
+    return chat;
+  }
+
+  /** Pins a message (idempotent); resolves whether it changed and the members to tell. */
+  async pin(
+    userId: string,
+    chatId: string,
+    messageId: string,
+  ): Promise<{ changed: boolean; members: string[] }> {
+    const chat = await this.pinnableChat(userId, chatId);
+    const message = await this.liveMessage(chatId, messageId);
+    if (!(await this.d.pins.add(chatId, message._id, userId)))
+      return { changed: false, members: chat.members };
+    // Counted after the insert, so pins made at once on two nodes cannot both pass at 49.
+    if ((await this.d.pins.count(chatId)) > MAX_PINS) {
+      await this.d.pins.remove(chatId, message._id);
+      throw new ValidationFailedError([
+        { field: "messageId", type: "pinLimit", message: `A chat has at most ${MAX_PINS} pinned messages` },
+      ]);
+    }
+    return { changed: true, members: chat.members };
+  }
+
+  async unpin(
+    userId: string,
+    chatId: string,
+    messageId: string,
+  ): Promise<{ changed: boolean; members: string[] }> {
+    const chat = await this.pinnableChat(userId, chatId);
+    return { changed: await this.d.pins.remove(chatId, messageId), members: chat.members };
+  }
+
+  async pins(userId: string, chatId: string): Promise<PinView[]> {
+    await this.memberChat(userId, chatId);
+    const pins = await this.d.pins.list(chatId, MAX_PINS);
+    const found = await this.d.messages.byIds(pins.map((p) => p.messageId));
+    const kept = pins.flatMap((p, i) => {
+      const message = found[i];
+      return message && !message.deleted ? [{ pin: p, message }] : [];
+    });
+    const views = await toMessageViews(
+      kept.map((k) => k.message),
+      (ids) => this.d.messages.byIds(ids),
+    );
+    return kept.map((k, i) => ({
+      message: views[i] as MessageView,
+      pinnedBy: k.pin.pinnedBy,
+      pinnedAt: k.pin.createdAt.toISOString(),
+    }));
+  }
+
+  /** Blocks a user (idempotent): 422 for oneself, 404 for an unknown user. */
+  async block(userId: string, otherId: string): Promise<void> {
+    if (otherId === userId) throw invalid("userId", "One cannot block oneself");
+    if (!(await this.d.userExists(otherId))) throw new NotFoundError("User", "USER_NOT_FOUND");
+    if ((await this.d.blocks.count(userId)) >= MAX_BLOCKS) {
+      throw invalid("userId", `A user blocks at most ${MAX_BLOCKS} others`);
+    }
+    if (await this.d.blocks.add(userId, otherId)) this.changedBlocks([userId, otherId]);
+  }
+
+  async unblock(userId: string, otherId: string): Promise<void> {
+    if (await this.d.blocks.remove(userId, otherId)) this.changedBlocks([userId, otherId]);
+  }
+
+  /** The public profiles of the users the caller blocks, newest block first. */
+  async blocked(userId: string): Promise<PublicProfile[]> {
+    const ids = (await this.d.blocks.blockedBy(userId)).map((b) => b.blockedId);
+    if (ids.length === 0) return [];
+    const byId = new Map((await this.d.profiles(ids)).map((p) => [p.id, p]));
+    return ids.flatMap((id) => {
+      const profile = byId.get(id);
+      return profile ? [profile] : [];
+    });
+  }
+
+  private changedBlocks(userIds: string[]): void {
+    this.blockList.forget(userIds);
+    this.d.blocksChanged(userIds);
+  }
+
+  /** Mutes the chat for the user until a time in the future, or always (null). */
+  async mute(userId: string, chatId: string, until: string | null): Promise<void> {
+    let end: Date | null = null;
+    if (until !== null) {
+      end = new Date(until);
+      if (Number.isNaN(end.getTime())) throw invalid("until", "'until' must be an ISO 8601 time, or null");
+      if (end.getTime() <= Date.now()) throw invalid("until", "'until' must be in the future");
+    }
+    await this.memberChat(userId, chatId);
+    await this.d.receipts.setMute(chatId, userId, true, end);
+  }
+
+  async unmute(userId: string, chatId: string): Promise<void> {
+    await this.memberChat(userId, chatId);
+    await this.d.receipts.setMute(chatId, userId, false, null);
   }
 
   /**
@@ -365,12 +670,8 @@ export class ChatLogic {
   }
 }
 
-/** When a chat last changed: its newest message, or its own last update (members, creation). */
-function activity(chat: Chat): number {
-  return Math.max(
-    chat.updatedAt.getTime(),
-    chat.lastMessage ? new Date(chat.lastMessage.createdAt).getTime() : 0,
-  );
+function blocked(): ForbiddenError {
+  return new ForbiddenError("A block stands between these users", "BLOCKED");
 }
 
 /** A send's identity: a resend has the same chat, sender and clientMsgId. */

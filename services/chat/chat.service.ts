@@ -23,13 +23,16 @@ import { RateLimit } from "../../lib/rate-limiter.ts";
 import { createRedis } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
+import { BlocksRepository } from "./blocks.repo.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository, pairKeyOf } from "./chats.repo.ts";
 import { DeliveryOutbox } from "./delivery-outbox.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
 import { MessagesRepository } from "./messages.repo.ts";
+import { PinsRepository } from "./pins.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
+import { ReactionsRepository } from "./reactions.repo.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
 
 type Ctx<P = Record<string, never>> = Context<P, CallMeta>;
@@ -102,7 +105,8 @@ export default class ChatService extends Service {
         },
         list: {
           params: PARAMS["chat.list"],
-          handler: async (ctx: Ctx) => ({ chats: await this.logic.list(userIdOf(ctx)) }),
+          handler: (ctx: Ctx<{ limit?: number; cursor?: string }>) =>
+            this.logic.list(userIdOf(ctx), { limit: ctx.params.limit, cursor: ctx.params.cursor }),
         },
         get: {
           params: PARAMS["chat.get"],
@@ -138,9 +142,11 @@ export default class ChatService extends Service {
           // store's unique seq still arbitrates the moment of handover.
           strategy: "Shard",
           strategyOptions: { shardKey: "id" },
-          handler: async (ctx: Ctx<{ id: string; message: string; clientMsgId: string }>) => {
-            const { id, message, clientMsgId } = ctx.params;
-            const result = await this.logic.send(userIdOf(ctx), id, message, clientMsgId);
+          handler: async (
+            ctx: Ctx<{ id: string; message: string; clientMsgId: string; replyTo?: string }>,
+          ) => {
+            const { id, message, clientMsgId, replyTo } = ctx.params;
+            const result = await this.logic.send(userIdOf(ctx), id, message, clientMsgId, replyTo);
             if (!result.created) ctx.meta.$statusCode = 200;
             return this.sent(result);
           },
@@ -151,6 +157,7 @@ export default class ChatService extends Service {
             recipientId: PARAMS["chat.addMember"].userId,
             message: PARAMS["chat.send"].message,
             clientMsgId: PARAMS["chat.send"].clientMsgId,
+            replyTo: PARAMS["chat.send"].replyTo,
           },
           retryPolicy: noRetry,
           bulkhead: sendBulkhead,
@@ -159,10 +166,13 @@ export default class ChatService extends Service {
             shardKey: (ctx: Ctx<{ recipientId: string }>) =>
               pairKeyOf(ctx.meta.user?.id ?? "", ctx.params.recipientId),
           },
-          handler: async (ctx: Ctx<{ recipientId: string; message: string; clientMsgId: string }>) => {
+          handler: async (
+            ctx: Ctx<{ recipientId: string; message: string; clientMsgId: string; replyTo?: string }>,
+          ) => {
             const me = userIdOf(ctx);
-            const { chat } = await this.logic.openDirect(me, ctx.params.recipientId);
-            return this.sent(await this.logic.send(me, chat.id, ctx.params.message, ctx.params.clientMsgId));
+            const { recipientId, message, clientMsgId, replyTo } = ctx.params;
+            const { chat } = await this.logic.openDirect(me, recipientId);
+            return this.sent(await this.logic.send(me, chat.id, message, clientMsgId, replyTo));
           },
         },
         edit: {
@@ -177,8 +187,19 @@ export default class ChatService extends Service {
         delete: {
           params: PARAMS["chat.delete"],
           handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
-            const result = await this.logic.remove(userIdOf(ctx), ctx.params.id, ctx.params.messageId);
+            const me = userIdOf(ctx);
+            const { id, messageId } = ctx.params;
+            const result = await this.logic.remove(me, id, messageId);
             this.deliver(result.members, { type: "message_deleted", ...result.message });
+            if (result.unpinned) {
+              this.deliver(result.members, {
+                type: "pins_changed",
+                chatId: id,
+                messageId,
+                userId: me,
+                op: "remove",
+              });
+            }
             return null;
           },
         },
@@ -196,10 +217,106 @@ export default class ChatService extends Service {
           handler: async (ctx: Ctx<{ id: string }>) => {
             const me = userIdOf(ctx);
             const chat = await this.logic.memberChat(me, ctx.params.id);
-            this.deliver(
-              chat.members.filter((m) => m !== me),
-              { type: "typing", chatId: chat._id, userId: me },
-            );
+            this.deliver(await this.logic.typingAudience(me, chat), {
+              type: "typing",
+              chatId: chat._id,
+              userId: me,
+            });
+            return null;
+          },
+        },
+        react: {
+          params: PARAMS["chat.react"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
+            const me = userIdOf(ctx);
+            const { id, messageId, emoji } = ctx.params;
+            const change = await this.logic.react(me, id, messageId, emoji);
+            if (change.changed) this.deliverReaction(change.members, id, messageId, me, "add", change);
+            return null;
+          },
+        },
+        unreact: {
+          params: PARAMS["chat.unreact"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
+            const me = userIdOf(ctx);
+            const { id, messageId, emoji } = ctx.params;
+            const change = await this.logic.unreact(me, id, messageId, emoji);
+            if (change.changed) this.deliverReaction(change.members, id, messageId, me, "remove", change);
+            return null;
+          },
+        },
+        pin: {
+          params: PARAMS["chat.pin"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
+            const me = userIdOf(ctx);
+            const { id, messageId } = ctx.params;
+            const { changed, members } = await this.logic.pin(me, id, messageId);
+            if (changed)
+              this.deliver(members, { type: "pins_changed", chatId: id, messageId, userId: me, op: "add" });
+            return null;
+          },
+        },
+        unpin: {
+          params: PARAMS["chat.unpin"],
+          handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
+            const me = userIdOf(ctx);
+            const { id, messageId } = ctx.params;
+            const { changed, members } = await this.logic.unpin(me, id, messageId);
+            if (changed)
+              this.deliver(members, {
+                type: "pins_changed",
+                chatId: id,
+                messageId,
+                userId: me,
+                op: "remove",
+              });
+            return null;
+          },
+        },
+        pins: {
+          params: PARAMS["chat.pins"],
+          handler: async (ctx: Ctx<{ id: string }>) => ({
+            pins: await this.logic.pins(userIdOf(ctx), ctx.params.id),
+          }),
+        },
+        block: {
+          params: PARAMS["chat.block"],
+          handler: async (ctx: Ctx<{ userId: string }>) => {
+            await this.logic.block(userIdOf(ctx), ctx.params.userId);
+            return null;
+          },
+        },
+        unblock: {
+          params: PARAMS["chat.unblock"],
+          handler: async (ctx: Ctx<{ userId: string }>) => {
+            await this.logic.unblock(userIdOf(ctx), ctx.params.userId);
+            return null;
+          },
+        },
+        blocks: {
+          params: PARAMS["chat.blocks"],
+          handler: async (ctx: Ctx) => ({ users: await this.logic.blocked(userIdOf(ctx)) }),
+        },
+        mute: {
+          params: PARAMS["chat.mute"],
+          handler: async (ctx: Ctx<{ id: string; until?: string | null }>) => {
+            if (ctx.params.until === undefined) {
+              throw new ValidationFailedError([
+                {
+                  field: "until",
+                  type: "required",
+                  message: "The 'until' field is required (a time, or null)",
+                },
+              ]);
+            }
+            await this.logic.mute(userIdOf(ctx), ctx.params.id, ctx.params.until);
+            return null;
+          },
+        },
+        unmute: {
+          params: PARAMS["chat.unmute"],
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            await this.logic.unmute(userIdOf(ctx), ctx.params.id);
             return null;
           },
         },
@@ -225,9 +342,20 @@ export default class ChatService extends Service {
         },
         presence: {
           params: { $$strict: true, userIds: { type: "array", items: "string|max:64", max: 500 } },
-          handler: (ctx: Ctx<{ userIds: string[] }>): { presence: PresenceView[] } => ({
-            presence: ctx.params.userIds.map((userId) => this.presenceOf(userId)),
-          }),
+          // A user on the other side of a block with the caller reads as offline, never seen.
+          handler: async (ctx: Ctx<{ userIds: string[] }>): Promise<{ presence: PresenceView[] }> => {
+            const caller = ctx.meta.user?.id;
+            const hidden = caller
+              ? await this.logic.hiddenFrom(caller, ctx.params.userIds)
+              : new Set<string>();
+            return {
+              presence: ctx.params.userIds.map((userId) =>
+                hidden.has(userId)
+                  ? { userId, status: "offline" as const, lastSeen: null }
+                  : this.presenceOf(userId),
+              ),
+            };
+          },
         },
         ready: {
           handler: async () => {
@@ -254,6 +382,10 @@ export default class ChatService extends Service {
           handler: (ctx: Context<EventMap["chat.members.changed"]>) =>
             this.logic?.forgetChat(ctx.params.chatId),
         },
+        "chat.blocks.changed": {
+          handler: (ctx: Context<EventMap["chat.blocks.changed"]>) =>
+            this.logic?.forgetBlocks(ctx.params.userIds),
+        },
         "$node.disconnected": {
           handler: (ctx: Context<{ node: { id: string } }>) => {
             this.announcer.offline(this.presence.dropNode(ctx.params.node.id));
@@ -272,7 +404,17 @@ export default class ChatService extends Service {
     const chats = new ChatsRepository(this.store.collection("chats"));
     const messages = new MessagesRepository(this.store.collection("messages"));
     const receipts = new ReceiptsRepository(this.store.collection("receipts"));
-    await Promise.all([chats.init(), messages.init(), receipts.init()]);
+    const reactions = new ReactionsRepository(this.store.collection("reactions"));
+    const pins = new PinsRepository(this.store.collection("pins"));
+    const blocks = new BlocksRepository(this.store.collection("blocks"));
+    await Promise.all([
+      chats.init(),
+      messages.init(),
+      receipts.init(),
+      reactions.init(),
+      pins.init(),
+      blocks.init(),
+    ]);
     this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-chat`) : undefined;
     const limit = (name: string, rate: { points: number; duration: number }) =>
       new RateLimit(name, rate, this.redis, config.namespace);
@@ -294,13 +436,30 @@ export default class ChatService extends Service {
         chatCreate: limit("chat-create-user", config.rateLimits.chatCreateUser),
         memberAdd: limit("member-add-user", config.rateLimits.memberAddUser),
       },
+      blocksChanged: (userIds) => {
+        broadcast(this.broker, "chat.blocks.changed", { userIds }).catch((err: Error) =>
+          this.logger.warn("Telling the chat nodes of a block failed", err.message),
+        );
+      },
       chats,
       messages,
       receipts,
+      reactions,
+      pins,
+      blocks,
       limits: {
         maxGroupMembers: config.chat.maxGroupMembers,
         maxMessageLength: config.chat.maxMessageLength,
       },
+      userIdByUsername: async (username) => {
+        try {
+          return (await call(this.broker, "profile.byUsername", { username })).id;
+        } catch (err) {
+          if ((err as { code?: number }).code === 404) return null;
+          throw err;
+        }
+      },
+      profiles: async (ids) => (await call(this.broker, "profile.getMany", { ids })).profiles,
       userExists: async (id) => {
         try {
           await call(this.broker, "profile.get", { id });
@@ -324,12 +483,34 @@ export default class ChatService extends Service {
     await this.store?.close();
   }
 
+  /** A new message goes to the members, then its sender's read mark (their own messages are read). */
   private sent(result: { message: MessageView; created: boolean; members: string[] }): MessageView {
     if (result.created) {
+      const m = result.message;
       this.metrics?.chatMessagesStored.increment();
-      this.deliver(result.members, { type: "new_message", ...result.message });
+      this.deliver(result.members, { type: "new_message", ...m });
+      this.deliver(result.members, { type: "read", chatId: m.chatId, userId: m.senderId, seq: m.seq });
     }
     return result.message;
+  }
+
+  private deliverReaction(
+    members: string[],
+    chatId: string,
+    messageId: string,
+    userId: string,
+    op: "add" | "remove",
+    change: { emoji: string; count: number },
+  ): void {
+    this.deliver(members, {
+      type: "reaction",
+      chatId,
+      messageId,
+      emoji: change.emoji,
+      userId,
+      op,
+      count: change.count,
+    });
   }
 
   /**

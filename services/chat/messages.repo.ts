@@ -14,10 +14,28 @@ export interface Message {
   updatedAt: Date;
   editedAt?: Date;
   deleted?: boolean;
+  /** The message this one answers: its id, and what of it never changes. */
+  replyTo?: { id: string; seq: number; senderId: string };
+  /** The members `@username` named, resolved when stored or edited. */
+  mentions?: string[];
+  /** Reactions in order of first use, kept in step with the reactions collection (reactions.ts). */
+  reactions?: StoredReaction[];
+  /** Changes whenever `reactions` does (and on deletion): the compare-and-set of their writes. */
+  reactionsRev?: number;
+}
+
+export interface StoredReaction {
+  emoji: string;
+  count: number;
+  /** The first 50 who reacted with it. */
+  userIds: string[];
 }
 
 /** What a sender gives for a new message. */
-export type NewMessage = Pick<Message, "chatId" | "senderId" | "message" | "clientMsgId">;
+export type NewMessage = Pick<
+  Message,
+  "chatId" | "senderId" | "message" | "clientMsgId" | "replyTo" | "mentions"
+>;
 
 export const SEQ_INDEX = "chat_seq_unique";
 export const CLIENT_MSG_INDEX = "chat_sender_client_msg_unique";
@@ -180,17 +198,38 @@ export class MessagesRepository extends BaseRepository<Message> {
     return this.collection.findOne({ _id: id, chatId });
   }
 
-  edit(id: string, message: string, now: Date): Promise<Message | null> {
+  edit(id: string, message: string, mentions: string[], now: Date): Promise<Message | null> {
     return this.collection.findOneAndUpdate(
       { _id: id, deleted: { $ne: true } },
-      this.stampUpdate({ $set: { message, editedAt: now } }),
+      this.stampUpdate({ $set: { message, mentions, editedAt: now } }),
     );
   }
 
+  /** Empties a message, its mentions and reactions; the revision moves so no reaction write lands after. */
   tombstone(id: string, now: Date): Promise<Message | null> {
     return this.collection.findOneAndUpdate(
       { _id: id },
-      this.stampUpdate({ $set: { message: "", deleted: true, editedAt: now } }),
+      this.stampUpdate({
+        $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [] },
+        $inc: { reactionsRev: 1 },
+      }),
     );
+  }
+
+  /** The messages with these ids (of any chat; callers check), null where none. */
+  byIds(ids: string[]): Promise<(Message | null)[]> {
+    return this.collection.findByIds(ids);
+  }
+
+  /**
+   * Replaces the reactions if they are still at revision `rev` (0: never written); resolves
+   * whether they were.
+   */
+  async setReactions(id: string, rev: number, reactions: StoredReaction[]): Promise<boolean> {
+    const n = await this.collection.updateOne(
+      { _id: id, ...(rev === 0 ? { reactionsRev: { $exists: false } } : { reactionsRev: rev }) },
+      { $set: { reactions, reactionsRev: rev + 1 } },
+    );
+    return n === 1;
   }
 }

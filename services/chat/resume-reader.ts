@@ -8,7 +8,7 @@
 import type { ResumeAnswer, ResumeEntry } from "../../lib/contracts.ts";
 import type { Chat, ChatsRepository } from "./chats.repo.ts";
 import type { MessagesRepository } from "./messages.repo.ts";
-import { toMessageView } from "./views.ts";
+import { toMessageViews } from "./views.ts";
 
 /** Messages in one answer at most: the largest page of the history. */
 export const RESUME_ANSWER_MESSAGES = 200;
@@ -70,7 +70,7 @@ export class ResumeReader {
     const pages = await mapLimited(reads, (r) =>
       this.d.messages.page(r.chatId, { after: r.after, limit: r.count, seqHint: r.after + r.count }),
     );
-    answer.messages = pages.flat().map(toMessageView);
+    answer.messages = await toMessageViews(pages.flat(), (ids) => this.d.messages.byIds(ids));
     return answer;
   }
 }

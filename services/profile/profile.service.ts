@@ -107,6 +107,21 @@ export default class ProfileService extends Service {
           params: PARAMS["profile.get"],
           handler: async (ctx: Ctx<{ id: string }>) => toPublic(await this.record(ctx.params.id)),
         },
+        // The public profiles of many users at once (the chat service's block list); unknown ids are left out.
+        getMany: {
+          params: PARAMS["profile.getMany"],
+          handler: async (ctx: Ctx<{ ids: string[] }>) => {
+            const found = await Promise.all(
+              [...new Set(ctx.params.ids)].map((id) =>
+                this.record(id).then(toPublic, (err: { code?: number }) => {
+                  if (err.code === 404) return null;
+                  throw err;
+                }),
+              ),
+            );
+            return { profiles: found.filter((p) => p !== null) };
+          },
+        },
         byUsername: {
           params: PARAMS["profile.byUsername"],
           handler: async (ctx: Ctx<{ username: string }>) => {

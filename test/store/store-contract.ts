@@ -312,6 +312,74 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal((await items.find({ name: "odd" })).length, 5);
     });
 
+    test("an arrayPrefix index pages one element's documents in the second field's order, through every write", async () => {
+      const items = fresh<Item>();
+      await items.ensureIndexes([{ name: "tags_name", fields: { tags: 1, name: -1 }, arrayPrefix: true }]);
+      // Written before and after the index exists, changed, removed, and one with the tag as a scalar.
+      for (let n = 1; n <= 30; n++) {
+        await items.insertOne({
+          _id: `i${n}`,
+          n,
+          name: `k${String(n).padStart(2, "0")}`,
+          tags: n % 3 ? ["x", "y"] : ["y"],
+        });
+      }
+      const other = fresh<Item>();
+      await other.insertOne({ _id: "o1", name: "k99", tags: ["x"] });
+      await other.ensureIndexes([{ name: "tags_name", fields: { tags: 1, name: -1 }, arrayPrefix: true }]);
+      await items.ensureIndexes([{ name: "tags_name", fields: { tags: 1, name: -1 }, arrayPrefix: true }]);
+      await items.updateOne({ _id: "i2" }, { $set: { name: "k50" } });
+      await items.updateOne({ _id: "i4" }, { $set: { tags: ["y"] } });
+      await items.updateOne({ _id: "i3" }, { $set: { tags: ["x", "x"] } });
+      await items.deleteOne({ _id: "i5" });
+      await items.findOneAndUpdate({ _id: "i7" }, { $set: { name: "k00" } });
+      const all = await items.find({});
+      const withX = (keep: (i: Item) => boolean, dir: 1 | -1) =>
+        all
+          .filter((i) => i.tags?.includes("x") && keep(i))
+          .sort((a, b) => ((a.name ?? "") < (b.name ?? "") ? -dir : dir))
+          .map((i) => i._id);
+      assert.deepEqual(
+        (await items.find({ tags: "x" }, { sort: { name: -1 }, limit: 5 })).map((i) => i._id),
+        withX(() => true, -1).slice(0, 5),
+      );
+      assert.deepEqual(
+        (await items.find({ tags: "x", name: { $lt: "k20" } }, { sort: { name: -1 }, limit: 3 })).map(
+          (i) => i._id,
+        ),
+        withX((i) => (i.name ?? "") < "k20", -1).slice(0, 3),
+      );
+      // Other filter fields still apply, and ascending order walks the other way.
+      assert.deepEqual(
+        (await items.find({ tags: "x", n: { $gt: 20 } }, { sort: { name: 1 } })).map((i) => i._id),
+        withX((i) => (i.n ?? 0) > 20, 1),
+      );
+      // Every document once (i3 holds the tag twice), none that lost the tag (i4) or went (i5).
+      assert.deepEqual(
+        (await items.find({ tags: "x" }, { sort: { name: 1 } })).map((i) => i._id),
+        withX(() => true, 1),
+      );
+      // A Date second field, bounded by a Date.
+      const dated = fresh<Item>();
+      await dated.ensureIndexes([{ name: "tags_at", fields: { tags: 1, at: -1 }, arrayPrefix: true }]);
+      for (let n = 1; n <= 6; n++)
+        await dated.insertOne({ _id: `d${n}`, tags: ["x"], at: new Date(n * 1000) });
+      assert.deepEqual(
+        (await dated.find({ tags: "x", at: { $gt: new Date(3000) } }, { sort: { at: -1 } })).map(
+          (i) => i._id,
+        ),
+        ["d6", "d5", "d4"],
+      );
+      assert.deepEqual(
+        (await dated.find({ tags: "x", at: { $lte: new Date(2000) } }, { sort: { at: 1 } })).map((i) => i.at),
+        [new Date(1000), new Date(2000)],
+      );
+      assert.deepEqual(
+        (await other.find({ tags: "x" }, { sort: { name: -1 } })).map((i) => i._id),
+        ["o1"],
+      );
+    });
+
     test("count counts matching documents", async () => {
       const items = fresh<Item>();
       for (let n = 1; n <= 4; n++) await items.insertOne({ _id: `i${n}`, n });

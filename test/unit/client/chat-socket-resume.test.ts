@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { type WebSocket, WebSocketServer } from "ws";
 import { ChatSocket } from "../../../client/chat-socket.ts";
 import { ApiClient } from "../../../client/rest-client.ts";
-import type { MessageView } from "../../../lib/contracts.ts";
+import type { MessageView } from "../../../client/types.ts";
 
 const LAST = 7;
 let server: Server;
@@ -29,6 +29,8 @@ const message = (seq: number): MessageView => ({
   message: `m${seq}`,
   clientMsgId: `x${seq}`,
   createdAt: new Date().toISOString(),
+  reactions: [],
+  mentions: [],
 });
 
 before(async () => {

@@ -16,3 +16,26 @@ test("a frame with __proto__, constructor or prototype as a key is refused as an
   }
   assert.deepEqual(parseFrame('{"type":"resume","chats":{"c1":3}}'), { type: "resume", chats: { c1: 3 } });
 });
+
+test("send_message takes a replyTo id, and refuses one that is not an id", () => {
+  assert.deepEqual(
+    parseFrame('{"type":"send_message","chatId":"c1","message":"hi","clientMsgId":"m1","replyTo":"c1_3"}'),
+    {
+      type: "send_message",
+      chatId: "c1",
+      message: "hi",
+      clientMsgId: "m1",
+      replyTo: "c1_3",
+    },
+  );
+  for (const replyTo of ['""', "3", '"a b"', "null", '{"id":"x"}']) {
+    assert.throws(
+      () =>
+        parseFrame(
+          `{"type":"send_message","chatId":"c1","message":"hi","clientMsgId":"m1","replyTo":${replyTo}}`,
+        ),
+      (err: unknown) => err instanceof FrameError && err.code === "INVALID_FRAME" && err.ref === "m1",
+      replyTo,
+    );
+  }
+});

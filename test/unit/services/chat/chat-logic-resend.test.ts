@@ -11,9 +11,12 @@ import { after, before, test } from "node:test";
 import { ForbiddenError } from "../../../../lib/errors.ts";
 import { openStore } from "../../../../lib/store/index.ts";
 import type { Store } from "../../../../lib/store/types.ts";
+import { BlocksRepository } from "../../../../services/chat/blocks.repo.ts";
 import { ChatLogic } from "../../../../services/chat/chat.logic.ts";
 import { ChatsRepository } from "../../../../services/chat/chats.repo.ts";
 import { MessagesRepository } from "../../../../services/chat/messages.repo.ts";
+import { PinsRepository } from "../../../../services/chat/pins.repo.ts";
+import { ReactionsRepository } from "../../../../services/chat/reactions.repo.ts";
 import { ReceiptsRepository } from "../../../../services/chat/receipts.repo.ts";
 
 let dir: string;
@@ -44,8 +47,14 @@ before(async () => {
     chats,
     messages,
     receipts,
+    reactions: new ReactionsRepository(store.collection("reactions")),
+    pins: new PinsRepository(store.collection("pins")),
+    blocks: new BlocksRepository(store.collection("blocks")),
     limits: { maxGroupMembers: 10, maxMessageLength: 4_000 },
     userExists: async () => true,
+    userIdByUsername: async () => null,
+    profiles: async () => [],
+    blocksChanged: () => undefined,
     recordLast: () => undefined,
     latestLast: () => undefined,
     membersChanged: () => undefined,

@@ -1,0 +1,12 @@
+/**
+ * @social/client: the platform's SDK. ApiClient wraps the REST API (sign-in with token refresh,
+ * profiles, chats and every chat feature); ChatSocket keeps the live WebSocket (resume, gap
+ * filling, a send queue acknowledged once per message); the wire types are the server's own.
+ */
+export type { BlockedIds } from "./blocking.ts";
+export { markBlockedSender, markBlockedSenders } from "./blocking.ts";
+export type { Ack, ChatSocketOptions } from "./chat-socket.ts";
+export { ChatSocket } from "./chat-socket.ts";
+export type { ApiErrorBody, ApiResponse, RetryOptions } from "./rest-client.ts";
+export { ApiClient, ApiError, DEFAULT_RETRY } from "./rest-client.ts";
+export type * from "./types.ts";

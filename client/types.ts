@@ -1,0 +1,169 @@
+/**
+ * The wire types: what the REST API answers and the WebSocket pushes, as every client sees them.
+ * They live here, in the client package, so the client builds on its own; the server imports them
+ * (lib/contracts.ts re-exports them), never the other way round.
+ */
+
+export interface MessageView {
+  id: string;
+  chatId: string;
+  seq: number;
+  senderId: string;
+  message: string;
+  clientMsgId: string;
+  createdAt: string;
+  editedAt?: string;
+  deleted?: boolean;
+  /** The message this one answers, as it is now (present on replies only). */
+  replyTo?: ReplyRef;
+  /** Reactions in the order each emoji was first used; empty when none. */
+  reactions: ReactionView[];
+  /** The members `@username` named when the message was stored (or last edited). */
+  mentions: string[];
+}
+
+/** What a reply shows of its original: `preview` is its first 200 characters, empty once deleted. */
+export interface ReplyRef {
+  id: string;
+  seq: number;
+  senderId: string;
+  preview: string;
+  deleted: boolean;
+}
+
+/** One emoji's reactions on a message: `userIds` are the first 50 who used it. */
+export interface ReactionView {
+  emoji: string;
+  count: number;
+  userIds: string[];
+}
+
+/** A pinned message of a chat, newest pin first in `GET /chats/:id/pins`. */
+export interface PinView {
+  message: MessageView;
+  pinnedBy: string;
+  pinnedAt: string;
+}
+
+export interface ChatView {
+  id: string;
+  type: "direct" | "group";
+  name: string | null;
+  ownerId: string | null;
+  members: string[];
+  lastMessage: MessageSummary | null;
+  /** Messages after the caller's read mark (the chat list and `GET /chats/:id`). */
+  unreadCount?: number;
+  /** Of those, the ones that mention the caller. */
+  mentionCount?: number;
+  /** Whether the caller muted the chat (until `mutedUntil`, or always when that is null). */
+  muted: boolean;
+  mutedUntil: string | null;
+  createdAt: string;
+}
+
+export interface MessageSummary {
+  id: string;
+  seq: number;
+  senderId: string;
+  message: string;
+  createdAt: string;
+  deleted?: boolean;
+}
+
+export interface UserView {
+  id: string;
+  email: string;
+  username: string;
+  displayName: string;
+  createdAt: string;
+}
+
+export interface PublicProfile {
+  id: string;
+  username: string;
+  displayName: string;
+  bio: string | null;
+  avatarUrl: string | null;
+  createdAt: string;
+}
+
+export interface OwnProfile extends PublicProfile {
+  email: string;
+  updatedAt: string;
+}
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+}
+
+export interface SessionView {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  userAgent: string;
+  current: boolean;
+}
+
+export interface PresenceView {
+  userId: string;
+  status: "online" | "offline";
+  lastSeen: string | null;
+}
+
+/** A frame the server pushes to WebSocket clients (api.md, "Server to client"). */
+export type ServerFrame =
+  | ({ type: "new_message" | "message_edited" | "message_deleted" } & MessageView)
+  | { type: "typing"; chatId: string; userId: string }
+  | { type: "read"; chatId: string; userId: string; seq: number }
+  | {
+      type: "reaction";
+      chatId: string;
+      messageId: string;
+      emoji: string;
+      userId: string;
+      op: "add" | "remove";
+      count: number;
+    }
+  | { type: "pins_changed"; chatId: string; messageId: string; userId: string; op: "add" | "remove" }
+  | ({ type: "presence" } & PresenceView);
+
+// What follows is the client's own vocabulary over the wire types above (no server imports these).
+
+/** One page of `GET /chats`: pass `nextCursor` back for the next one while `hasMore`. */
+export interface ChatPage {
+  chats: ChatView[];
+  hasMore: boolean;
+  nextCursor: string | null;
+}
+
+/** One page of `GET /chats/:id/messages`, ascending by seq. */
+export interface MessagePage {
+  messages: MessageView[];
+  hasMore: boolean;
+}
+
+/**
+ * How a message is sent (REST and WebSocket alike): `clientMsgId` makes a resend answer the first
+ * message instead of storing another (one is made up when absent); `replyTo` names the message of
+ * the same chat this one answers.
+ */
+export interface SendOptions {
+  clientMsgId?: string;
+  replyTo?: string;
+}
+
+/**
+ * A message as the SDK hands it out: `blockedSender` is true when the caller blocks its sender, so
+ * a client can fold it (in groups the server still delivers such messages).
+ */
+export type ClientMessage = MessageView & { blockedSender?: boolean };
+
+/** A member reacted or took a reaction back; `count` is the emoji's count after the change. */
+export type ReactionFrame = Extract<ServerFrame, { type: "reaction" }>;
+/** A pin of the chat was added or removed (also when deleting a pinned message removed it). */
+export type PinsChangedFrame = Extract<ServerFrame, { type: "pins_changed" }>;
+/** A member's read mark moved (also after their own send). */
+export type ReadFrame = Extract<ServerFrame, { type: "read" }>;
