@@ -202,7 +202,10 @@ export class ChatsRepository extends BaseRepository<Chat> {
         { members: userId, activityWrittenAt: { $lte: at }, ...keyFilter },
         { sort: { activityKey: -1 }, limit: options.limit + 1 },
       ),
-      this.collection.find({ members: userId, activityWrittenAt: { $gt: at } }, { sort: { activityWrittenAt: -1 } }),
+      this.collection.find(
+        { members: userId, activityWrittenAt: { $gt: at } },
+        { sort: { activityWrittenAt: -1 } },
+      ),
     ]);
     const placed = settled.map((chat) => ({ chat, key: chat.activityKey }));
     for (const chat of moved) {
