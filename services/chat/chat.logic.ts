@@ -559,18 +559,22 @@ export class ChatLogic {
     }));
   }
 
-  /** Blocks a user (idempotent): 422 for oneself, 404 for an unknown user. */
-  async block(userId: string, otherId: string): Promise<void> {
+  /** Blocks a user (idempotent): 422 for oneself, 404 for an unknown user; resolves whether it changed. */
+  async block(userId: string, otherId: string): Promise<boolean> {
     if (otherId === userId) throw invalid("userId", "One cannot block oneself");
     if (!(await this.d.userExists(otherId))) throw new NotFoundError("User", "USER_NOT_FOUND");
     if ((await this.d.blocks.count(userId)) >= MAX_BLOCKS) {
       throw invalid("userId", `A user blocks at most ${MAX_BLOCKS} others`);
     }
-    if (await this.d.blocks.add(userId, otherId)) this.changedBlocks([userId, otherId]);
+    const changed = await this.d.blocks.add(userId, otherId);
+    if (changed) this.changedBlocks([userId, otherId]);
+    return changed;
   }
 
-  async unblock(userId: string, otherId: string): Promise<void> {
-    if (await this.d.blocks.remove(userId, otherId)) this.changedBlocks([userId, otherId]);
+  async unblock(userId: string, otherId: string): Promise<boolean> {
+    const changed = await this.d.blocks.remove(userId, otherId);
+    if (changed) this.changedBlocks([userId, otherId]);
+    return changed;
   }
 
   /** The public profiles of the users the caller blocks, newest block first. */

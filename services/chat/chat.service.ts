@@ -282,14 +282,18 @@ export default class ChatService extends Service {
         block: {
           params: PARAMS["chat.block"],
           handler: async (ctx: Ctx<{ userId: string }>) => {
-            await this.logic.block(userIdOf(ctx), ctx.params.userId);
+            const me = userIdOf(ctx);
+            if (await this.logic.block(me, ctx.params.userId))
+              await this.presenceAcross(me, ctx.params.userId);
             return null;
           },
         },
         unblock: {
           params: PARAMS["chat.unblock"],
           handler: async (ctx: Ctx<{ userId: string }>) => {
-            await this.logic.unblock(userIdOf(ctx), ctx.params.userId);
+            const me = userIdOf(ctx);
+            if (await this.logic.unblock(me, ctx.params.userId))
+              await this.presenceAcross(me, ctx.params.userId);
             return null;
           },
         },
@@ -492,6 +496,21 @@ export default class ChatService extends Service {
       this.deliver(result.members, { type: "read", chatId: m.chatId, userId: m.senderId, seq: m.seq });
     }
     return result.message;
+  }
+
+  /**
+   * After a block is made or lifted, each of the two is told the other's presence as it now reads
+   * to them: offline and never seen across a block (which a client showing them online needs to
+   * hear), the real state once it is lifted (when another block still stands, offline again).
+   */
+  private async presenceAcross(a: string, b: string): Promise<void> {
+    const hidden = (await this.logic.hiddenFrom(a, [b])).has(b);
+    // Presence goes to contacts only: lifting a block tells nothing to two who share no chat.
+    if (!hidden && !(await this.logic.contactsOf(a)).includes(b)) return;
+    const shown = (userId: string): PresenceView =>
+      hidden ? { userId, status: "offline", lastSeen: null } : this.presenceOf(userId);
+    this.deliver([a], { type: "presence", ...shown(b) });
+    this.deliver([b], { type: "presence", ...shown(a) });
   }
 
   private deliverReaction(
