@@ -229,7 +229,12 @@ export class ChatLogic {
     const limit = options.limit ?? CHAT_PAGE_DEFAULT;
     const from = options.cursor !== undefined ? decodeChatCursor(userId, options.cursor) : undefined;
     const at = from?.at ?? Date.now() - SNAPSHOT_MARGIN_MS;
-    const page = await this.d.chats.listPage(userId, { at, below: from?.below, limit });
+    const page = await this.d.chats.listPage(userId, {
+      at,
+      below: from?.below,
+      limit,
+      madeBy: at + SNAPSHOT_MARGIN_MS,
+    });
     const receipts = await this.d.receipts.forUser(
       userId,
       page.chats.map((c) => c._id),

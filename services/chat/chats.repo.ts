@@ -189,11 +189,12 @@ export class ChatsRepository extends BaseRepository<Chat> {
    * One page of the user's chats as they were ordered at `at` (newest activity first), below the
    * activity key `below` (none: from the top), and whether more follow. Two index reads: the chats
    * whose key was written by `at`, in key order, and the few rewritten since, each placed where
-   * its log says it stood at `at`; a chat made after `at` is on the first page only (at the top).
+   * its log says it stood at `at`. A chat made after `at` and by `madeBy` (the first page's time)
+   * is placed above them by its creation, on whichever page that falls; one made later is left out.
    */
   async listPage(
     userId: string,
-    options: { at: number; below?: string; limit: number },
+    options: { at: number; below?: string; limit: number; madeBy?: number },
   ): Promise<{ chats: Chat[]; hasMore: boolean }> {
     const at = new Date(options.at);
     const keyFilter = options.below !== undefined ? { activityKey: { $lt: options.below } } : {};
@@ -209,9 +210,12 @@ export class ChatsRepository extends BaseRepository<Chat> {
     ]);
     const placed = settled.map((chat) => ({ chat, key: chat.activityKey }));
     for (const chat of moved) {
-      // A chat made after the snapshot time is on the first page only, above the others.
+      // A chat made after the snapshot time but by the first page's own time is above the others,
+      // by its creation; one made later is not in this listing.
+      const first = chat.activityLog?.[0];
       const key =
-        activityKeyAt(chat, options.at) ?? (options.below === undefined ? chat.activityKey : undefined);
+        activityKeyAt(chat, options.at) ??
+        (first && first.w.getTime() <= (options.madeBy ?? options.at) ? first.k : undefined);
       if (key !== undefined && (options.below === undefined || key < options.below))
         placed.push({ chat, key });
     }
