@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
-import type { ChatView } from "../../lib/contracts.ts";
+import type { ChatView } from "../../client/types.ts";
 import { newUser } from "../support/platform.ts";
 import {
   ARTIFACTS,

@@ -1,6 +1,6 @@
 /** Sign in and registration: on success hands the signed-in client over; a failure shows the API's message. */
 import { ApiClient } from "../../client/rest-client.ts";
-import type { UserView } from "../../lib/contracts.ts";
+import type { UserView } from "../../client/types.ts";
 import { byId, field } from "./elements.ts";
 import { showError } from "./errors.ts";
 

@@ -14,7 +14,7 @@ const MAX_RECONNECT_DELAY_MS = 4_000;
 
 export function connect(
   api: ApiClient,
-  handlers: Pick<ChatSocketOptions, "onMessage" | "onFrame"> & {
+  handlers: Pick<ChatSocketOptions, "onMessage" | "onFrame" | "onReaction" | "onPinsChanged" | "onRead"> & {
     onState(state: ConnectionState): void;
   },
 ): ChatSocket {

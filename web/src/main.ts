@@ -4,13 +4,14 @@
  * goes through one ApiClient and one ChatSocket.
  */
 import type { ApiClient } from "../../client/rest-client.ts";
-import type { ChatView, MessageView, PresenceView, UserView } from "../../lib/contracts.ts";
+import type { ChatView, ClientMessage, PresenceView, UserView } from "../../client/types.ts";
 import { setUpAuth } from "./auth-view.ts";
 import { ChatList } from "./chat-list.ts";
 import { type ConnectionState, connect } from "./connection.ts";
 import { Conversation } from "./conversation.ts";
 import { byId } from "./elements.ts";
 import { setUpPeople } from "./people.ts";
+import { PersonView } from "./person-view.ts";
 import { Platform } from "./platform.ts";
 import { Presence } from "./presence.ts";
 import { ProfileView } from "./profile-view.ts";
@@ -36,19 +37,32 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   byId("home-view").hidden = false;
   byId("account-nav").hidden = false;
   byId("me-name").textContent = `Signed in as ${user.displayName}`;
+  // Who the user blocks: the SDK marks their messages (blockedSender), the page folds them.
+  const blocked = new Set<string>();
 
   // A chat the socket does not follow yet is resumed from its last message on; the ones before
   // are history. A followed chat is left alone: its messages in flight must not be skipped.
   const follow = (chat: ChatView) => {
     if (socket.lastSeen(chat.id) === undefined) socket.track(chat.id, chat.lastMessage?.seq ?? 0);
   };
+  const hideSideViews = () => {
+    profile.hide();
+    person.hide();
+  };
   const showChat = (chat: ChatView) => {
     list.upsert(chat);
     follow(chat);
-    profile.hide();
+    hideSideViews();
     list.select(chat.id);
     document.body.classList.add("in-chat");
     void conversation.open(list.get(chat.id) ?? chat);
+  };
+  const showPerson = (userId: string) => {
+    conversation.close();
+    profile.hide();
+    list.select(undefined);
+    document.body.classList.add("in-chat");
+    void person.show(userId);
   };
   const list = new ChatList({
     platform,
@@ -56,14 +70,23 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     presence,
     list: byId("chat-list"),
     empty: byId("no-chats"),
+    more: byId<HTMLButtonElement>("more-chats"),
+    status: byId("chat-list-status"),
     onOpen: showChat,
+    onChats: (chats) => {
+      for (const chat of chats) follow(chat);
+    },
+    blocked: () => blocked,
   });
-  const onMessage = (m: MessageView) => {
+  const onMessage = (m: ClientMessage) => {
     if (!list.onMessage(m)) void refreshChats();
     conversation.onMessage(m);
   };
   const onFrame = (frame: { type: string } & Record<string, unknown>) => {
     if (frame.type === "typing") conversation.onTyping(String(frame.chatId), String(frame.userId));
+    if (frame.type === "message_edited" || frame.type === "message_deleted") {
+      conversation.onChanged(frame as unknown as ClientMessage);
+    }
     if (frame.type === "presence") {
       presence.update(frame as unknown as PresenceView);
       conversation.showPresence();
@@ -74,6 +97,9 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   const socket = connect(api, {
     onMessage,
     onFrame,
+    onReaction: (frame) => conversation.onReaction(frame),
+    onPinsChanged: (frame) => conversation.onPinsChanged(frame),
+    onRead: (frame) => list.onRead(frame.chatId, frame.userId, frame.seq),
     onState: (state) => {
       showState(state);
       // Back after a drop: chats made meanwhile appear; resume brings the messages of known ones.
@@ -86,11 +112,21 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
       view: byId("chat-view"),
       title: byId("chat-title"),
       presence: byId("chat-presence"),
+      partnerProfile: byId<HTMLButtonElement>("partner-profile"),
+      muteMenu: byId<HTMLDetailsElement>("mute-menu"),
+      muteState: byId("mute-state"),
+      pinsPanel: byId<HTMLDetailsElement>("pins-panel"),
+      pinsCount: byId("pins-count"),
+      pinsList: byId("pins-list"),
       log: byId("message-log"),
       messages: byId<HTMLOListElement>("messages"),
       loadOlder: byId<HTMLButtonElement>("load-older"),
       typing: byId("typing"),
       error: byId("chat-error"),
+      announce: byId("chat-announce"),
+      replyBar: byId("reply-bar"),
+      replyText: byId("reply-text"),
+      cancelReply: byId<HTMLButtonElement>("cancel-reply"),
       composer: byId<HTMLFormElement>("composer"),
       text: byId<HTMLTextAreaElement>("composer-text"),
     },
@@ -99,6 +135,8 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     list,
     presence,
     me,
+    blocked: () => blocked,
+    onProfile: showPerson,
   });
   const profile = new ProfileView({
     view: byId("profile-view"),
@@ -107,6 +145,28 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     onSaved: (p) => {
       byId("me-name").textContent = `Signed in as ${p.displayName}`;
     },
+  });
+  const person = new PersonView({
+    elements: {
+      view: byId("person-view"),
+      name: byId("person-name"),
+      username: byId("person-username"),
+      bio: byId("person-bio"),
+      message: byId<HTMLButtonElement>("person-message"),
+      block: byId<HTMLButtonElement>("person-block"),
+      close: byId<HTMLButtonElement>("close-person"),
+      status: byId("person-status"),
+      error: byId("person-error"),
+    },
+    platform,
+    blocked,
+    onBlockedChange: () => {
+      socket.setBlocked(blocked);
+      conversation.blockedChanged();
+      void list.render();
+    },
+    onChat: showChat,
+    onClose: () => document.body.classList.remove("in-chat"),
   });
 
   // One fetch of the list at a time; asks made meanwhile are answered by one more fetch after it.
@@ -121,9 +181,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
       do {
         again = false;
         try {
-          const chats = await platform.chats();
-          for (const chat of chats) follow(chat);
-          list.set(chats);
+          await list.refresh();
         } catch {
           // The list stays as it was; the next reconnect or new chat tries again.
         }
@@ -142,6 +200,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     results: byId("people-list"),
     error: byId("people-error"),
     onChat: showChat,
+    onProfile: showPerson,
   });
   byId("back-to-list").addEventListener("click", () => {
     conversation.close();
@@ -151,6 +210,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   });
   byId("show-profile").addEventListener("click", () => {
     conversation.close();
+    person.hide();
     list.select(undefined);
     document.body.classList.add("in-chat");
     void profile.show();
@@ -165,6 +225,12 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
     location.reload();
   });
 
+  try {
+    for (const u of await platform.blocks()) blocked.add(u.id);
+    socket.setBlocked(blocked);
+  } catch {
+    // Without the list nothing is folded until the user blocks someone here.
+  }
   await refreshChats();
   await socket.connect();
   byId("main").focus();

@@ -1,5 +1,5 @@
 /** Finding users by username, and starting a direct chat or a group with them. */
-import type { ChatView, PublicProfile } from "../../lib/contracts.ts";
+import type { ChatView, PublicProfile } from "../../client/types.ts";
 import { field, h } from "./elements.ts";
 import { showError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
@@ -12,6 +12,7 @@ export function setUpPeople(o: {
   results: HTMLElement;
   error: HTMLElement;
   onChat(chat: ChatView): void;
+  onProfile(userId: string): void;
 }): void {
   const picked = new Set<string>();
 
@@ -31,6 +32,8 @@ export function setUpPeople(o: {
       "click",
       () => void run(async () => o.onChat(await o.platform.openDirect(user.id))),
     );
+    const profile = h("button", { type: "button", "aria-label": `About ${label}` }, "About");
+    profile.addEventListener("click", () => o.onProfile(user.id));
     const tick = h("input", {
       type: "checkbox",
       checked: picked.has(user.id),
@@ -42,6 +45,7 @@ export function setUpPeople(o: {
       { class: "person" },
       h("span", { class: "person-name" }, label),
       start,
+      profile,
       h("label", { class: "pick" }, tick, " Add to group"),
     );
   };

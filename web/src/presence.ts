@@ -2,7 +2,7 @@
  * Who is online, from the `presence` frames: the server sends one for each online contact when
  * the socket opens, and one whenever a contact comes or goes.
  */
-import type { PresenceView } from "../../lib/contracts.ts";
+import type { PresenceView } from "../../client/types.ts";
 import { formatTime } from "./elements.ts";
 
 export class Presence {

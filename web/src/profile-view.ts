@@ -1,5 +1,5 @@
 /** Editing one's own profile: display name, bio and avatar URL. */
-import type { OwnProfile } from "../../lib/contracts.ts";
+import type { OwnProfile } from "../../client/types.ts";
 import { field } from "./elements.ts";
 import { showError } from "./errors.ts";
 import type { Platform } from "./platform.ts";
