@@ -225,8 +225,12 @@ export default class ChatService extends Service {
             return null;
           },
         },
+        // Reactions of a chat go to one chat node, as its sends do, where each message's summary
+        // is rewritten once per burst (reactions.ts) instead of by racing nodes.
         react: {
           params: PARAMS["chat.react"],
+          strategy: "Shard",
+          strategyOptions: { shardKey: "id" },
           handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
             const me = userIdOf(ctx);
             const { id, messageId, emoji } = ctx.params;
@@ -237,6 +241,8 @@ export default class ChatService extends Service {
         },
         unreact: {
           params: PARAMS["chat.unreact"],
+          strategy: "Shard",
+          strategyOptions: { shardKey: "id" },
           handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
             const me = userIdOf(ctx);
             const { id, messageId, emoji } = ctx.params;

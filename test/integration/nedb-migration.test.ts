@@ -203,7 +203,14 @@ test("each user's chat list is as before: chats, members, last messages and unre
     const client = await signIn(u.name);
     const { chats } = await client.request<{ chats: ChatView[] }>("GET", "/chats");
     chats.sort((a, b) => a.id.localeCompare(b.id));
-    assert.deepEqual(chats, manifest.chatLists[u.id], `${u.name}'s chats`);
+    // The fixture's release had no mute, mentions or reactions: their empty values are added.
+    const before = (manifest.chatLists[u.id] ?? []).map((c) => ({
+      ...c,
+      muted: false,
+      mutedUntil: null,
+      mentionCount: 0,
+    }));
+    assert.deepEqual(chats, before, `${u.name}'s chats`);
     for (const chat of chats) {
       const mark = manifest.readMarks.find((m) => m.chatId === chat.id && m.userId === u.id)?.seq ?? 0;
       assert.equal(chat.unreadCount, (chat.lastMessage?.seq ?? 0) - mark, `${u.name} in ${chat.id}`);
@@ -222,7 +229,10 @@ test("every chat has its members, and its history in seq order with the edits an
     assert.equal(view.name, chat.name);
     assert.deepEqual([...view.members].sort(), chat.members);
     const messages = await fullHistory(client, chat.id);
-    assert.deepEqual(messages, chat.messages);
+    assert.deepEqual(
+      messages,
+      chat.messages.map((m) => ({ ...m, reactions: [], mentions: [] })),
+    );
     assert.deepEqual(
       messages.map((m) => m.seq),
       messages.map((_, i) => i + 1),
