@@ -11,7 +11,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import compression from "compression";
 import type { JSONWebKeySet } from "jose";
-import { type Context, Service, type ServiceBroker } from "moleculer";
+import { type Context, Service, type ServiceBroker, Strategies } from "moleculer";
 import ApiGateway from "moleculer-web";
 import {
   broadcast,
@@ -42,7 +42,17 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** One frame for some users' sockets (gateway.deliver, and each item of gateway.deliverMany). */
 const DELIVERY = { userIds: { type: "array", items: "string" }, frame: "object" } as const;
 
-type Req = IncomingMessage & { $alias?: { action?: string }; $ctx?: Context<unknown, CallMeta> };
+/** An action's endpoint as moleculer-web keeps it on the request. */
+interface ActionEndpoint {
+  action: unknown;
+}
+type Req = IncomingMessage & {
+  $alias?: { action?: string };
+  $ctx?: Context<unknown, CallMeta>;
+  $params?: Record<string, unknown>;
+  $endpoint?: ActionEndpoint;
+  $action?: unknown;
+};
 type Ctx = Context<unknown, CallMeta>;
 type RestCtx = Context<{ req: Req; res: ServerResponse }, CallMeta>;
 
@@ -113,6 +123,7 @@ export default class GatewayService extends Service {
       aliases: aliases(auth),
       onBeforeCall: async (ctx: Ctx, _route: unknown, req: Req) => {
         await this.assertReady();
+        this.reshard(ctx, req);
         ctx.meta.clientIp = clientIp(req);
         ctx.meta.userAgent = String(req.headers["user-agent"] ?? "").slice(0, 256);
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
@@ -366,6 +377,26 @@ export default class GatewayService extends Service {
       | undefined;
     if (!endpoints?.hasAvailable()) return;
     await this.verifier.sync().catch(() => undefined);
+  }
+
+  /**
+   * moleculer-web picks an action's node before the request's params are known to the strategy
+   * (it hands the gateway's own context, whose params are the req and res), so an action sharded
+   * by a param (chat.send and chat.react, by chat id) would go to any node. Picked again here, from
+   * the request's params, it goes where the same call over WebSocket goes.
+   */
+  private reshard(ctx: Ctx, req: Req): void {
+    const action = req.$alias?.action;
+    if (!action) return;
+    const endpoints = this.broker.registry.getActionEndpoints(action) as
+      | { strategy: unknown; next(ctx: unknown): ActionEndpoint | null }
+      | undefined;
+    if (!(endpoints?.strategy instanceof Strategies.Shard)) return;
+    const endpoint = endpoints.next({ params: req.$params ?? {}, meta: ctx.meta });
+    if (endpoint) {
+      req.$endpoint = endpoint;
+      req.$action = endpoint.action;
+    }
   }
 
   private async assertReady(): Promise<void> {

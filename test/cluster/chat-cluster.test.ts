@@ -154,6 +154,34 @@ describe("chat across three gateways and two chat nodes", () => {
   });
 });
 
+describe("sends over REST", () => {
+  test("every send of a chat through any gateway is stored by one chat node, as over WebSocket", async () => {
+    const owner = await member([]);
+    const other = await member([]);
+    members.push(owner, other);
+    const chats = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        owner.api.request<ChatView>("POST", "/chats", {
+          type: "group",
+          name: `rest ${i}`,
+          memberIds: [other.id],
+        }),
+      ),
+    );
+    for (const [c, chat] of chats.entries()) {
+      for (let i = 0; i < 8; i++) {
+        const res = await fetch(`${gateways[i % gateways.length]}/chats/${chat.id}/messages`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${owner.api.accessToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ message: `m${i}`, clientMsgId: `rest-${c}-${i}` }),
+        });
+        assert.equal(res.status, 201);
+      }
+      assert.equal(sendsByChat.get(chat.id)?.size, 1, `chat ${c}: ${[...(sendsByChat.get(chat.id) ?? [])]}`);
+    }
+  });
+});
+
 describe("chat nodes that each keep a chat's members for sends", () => {
   test("a member removed through one chat node is refused by both at once; a resend through the other answers the first message", async () => {
     const owner = await member([]);
