@@ -51,7 +51,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
   --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
   --only PART       one part with its baselines: reads (A, B, profile reads, scaling) or auth (hash rates,
                     register, login); implies --no-ws; --only store runs the store growth benchmark
-                    (bench/store/run.ts, its options after it; --only store --help lists them)
+                    (bench/store/run.ts, its options after it; --only store --help lists them); --only chatlist
+                    and --only reactions run the chat read benchmarks (bench/chat/run.ts; --help after them)
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
@@ -72,6 +73,18 @@ if (storeAt !== -1) {
   const rest = argv.filter((_, i) => i !== storeAt && !(argv[storeAt] === "--only" && i === storeAt + 1));
   const { runStoreBench } = await import("./store/run.ts");
   process.exit(await runStoreBench(rest, `npm run bench -- ${argv.join(" ")}`));
+}
+const chatAt = argv.findIndex(
+  (a, i) =>
+    /^--only=(chatlist|reactions)$/.test(a) ||
+    (a === "--only" && (argv[i + 1] === "chatlist" || argv[i + 1] === "reactions")),
+);
+if (chatAt !== -1) {
+  const inline = argv[chatAt]?.startsWith("--only=");
+  const kind = inline ? (argv[chatAt] as string).slice("--only=".length) : (argv[chatAt + 1] as string);
+  const rest = argv.filter((_, i) => i !== chatAt && !(!inline && i === chatAt + 1));
+  const { main: runChat } = await import("./chat/run.ts");
+  process.exit(await runChat([kind, ...rest], `npm run bench -- ${argv.join(" ")}`));
 }
 const { values } = parseArgs({
   args: argv,
@@ -96,7 +109,7 @@ if (values.help) {
 
 const only = values.only;
 if (only !== undefined && only !== "reads" && only !== "auth") {
-  throw new Error(`--only takes reads, auth or store, not ${only}`);
+  throw new Error(`--only takes reads, auth, store, chatlist or reactions, not ${only}`);
 }
 if (only) values["no-ws"] = true;
 const runs = positiveInt(values.runs, values.quick ? 1 : 3, "runs");
