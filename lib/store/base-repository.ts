@@ -1,4 +1,5 @@
 /** What every repository shares: its collection, its indexes, and the createdAt/updatedAt stamps. */
+import { DuplicateKeyError } from "./store-errors.ts";
 import type { Collection, Doc, IndexSpec, Update } from "./types.ts";
 
 export interface Timestamps {
@@ -17,6 +18,17 @@ export abstract class BaseRepository<T extends Doc> {
 
   init(): Promise<void> {
     return this.collection.ensureIndexes(this.indexes());
+  }
+
+  /** Inserts the document, stamped; resolves false when its `_id` (or a unique index) had it already. */
+  protected async insertIfNew(doc: Omit<T, "createdAt" | "updatedAt">): Promise<boolean> {
+    try {
+      await this.collection.insertOne(this.stampNew(doc) as unknown as T);
+      return true;
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) return false;
+      throw err;
+    }
   }
 
   protected stampNew<D extends object>(doc: D, now = new Date()): D & Timestamps {

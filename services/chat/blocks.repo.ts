@@ -1,4 +1,3 @@
-import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
@@ -23,16 +22,8 @@ export class BlocksRepository extends BaseRepository<Block> {
   }
 
   /** Resolves false when the block existed already. */
-  async add(blockerId: string, blockedId: string): Promise<boolean> {
-    try {
-      await this.collection.insertOne(
-        this.stampNew({ _id: idOf(blockerId, blockedId), blockerId, blockedId }) as Block,
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof DuplicateKeyError) return false;
-      throw err;
-    }
+  add(blockerId: string, blockedId: string): Promise<boolean> {
+    return this.insertIfNew({ _id: idOf(blockerId, blockedId), blockerId, blockedId });
   }
 
   async remove(blockerId: string, blockedId: string): Promise<boolean> {

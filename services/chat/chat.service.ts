@@ -231,53 +231,21 @@ export default class ChatService extends Service {
           params: PARAMS["chat.react"],
           strategy: "Shard",
           strategyOptions: { shardKey: "id" },
-          handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
-            const me = userIdOf(ctx);
-            const { id, messageId, emoji } = ctx.params;
-            const change = await this.logic.react(me, id, messageId, emoji);
-            if (change.changed) this.deliverReaction(change.members, id, messageId, me, "add", change);
-            return null;
-          },
+          handler: (ctx: Ctx<ReactionParams>) => this.reaction(ctx, "add"),
         },
         unreact: {
           params: PARAMS["chat.unreact"],
           strategy: "Shard",
           strategyOptions: { shardKey: "id" },
-          handler: async (ctx: Ctx<{ id: string; messageId: string; emoji: string }>) => {
-            const me = userIdOf(ctx);
-            const { id, messageId, emoji } = ctx.params;
-            const change = await this.logic.unreact(me, id, messageId, emoji);
-            if (change.changed) this.deliverReaction(change.members, id, messageId, me, "remove", change);
-            return null;
-          },
+          handler: (ctx: Ctx<ReactionParams>) => this.reaction(ctx, "remove"),
         },
         pin: {
           params: PARAMS["chat.pin"],
-          handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
-            const me = userIdOf(ctx);
-            const { id, messageId } = ctx.params;
-            const { changed, members } = await this.logic.pin(me, id, messageId);
-            if (changed)
-              this.deliver(members, { type: "pins_changed", chatId: id, messageId, userId: me, op: "add" });
-            return null;
-          },
+          handler: (ctx: Ctx<{ id: string; messageId: string }>) => this.pinning(ctx, "add"),
         },
         unpin: {
           params: PARAMS["chat.unpin"],
-          handler: async (ctx: Ctx<{ id: string; messageId: string }>) => {
-            const me = userIdOf(ctx);
-            const { id, messageId } = ctx.params;
-            const { changed, members } = await this.logic.unpin(me, id, messageId);
-            if (changed)
-              this.deliver(members, {
-                type: "pins_changed",
-                chatId: id,
-                messageId,
-                userId: me,
-                op: "remove",
-              });
-            return null;
-          },
+          handler: (ctx: Ctx<{ id: string; messageId: string }>) => this.pinning(ctx, "remove"),
         },
         pins: {
           params: PARAMS["chat.pins"],
@@ -519,6 +487,28 @@ export default class ChatService extends Service {
     this.deliver([b], { type: "presence", ...shown(a) });
   }
 
+  /** Adds or removes the caller's reaction; a change goes to every member. */
+  private async reaction(ctx: Ctx<ReactionParams>, op: "add" | "remove"): Promise<null> {
+    const me = userIdOf(ctx);
+    const { id, messageId, emoji } = ctx.params;
+    const change =
+      op === "add"
+        ? await this.logic.react(me, id, messageId, emoji)
+        : await this.logic.unreact(me, id, messageId, emoji);
+    if (change.changed) this.deliverReaction(change.members, id, messageId, me, op, change);
+    return null;
+  }
+
+  /** Pins or unpins a message; a change goes to every member. */
+  private async pinning(ctx: Ctx<{ id: string; messageId: string }>, op: "add" | "remove"): Promise<null> {
+    const me = userIdOf(ctx);
+    const { id, messageId } = ctx.params;
+    const { changed, members } =
+      op === "add" ? await this.logic.pin(me, id, messageId) : await this.logic.unpin(me, id, messageId);
+    if (changed) this.deliver(members, { type: "pins_changed", chatId: id, messageId, userId: me, op });
+    return null;
+  }
+
   private deliverReaction(
     members: string[],
     chatId: string,
@@ -597,6 +587,12 @@ function stampOf(from: Partial<PresenceStamp>): PresenceStamp | undefined {
   return typeof from.instance === "string" && typeof from.version === "number"
     ? { instance: from.instance, version: from.version }
     : undefined;
+}
+
+interface ReactionParams {
+  id: string;
+  messageId: string;
+  emoji: string;
 }
 
 function userIdOf(ctx: Ctx<unknown>): string {

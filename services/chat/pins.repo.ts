@@ -1,4 +1,3 @@
-import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
@@ -18,16 +17,8 @@ export class PinsRepository extends BaseRepository<Pin> {
   }
 
   /** Pins the message; resolves false when it was pinned already. */
-  async add(chatId: string, messageId: string, pinnedBy: string): Promise<boolean> {
-    try {
-      await this.collection.insertOne(
-        this.stampNew({ _id: idOf(chatId, messageId), chatId, messageId, pinnedBy }) as Pin,
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof DuplicateKeyError) return false;
-      throw err;
-    }
+  add(chatId: string, messageId: string, pinnedBy: string): Promise<boolean> {
+    return this.insertIfNew({ _id: idOf(chatId, messageId), chatId, messageId, pinnedBy });
   }
 
   async remove(chatId: string, messageId: string): Promise<boolean> {

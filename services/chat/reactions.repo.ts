@@ -1,4 +1,3 @@
-import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
@@ -22,16 +21,8 @@ export class ReactionsRepository extends BaseRepository<Reaction> {
   }
 
   /** Stores the reaction; resolves false when it was there already. */
-  async add(chatId: string, messageId: string, emoji: string, userId: string): Promise<boolean> {
-    try {
-      await this.collection.insertOne(
-        this.stampNew({ _id: idOf(messageId, emoji, userId), chatId, messageId, emoji, userId }) as Reaction,
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof DuplicateKeyError) return false;
-      throw err;
-    }
+  add(chatId: string, messageId: string, emoji: string, userId: string): Promise<boolean> {
+    return this.insertIfNew({ _id: idOf(messageId, emoji, userId), chatId, messageId, emoji, userId });
   }
 
   /** Removes the reaction; resolves false when there was none. */
