@@ -368,7 +368,11 @@ export class ChatLogic {
           .map((m) => this.d.receipts.addMention(chatId, m, message.seq)),
       ]);
     }
-    const view = message.replyTo ? toMessageView(message, original ?? null) : await this.viewOf(message);
+    // A resend answers the first message, whose original may not be the one this request named.
+    const view =
+      message.replyTo && original?._id === message.replyTo.id
+        ? toMessageView(message, original)
+        : await this.viewOf(message);
     return { message: view, created, members: chat.members };
   }
 
