@@ -162,7 +162,8 @@ export class ChatSocket {
   }
 
   /**
-   * Sends a message (a reply with `replyTo`); resolves its ack, resending with the same clientMsgId
+   * Sends a message (a reply with `replyTo`, with files by `attachmentIds` from ApiClient.upload:
+   * then the text may be empty); resolves its ack, resending with the same clientMsgId
    * across reconnects. The third argument is the clientMsgId itself or the send options.
    */
   send(
@@ -170,13 +171,17 @@ export class ChatSocket {
     message: string,
     options: string | SendOptions = {},
   ): Promise<Ack> {
-    const { clientMsgId = randomId(), replyTo } =
-      typeof options === "string" ? { clientMsgId: options } : options;
+    const {
+      clientMsgId = randomId(),
+      replyTo,
+      attachmentIds,
+    }: SendOptions = typeof options === "string" ? { clientMsgId: options } : options;
     const existing = this.pending.get(clientMsgId);
     if (existing) return new Promise((resolve, reject) => this.chain(existing, resolve, reject));
     return new Promise<Ack>((resolve, reject) => {
       const frame: Frame = { type: "send_message", ...target, message, clientMsgId };
       if (replyTo !== undefined) frame.replyTo = replyTo;
+      if (attachmentIds !== undefined) frame.attachmentIds = attachmentIds;
       const entry: Pending = { frame, resolve, reject, sentAt: 0, refusals: 0 };
       this.pending.set(clientMsgId, entry);
       this.transmit(entry);

@@ -7,6 +7,13 @@ export type { BlockedIds } from "./blocking.ts";
 export { markBlockedSender, markBlockedSenders } from "./blocking.ts";
 export type { Ack, ChatSocketOptions } from "./chat-socket.ts";
 export { ChatSocket } from "./chat-socket.ts";
-export type { ApiErrorBody, ApiResponse, RetryOptions } from "./rest-client.ts";
+export type {
+  ApiErrorBody,
+  ApiResponse,
+  RetryOptions,
+  ThumbSize,
+  UploadBody,
+  UploadOptions,
+} from "./rest-client.ts";
 export { ApiClient, ApiError, DEFAULT_RETRY } from "./rest-client.ts";
 export type * from "./types.ts";

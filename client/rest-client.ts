@@ -2,9 +2,10 @@
  * The platform's REST client: the one way the project's own tools (tests, load tools, the web
  * page) talk to the API. It keeps the token pair of a signed-in user and refreshes the access
  * token shortly before it expires, and wraps every chat call (paged chat list, replies,
- * reactions, blocks, mutes, pins).
+ * reactions, blocks, mutes, pins, attachments: uploads streamed with progress and file URLs).
  */
 import type {
+  AttachmentView,
   ChatPage,
   ChatView,
   MessagePage,
@@ -15,6 +16,7 @@ import type {
   SendOptions,
   SessionView,
   TokenPair,
+  UploadView,
   UserView,
 } from "./types.ts";
 
@@ -55,6 +57,29 @@ export interface RetryOptions {
   minDelayMs: number;
   maxDelayMs: number;
 }
+
+/**
+ * What `upload` sends: a Blob or File (in a browser sent by XMLHttpRequest, which streams the file
+ * from disk and reports upload progress), or a stream of bytes (a web ReadableStream, an async
+ * iterable such as a Node Readable), sent by fetch as it is read.
+ */
+export type UploadBody = Blob | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array | string>;
+
+export interface UploadOptions {
+  /** The file name the server stores (it sanitises it); required. */
+  name: string;
+  /** The exact byte length, when known: sent as Content-Length (a Blob's own size is used for a Blob). */
+  size?: number;
+  /**
+   * Bytes sent so far, as the HTTP stack takes them, never decreasing; the last call has all of
+   * them. `total` is the size when known.
+   */
+  onProgress?(loaded: number, total: number | undefined): void;
+  signal?: AbortSignal;
+}
+
+/** The thumbnail sizes the server makes of raster images (px, the longer side at most). */
+export type ThumbSize = 160 | 320 | 640;
 
 export const DEFAULT_RETRY: RetryOptions = { attempts: 4, minDelayMs: 100, maxDelayMs: 2_000 };
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -291,12 +316,57 @@ export class ApiClient {
    * same `clientMsgId` answers the first message instead of storing a second one.
    */
   sendMessage(chatId: string, message: string, options: SendOptions = {}): Promise<MessageView> {
-    const body: { message: string; clientMsgId: string; replyTo?: string } = {
+    const body: { message: string; clientMsgId: string; replyTo?: string; attachmentIds?: string[] } = {
       message,
       clientMsgId: options.clientMsgId ?? globalThis.crypto.randomUUID(),
     };
     if (options.replyTo !== undefined) body.replyTo = options.replyTo;
+    if (options.attachmentIds !== undefined) body.attachmentIds = options.attachmentIds;
     return this.request("POST", `${chatPath(chatId)}/messages`, body);
+  }
+
+  /**
+   * Uploads a file (`POST /uploads?name=`), to attach by the answer's `id` to a message
+   * (`attachmentIds`). Nothing is read into memory first: a Blob goes by XMLHttpRequest in a
+   * browser, anything else through fetch as a streamed (`duplex: "half"`) body, and `onProgress`
+   * follows the bytes as they go. An upload is never retried (a stream cannot be read twice);
+   * refusals throw ApiError: 413 UPLOAD_TOO_LARGE / UPLOAD_QUOTA_EXCEEDED, 415
+   * UPLOAD_TYPE_NOT_ALLOWED, 422 VALIDATION_FAILED, 503 FILE_STORE_UNAVAILABLE.
+   */
+  async upload(body: UploadBody, options: UploadOptions): Promise<UploadView> {
+    await this.refreshIfDue();
+    const url = `${this.baseUrl}/uploads?name=${encodeURIComponent(options.name)}`;
+    const headers: Record<string, string> = { ...this.headers };
+    const token = this.tokens?.accessToken;
+    if (token) headers.authorization = `Bearer ${token}`;
+    const isBlob = typeof Blob !== "undefined" && body instanceof Blob;
+    const Xhr = (globalThis as { XMLHttpRequest?: new () => Xhr }).XMLHttpRequest;
+    if (isBlob && Xhr) return xhrUpload(new Xhr(), url, headers, body, options);
+
+    const total = isBlob ? body.size : options.size;
+    headers["content-type"] = (isBlob && body.type) || "application/octet-stream";
+    if (total !== undefined) headers["content-length"] = String(total);
+    const source = isBlob ? body.stream() : (body as ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>);
+    const stream = countingStream(source, (loaded) => options.onProgress?.(loaded, total));
+    const init = { method: "POST", headers, body: stream, duplex: "half", signal: options.signal };
+    const res = await this.fetch(url, init as RequestInit);
+    return uploadAnswer(res.status, res.headers.get("content-type"), await res.text());
+  }
+
+  /**
+   * The URL of a file (an attachment or its id) for `<img src>`, `<video src>` or `<a href>`: the
+   * current access token goes in the query (`access_token`), since such elements send no header,
+   * so the URL works only as long as that token does (make it again after a refresh). `thumb`
+   * asks for a WebP thumbnail of a raster image.
+   */
+  fileUrl(file: string | Pick<AttachmentView, "id">, options: { thumb?: ThumbSize } = {}): string {
+    const id = typeof file === "string" ? file : file.id;
+    const query = new URLSearchParams();
+    const token = this.tokens?.accessToken;
+    if (token) query.set("access_token", token);
+    if (options.thumb !== undefined) query.set("thumb", String(options.thumb));
+    const search = String(query) ? `?${query}` : "";
+    return `${this.baseUrl}/files/${encodeURIComponent(id)}${search}`;
   }
 
   editMessage(chatId: string, messageId: string, message: string): Promise<MessageView> {
@@ -416,6 +486,128 @@ function retryableStatus(method: string, res: ApiResponse<unknown>): boolean {
 function retryAfterMs(headers: Headers): number {
   const seconds = Number(headers.get("retry-after"));
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+}
+
+/** An upload's answer: the stored file, or ApiError with the server's code. */
+function uploadAnswer(status: number, contentType: string | null, text: string): UploadView {
+  let parsed: unknown = text;
+  if (text && contentType?.includes("json")) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Left as text: the status still says what happened.
+    }
+  }
+  if (status >= 400 || status < 200) throw new ApiError(status, parsed);
+  return parsed as UploadView;
+}
+
+/**
+ * The bytes of `source` as a stream that reads one chunk only when its reader (fetch) asks for
+ * one (no read-ahead), counting what was handed out.
+ */
+export function countingStream(
+  source: ReadableStream<Uint8Array> | AsyncIterable<Uint8Array | string>,
+  onProgress: (loaded: number) => void,
+): ReadableStream<Uint8Array> {
+  let loaded = 0;
+  const encoder = new TextEncoder();
+  let next: () => Promise<IteratorResult<Uint8Array | string>>;
+  let cancel: (reason: unknown) => Promise<unknown>;
+  if (typeof (source as ReadableStream).getReader === "function") {
+    const reader = (source as ReadableStream<Uint8Array>).getReader();
+    next = () => reader.read() as Promise<IteratorResult<Uint8Array>>;
+    cancel = (reason) => reader.cancel(reason);
+  } else {
+    const iterator = (source as AsyncIterable<Uint8Array | string>)[Symbol.asyncIterator]();
+    next = () => iterator.next();
+    cancel = async () => iterator.return?.();
+  }
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        for (;;) {
+          const { done, value } = await next();
+          if (done) {
+            controller.close();
+            return;
+          }
+          const chunk = typeof value === "string" ? encoder.encode(value) : value;
+          if (chunk.byteLength === 0) continue;
+          controller.enqueue(chunk);
+          loaded += chunk.byteLength;
+          onProgress(loaded);
+          return;
+        }
+      },
+      cancel: (reason) => cancel(reason).then(() => undefined),
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/** What xhrUpload uses of a browser's XMLHttpRequest (the package builds without the DOM types). */
+interface Xhr {
+  open(method: string, url: string): void;
+  setRequestHeader(name: string, value: string): void;
+  getResponseHeader(name: string): string | null;
+  send(body: Blob): void;
+  abort(): void;
+  readonly status: number;
+  readonly responseText: string;
+  readonly upload: { onprogress: ((event: { loaded: number }) => void) | null; onload: (() => void) | null };
+  onload: (() => void) | null;
+  onerror: (() => void) | null;
+  onabort: (() => void) | null;
+}
+
+/** A Blob upload in a browser: the browser streams the file, `upload.onprogress` says how far. */
+function xhrUpload(
+  xhr: Xhr,
+  url: string,
+  headers: Record<string, string>,
+  body: Blob,
+  options: UploadOptions,
+): Promise<UploadView> {
+  return new Promise((resolve, reject) => {
+    xhr.open("POST", url);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    let last = -1;
+    const progress = (loaded: number) => {
+      if (loaded <= last) return;
+      last = loaded;
+      options.onProgress?.(loaded, body.size);
+    };
+    xhr.upload.onprogress = (event) => progress(Math.min(event.loaded, body.size));
+    xhr.upload.onload = () => progress(body.size);
+    const onAbort = () => xhr.abort();
+    const done = () => options.signal?.removeEventListener("abort", onAbort);
+    xhr.onload = () => {
+      done();
+      try {
+        const answer = uploadAnswer(xhr.status, xhr.getResponseHeader("content-type"), xhr.responseText);
+        progress(body.size);
+        resolve(answer);
+      } catch (err) {
+        reject(err);
+      }
+    };
+    xhr.onerror = () => {
+      done();
+      // As fetch does on a network failure.
+      reject(new TypeError("The upload failed: the server could not be reached"));
+    };
+    xhr.onabort = () => {
+      done();
+      reject(options.signal?.reason ?? new DOMException("The upload was aborted", "AbortError"));
+    };
+    if (options.signal?.aborted) {
+      reject(options.signal.reason ?? new DOMException("The upload was aborted", "AbortError"));
+      return;
+    }
+    options.signal?.addEventListener("abort", onAbort);
+    xhr.send(body);
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -20,7 +20,27 @@ export interface MessageView {
   reactions: ReactionView[];
   /** The members `@username` named when the message was stored (or last edited). */
   mentions: string[];
+  /** The files sent with the message, in the order given; empty when none (and once deleted). */
+  attachments: AttachmentView[];
 }
+
+/**
+ * A file attached to a message. `width`/`height` (px) are there for raster images only. Its bytes
+ * are at `GET /files/{id}` (see ApiClient.fileUrl), thumbnails of raster images at `?thumb=N`.
+ */
+export interface AttachmentView {
+  id: string;
+  name: string;
+  /** Bytes. */
+  size: number;
+  /** The type found from the bytes (the uploader's claim is ignored). */
+  contentType: string;
+  width?: number;
+  height?: number;
+}
+
+/** What `POST /uploads` answers: the stored file, to attach by `id` (sha256 in lower-case hex). */
+export type UploadView = AttachmentView & { sha256: string; createdAt: string };
 
 /** What a reply shows of its original: `preview` is its first 200 characters, empty once deleted. */
 export interface ReplyRef {
@@ -148,11 +168,13 @@ export interface MessagePage {
 /**
  * How a message is sent (REST and WebSocket alike): `clientMsgId` makes a resend answer the first
  * message instead of storing another (one is made up when absent); `replyTo` names the message of
- * the same chat this one answers.
+ * the same chat this one answers; `attachmentIds` (1-10 unique ids of the caller's own uploads)
+ * attach files, and with them the text may be empty.
  */
 export interface SendOptions {
   clientMsgId?: string;
   replyTo?: string;
+  attachmentIds?: string[];
 }
 
 /**

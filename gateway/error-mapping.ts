@@ -81,7 +81,7 @@ export function toHttpError(raw: unknown): HttpError {
       };
     }
     return withAuthHeader(
-      plain(code, type, err.message ?? type, Array.isArray(err.data) ? err.data : undefined),
+      plain(code, type, err.message ?? type, Array.isArray(err.data) ? err.data : detailsOf(err.data)),
     );
   }
   return plain(500, "INTERNAL_ERROR", "Internal error");
@@ -96,6 +96,14 @@ function plain(status: number, code: string, message: string, details?: unknown)
 function withAuthHeader(e: HttpError): HttpError {
   if (e.status !== 401) return e;
   return { ...e, headers: { ...e.headers, "WWW-Authenticate": 'Bearer error="invalid_token"' } };
+}
+
+/** Details an error gives as an object (`{details: {...}}`: a limit it names, for instance). */
+function detailsOf(data: unknown): Record<string, unknown> | undefined {
+  const details = (data as { details?: unknown } | undefined)?.details;
+  return details !== null && typeof details === "object" && !Array.isArray(details)
+    ? (details as Record<string, unknown>)
+    : undefined;
 }
 
 function allowOf(data: unknown): string | undefined {

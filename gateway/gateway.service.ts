@@ -23,10 +23,12 @@ import {
   type ServerFrame,
 } from "../lib/contracts.ts";
 import { NotFoundError, ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
+import { openBlobStore } from "../lib/files/index.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
 import { clientIpResolver } from "./client-ip.ts";
 import { toHttpError } from "./error-mapping.ts";
+import { FileRoutes } from "./files/file-routes.ts";
 import { MethodTable } from "./method-table.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { Readiness } from "./readiness.ts";
@@ -64,11 +66,19 @@ const PLAIN_ROUTES = ["/health/live", "/health/ready", "/openapi.json", "/favico
 /** moleculer-web's own entry action, which the gateway's `rest` runs after its method checks. */
 const routeRequest = (ApiGateway as unknown as { actions: { rest: { handler: (ctx: RestCtx) => unknown } } })
   .actions.rest.handler;
+/** moleculer-web's HTTP request listener, which file transfers bypass (files/file-routes.ts). */
+const moleculerWebHandler = (
+  ApiGateway as unknown as {
+    methods: { httpHandler: (this: unknown, req: Req, res: ServerResponse, next?: unknown) => unknown };
+  }
+).methods.httpHandler;
 
 export default class GatewayService extends Service {
   private verifier!: AccessTokenVerifier;
   private readiness!: Readiness;
   private ws!: WsServer;
+  /** Uploads and downloads (files/file-routes.ts), once the blob store is open. */
+  private files: FileRoutes | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   /** This process's online/offline announcements so far (services/chat/presence-map.ts). */
@@ -86,7 +96,7 @@ export default class GatewayService extends Service {
       ]),
     );
     const openApi = JSON.stringify(buildOpenApi(config));
-    const methods = new MethodTable([...ROUTES, ...PLAIN_ROUTES]);
+    const methods = new MethodTable([...ROUTES, ...PLAIN_ROUTES, ...FileRoutes.ROUTES]);
     // moleculer-web's CORS answer (headers, and 204 for a preflight), when CORS_ORIGINS is set.
     const corsPreflight = config.corsOrigins.length
       ? (req: Req, res: ServerResponse) =>
@@ -164,23 +174,34 @@ export default class GatewayService extends Service {
           req: Req,
           res: ServerResponse,
         ) => {
-          const given = req.headers["x-request-id"];
-          const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-          options.requestID = id;
+          options.requestID = this.beginRequest(req, res);
           // The whole request, the calls it makes and their retries included, ends within the
           // request timeout: the calls get what is left of it (Moleculer's distributed timeout).
           options.timeout = config.requestTimeoutMs;
-          res.setHeader("X-Request-Id", id);
-          // A stopping gateway still answers what reaches it, then closes the connection so the
-          // client's next request goes to a gateway that stays.
-          if (this.draining) res.setHeader("Connection", "close");
         },
         cors: config.corsOrigins.length
           ? {
               origin: config.corsOrigins,
               methods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-              allowedHeaders: ["Authorization", "Content-Type", "X-Request-Id"],
-              exposedHeaders: ["X-Request-Id", "Retry-After", "WWW-Authenticate"],
+              allowedHeaders: [
+                "Authorization",
+                "Content-Type",
+                "X-Request-Id",
+                "Range",
+                "If-None-Match",
+                "If-Range",
+              ],
+              exposedHeaders: [
+                "X-Request-Id",
+                "Retry-After",
+                "WWW-Authenticate",
+                "Location",
+                "Content-Range",
+                "Content-Length",
+                "Content-Disposition",
+                "Accept-Ranges",
+                "ETag",
+              ],
               credentials: false,
               maxAge: 600,
             }
@@ -213,6 +234,15 @@ export default class GatewayService extends Service {
         logResponseData: null,
       } as Record<string, unknown>,
       methods: {
+        // File transfers stream for as long as they take, outside the request timeout of an
+        // action call, and past moleculer-web's body handling; everything else goes to it.
+        httpHandler: (req: Req, res: ServerResponse, next?: unknown) => {
+          if (this.files?.handles(req)) {
+            this.beginRequest(req, res);
+            return methods.answer(req, res, corsPreflight) || this.files.serve(req, res);
+          }
+          return moleculerWebHandler.call(this, req, res, next);
+        },
         authenticate: (_ctx: Ctx, _route: unknown, req: Req) => this.authenticateRequest(req),
         errorHandler: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
       },
@@ -292,7 +322,23 @@ export default class GatewayService extends Service {
           announced: () => this.broker.started,
         });
       },
-      started: () => {
+      started: async () => {
+        this.files = new FileRoutes({
+          blobs: await openBlobStore(config.files),
+          limits: { maxBytes: config.files.maxBytes, allowedTypes: config.files.allowedTypes },
+          broker: this.broker,
+          authenticate: (token) => this.verifier.verify(token),
+          assertReady: () => this.assertReady(),
+          answerError: (req, res, err) => this.answerError(req, res, err),
+          cors: config.corsOrigins.length
+            ? (req, res) => {
+                (
+                  this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }
+                ).corsHandler(this.settings, req, res);
+              }
+            : undefined,
+          logger: this.logger,
+        });
         this.syncTimer = setInterval(() => void this.syncKeys(), SYNC_INTERVAL_MS);
         this.syncTimer.unref();
         this.ws = this.createWsServer();
@@ -301,8 +347,20 @@ export default class GatewayService extends Service {
       stopped: async () => {
         clearInterval(this.syncTimer);
         await this.drain();
+        await this.files?.close();
       },
     });
+  }
+
+  /** The request's id (the client's X-Request-Id when well formed), set on the answer. */
+  private beginRequest(req: Req, res: ServerResponse): string {
+    const given = req.headers["x-request-id"];
+    const id = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader("X-Request-Id", id);
+    // A stopping gateway still answers what reaches it, then closes the connection so the
+    // client's next request goes to a gateway that stays.
+    if (this.draining) res.setHeader("Connection", "close");
+    return id;
   }
 
   /** The port the HTTP server listens on (useful when PORT=0). */
@@ -431,7 +489,7 @@ export default class GatewayService extends Service {
     const entry = {
       requestId: res.getHeader("X-Request-Id"),
       method: req.method,
-      url: req.url,
+      url: redactedUrl(req.url),
       status: mapped.status,
     };
     if (mapped.status === 500) this.logger.error({ ...entry, err }, "failed");
@@ -445,6 +503,11 @@ export default class GatewayService extends Service {
     for (const [name, value] of Object.entries(mapped.headers)) res.setHeader(name, value);
     sendJson(res, mapped.status, mapped.body);
   }
+}
+
+/** The URL as logged: an access token given in the query (file downloads) is never written out. */
+export function redactedUrl(url: string | undefined): string | undefined {
+  return url?.replace(/([?&]access_token=)[^&]*/gi, "$1REDACTED");
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -9,6 +9,7 @@
  * test/unit/gateway/openapi.test.ts validates the document against the OpenAPI 3.1 schema.
  */
 import { PARAMS } from "../lib/contracts.ts";
+import { THUMB_SIZES } from "../services/chat/uploads.ts";
 import { type DocConfig, type ResourceRef, ROUTES, type RouteDef } from "./routes.ts";
 import { NON_WS, WS } from "./text-patterns.ts";
 
@@ -229,6 +230,100 @@ function jsonResponse(description: string, schema: JsonSchema): JsonSchema {
   return { description, content: { "application/json": { schema } } };
 }
 
+const errorRef = (description: string) => jsonResponse(description, { $ref: "#/components/schemas/Error" });
+
+/**
+ * The file routes (gateway/files/file-routes.ts), which stream bytes and so are not in the route
+ * table of JSON actions: written out here, from the same limits and sizes the routes use.
+ */
+function filePaths(): Record<string, Record<string, JsonSchema>> {
+  const id = PARAMS["chat.fileAccess"].id;
+  const idSchema = { type: "string", minLength: id.min, maxLength: id.max, pattern: id.pattern };
+  const upload = {
+    type: "object",
+    required: ["id", "name", "size", "contentType", "sha256", "createdAt"],
+    properties: {
+      id: { type: "string" },
+      name: { type: "string" },
+      size: { type: "integer", minimum: 1 },
+      contentType: { type: "string" },
+      sha256: { type: "string", pattern: "^[0-9a-f]{64}$" },
+      width: { type: "integer", minimum: 1 },
+      height: { type: "integer", minimum: 1 },
+      createdAt: { type: "string", format: "date-time" },
+    },
+  };
+  const fileParams = [
+    { name: "id", in: "path", required: true, schema: idSchema },
+    { name: "thumb", in: "query", required: false, schema: { type: "integer", enum: [...THUMB_SIZES] } },
+    {
+      name: "access_token",
+      in: "query",
+      required: false,
+      description: "The access token, for clients that cannot send the Authorization header (<img>, <video>)",
+      schema: { type: "string" },
+    },
+    { name: "Range", in: "header", required: false, schema: { type: "string" } },
+  ];
+  const bytes = { "application/octet-stream": { schema: { type: "string", format: "binary" } } };
+  const fileResponses = (withBody: boolean) => ({
+    200: { description: "The file", ...(withBody ? { content: bytes } : {}) },
+    206: { description: "One byte range of the file (Range)", ...(withBody ? { content: bytes } : {}) },
+    304: { description: "Unchanged (If-None-Match)" },
+    401: errorRef(ERROR_TEXT[401] as string),
+    404: errorRef("No such file, or not one the caller may read"),
+    416: { description: "The range starts past the end (Content-Range: bytes */SIZE)" },
+    422: errorRef("`thumb` is not one of the sizes, or the file is not an image"),
+    503: errorRef(ERROR_TEXT[503] as string),
+  });
+  const download = (method: "get" | "head") => ({
+    operationId: method === "get" ? "files.download" : "files.head",
+    summary:
+      method === "get"
+        ? "Download a file (the uploader's, or one a message of the caller's chats holds)"
+        : "A file's headers",
+    tags: ["files"],
+    parameters: fileParams,
+    responses: fileResponses(method === "get"),
+    security: [{ bearer: [] }, {}],
+  });
+  return {
+    "/uploads": {
+      post: {
+        operationId: "files.upload",
+        summary: "Upload a file (the raw bytes as the body); its type is found from the bytes",
+        tags: ["files"],
+        parameters: [{ name: "name", in: "query", required: true, schema: { type: "string", minLength: 1 } }],
+        requestBody: {
+          required: true,
+          content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } },
+        },
+        responses: {
+          201: {
+            ...jsonResponse("Stored", upload),
+            links: {
+              files_download: {
+                operationId: "files.download",
+                parameters: { "path.id": "$response.body#/id" },
+              },
+            },
+          },
+          400: errorRef("A body that ended before it was whole"),
+          401: errorRef(ERROR_TEXT[401] as string),
+          413: errorRef(
+            "Over UPLOAD_MAX_BYTES (UPLOAD_TOO_LARGE) or the user's quota (UPLOAD_QUOTA_EXCEEDED)",
+          ),
+          415: errorRef("A type (found from the bytes) that UPLOAD_ALLOWED_TYPES does not allow"),
+          422: errorRef("No name, a name that is empty once made safe, or an empty body"),
+          503: errorRef(ERROR_TEXT[503] as string),
+        },
+        security: [{ bearer: [] }],
+      },
+    },
+    "/files/{id}": { get: download("get"), head: download("head") },
+  };
+}
+
 export function buildOpenApi(config: DocConfig = DEFAULT_DOC_CONFIG): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const def of ROUTES) {
@@ -236,6 +331,7 @@ export function buildOpenApi(config: DocConfig = DEFAULT_DOC_CONFIG): JsonSchema
     paths[path] ??= {};
     (paths[path] as Record<string, JsonSchema>)[def.method.toLowerCase()] = operation(def, config);
   }
+  Object.assign(paths, filePaths());
   return {
     openapi: "3.1.0",
     info: { title: "Social platform API", version: "1" },

@@ -63,11 +63,6 @@ function pointer(data: unknown, path: string): unknown {
   return at;
 }
 
-/** A message is not only whitespace, and has at most CHAT_MAX_MESSAGE_LENGTH characters. */
-const messageLimits = (c: DocConfig) => ({
-  message: { maxLength: c.chat.maxMessageLength, pattern: NON_WS },
-});
-
 export const ROUTES: RouteDef[] = [
   {
     method: "POST",
@@ -285,7 +280,14 @@ export const ROUTES: RouteDef[] = [
     errors: [401, 403],
     location: { path: "/chats/:id/messages/:messageId", params: { id: "/chatId", messageId: "/id" } },
     existing: "The message first sent with this clientMsgId",
-    limits: messageLimits,
+    limits: (c) => ({ message: { maxLength: c.chat.maxMessageLength } }),
+    // Text that is not only white space, or none ("") when the message holds files.
+    bodyRules: {
+      anyOf: [
+        { properties: { message: { pattern: NON_WS } } },
+        { required: ["attachmentIds"], properties: { message: { const: "" } } },
+      ],
+    },
   },
   {
     method: "PATCH",
@@ -296,7 +298,9 @@ export const ROUTES: RouteDef[] = [
     summary: "Edit one's own message",
     tag: "chats",
     errors: [401, 403, 404],
-    limits: messageLimits,
+    limits: (c) => ({ message: { maxLength: c.chat.maxMessageLength } }),
+    // "" only for a message that holds files (422 otherwise), which the schema cannot know.
+    bodyRules: { allOf: [{ properties: { message: { anyOf: [{ pattern: NON_WS }, { const: "" }] } } }] },
   },
   {
     method: "DELETE",

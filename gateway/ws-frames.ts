@@ -12,6 +12,7 @@ export type ClientFrame =
       message: string;
       clientMsgId: string;
       replyTo?: string;
+      attachmentIds?: string[];
     }
   | { type: "resume"; chats: Record<string, number> }
   | { type: "typing"; chatId: string }
@@ -32,6 +33,7 @@ export class FrameError extends Error {
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 const CLIENT_MSG_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAX_RESUME_CHATS = 1_000;
+const MAX_ATTACHMENTS = 10;
 
 export function parseFrame(text: string): ClientFrame {
   let value: unknown;
@@ -74,14 +76,19 @@ export function parseFrame(text: string): ClientFrame {
 
 function sendMessage(f: Record<string, unknown>): ClientFrame {
   const ref = typeof f.clientMsgId === "string" ? f.clientMsgId : "send_message";
-  only(f, ["type", "chatId", "recipientId", "message", "clientMsgId", "replyTo"], ref);
+  only(f, ["type", "chatId", "recipientId", "message", "clientMsgId", "replyTo", "attachmentIds"], ref);
   if (typeof f.clientMsgId !== "string" || !CLIENT_MSG_ID.test(f.clientMsgId))
     throw invalid("clientMsgId", ref);
   if ((f.chatId === undefined) === (f.recipientId === undefined)) {
     throw new FrameError("INVALID_FRAME", "Give chatId or recipientId, not both", ref);
   }
-  if (typeof f.message !== "string" || f.message.length === 0) throw invalid("message", ref);
+  const attachmentIds =
+    f.attachmentIds === undefined ? undefined : ids(f.attachmentIds, "attachmentIds", ref);
+  // A message that holds files may have no text; whether it does is the chat service's to check.
+  if (typeof f.message !== "string" || (f.message.length === 0 && !attachmentIds))
+    throw invalid("message", ref);
   const frame: ClientFrame = { type: "send_message", message: f.message, clientMsgId: f.clientMsgId };
+  if (attachmentIds) frame.attachmentIds = attachmentIds;
   if (f.chatId !== undefined) frame.chatId = id(f.chatId, "chatId", ref);
   else frame.recipientId = id(f.recipientId, "recipientId", ref);
   if (f.replyTo !== undefined) frame.replyTo = id(f.replyTo, "replyTo", ref);
@@ -113,6 +120,11 @@ function only(f: Record<string, unknown>, keys: string[], ref: string): void {
 function id(value: unknown, field: string, ref: string): string {
   if (typeof value !== "string" || !ID.test(value)) throw invalid(field, ref);
   return value;
+}
+
+function ids(value: unknown, field: string, ref: string): string[] {
+  if (!Array.isArray(value) || value.length < 1 || value.length > MAX_ATTACHMENTS) throw invalid(field, ref);
+  return value.map((v) => id(v, field, ref));
 }
 
 function seq(value: unknown, field: string, ref: string): number {

@@ -182,6 +182,7 @@ export class WsServer implements FrameHandler {
               message: frame.message,
               clientMsgId: frame.clientMsgId,
               ...(frame.replyTo !== undefined ? { replyTo: frame.replyTo } : {}),
+              ...(frame.attachmentIds !== undefined ? { attachmentIds: frame.attachmentIds } : {}),
             },
             meta,
           )) as { id: string; chatId: string; seq: number };

@@ -55,14 +55,49 @@
  *   WS_MAX_FRAMES_IN_PROGRESS     frames a gateway works on at once       1000 (sockets paused beyond)
  *   WS_MAX_CONNECTIONS_PER_USER   sockets per user in the cluster         20 (4029 beyond)
  *   WS_RESUME_MAX_MESSAGES        messages a resume replays per chat      200 (the rest: from the history)
+ *   FILE_STORE                    where uploaded files live: disk|s3      s3 when S3_BUCKET is set, else disk
+ *   FILES_DIR                     folder of the disk file store           DATA_DIR/files
+ *   S3_ENDPOINT                   S3-compatible endpoint URL              unset: AWS
+ *   S3_BUCKET / S3_REGION         bucket of the s3 file store / region    none / us-east-1
+ *   S3_FORCE_PATH_STYLE           path-style bucket URLs                  true when S3_ENDPOINT is set
+ *   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY   the s3 store's key pair   unset: the AWS SDK's chain
+ *   UPLOAD_MAX_BYTES              largest upload                          26214400 (25 MiB)
+ *   UPLOAD_QUOTA_BYTES            stored upload bytes per user at most    1073741824 (1 GiB)
+ *   UPLOAD_ALLOWED_TYPES          content types an upload may have        images, PDF, text, audio, video, zip
+ *   UPLOAD_ORPHAN_TTL_S           age at which unattached uploads go      86400
  */
 import os from "node:os";
 import path from "node:path";
-import { type Env, EnvReader } from "./env.ts";
+import { ConfigError, type Env, EnvReader } from "./env.ts";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace"] as const;
 export const SYNCHRONOUS_MODES = ["FULL", "NORMAL"] as const;
 export const TRACING_EXPORTERS = ["none", "console", "event", "zipkin"] as const;
+
+export const FILE_STORES = ["disk", "s3"] as const;
+
+/** What an upload may be by default: found from its bytes, never from what the client says. */
+export const DEFAULT_UPLOAD_TYPES = [
+  "image/jpeg",
+  "image/png",
+  "image/gif",
+  "image/webp",
+  "image/avif",
+  "application/pdf",
+  "text/plain",
+  "audio/mpeg",
+  "audio/ogg",
+  "audio/wav",
+  "audio/flac",
+  "audio/mp4",
+  "audio/aac",
+  "audio/webm",
+  "video/mp4",
+  "video/webm",
+  "video/quicktime",
+  "video/ogg",
+  "application/zip",
+];
 
 export interface Rate {
   points: number;
@@ -140,6 +175,22 @@ export interface PlatformConfig {
     redisUrl: string | undefined;
     namespace: string;
   };
+  files: {
+    store: (typeof FILE_STORES)[number];
+    dir: string;
+    s3: {
+      endpoint: string | undefined;
+      bucket: string;
+      region: string;
+      forcePathStyle: boolean;
+      /** AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when both are set; else the SDK's own chain. */
+      credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+    };
+    maxBytes: number;
+    quotaBytes: number;
+    allowedTypes: string[];
+    orphanTtlS: number;
+  };
 }
 
 export function loadConfig(env: Env = process.env): PlatformConfig {
@@ -154,13 +205,32 @@ export function configVariables(): string[] {
   return [...e.read].sort();
 }
 
+/**
+ * The S3 key pair, read here like every setting (so a node started with an env of its own, as in
+ * the tests, uses its own); a node given neither falls back to the AWS SDK's chain (profiles,
+ * instance roles, web identity).
+ */
+function s3Credentials(e: EnvReader): PlatformConfig["files"]["s3"]["credentials"] {
+  const accessKeyId = e.optionalString("AWS_ACCESS_KEY_ID");
+  const secretAccessKey = e.optionalString("AWS_SECRET_ACCESS_KEY");
+  if (accessKeyId === undefined && secretAccessKey === undefined) return undefined;
+  if (!accessKeyId || !secretAccessKey) {
+    throw new ConfigError("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together");
+  }
+  return { accessKeyId, secretAccessKey };
+}
+
 function readConfig(e: EnvReader): PlatformConfig {
+  const dataDir = path.resolve(e.string("DATA_DIR", "./data"));
+  const s3Bucket = e.string("S3_BUCKET", "");
+  const s3Endpoint = e.url("S3_ENDPOINT", ["http:", "https:"]);
+  const allowedTypes = e.list("UPLOAD_ALLOWED_TYPES");
   return {
     nodeId: e.string("NODE_ID", `${os.hostname()}-${process.pid}`),
     namespace: e.string("NAMESPACE", "social"),
     transporter: e.urlList("TRANSPORTER", ["nats:"]),
     mongoUrl: e.multiHostUrl("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
-    dataDir: path.resolve(e.string("DATA_DIR", "./data")),
+    dataDir,
     embeddedSynchronous: e.oneOf("EMBEDDED_SYNCHRONOUS", "FULL", SYNCHRONOUS_MODES),
     redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
     host: e.string("HOST", "0.0.0.0"),
@@ -229,6 +299,21 @@ function readConfig(e: EnvReader): PlatformConfig {
       trustedProxies: e.list("TRUSTED_PROXIES"),
       redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
       namespace: e.string("NAMESPACE", "social"),
+    },
+    files: {
+      store: e.oneOf("FILE_STORE", s3Bucket ? "s3" : "disk", FILE_STORES),
+      dir: path.resolve(dataDir, e.string("FILES_DIR", path.join(dataDir, "files"))),
+      s3: {
+        endpoint: s3Endpoint,
+        bucket: s3Bucket,
+        region: e.string("S3_REGION", "us-east-1"),
+        forcePathStyle: e.bool("S3_FORCE_PATH_STYLE", s3Endpoint !== undefined),
+        credentials: s3Credentials(e),
+      },
+      maxBytes: e.int("UPLOAD_MAX_BYTES", 26_214_400, 1, 5 * 1024 ** 3),
+      quotaBytes: e.int("UPLOAD_QUOTA_BYTES", 1024 ** 3, 1),
+      allowedTypes: allowedTypes.length ? allowedTypes.map((t) => t.toLowerCase()) : DEFAULT_UPLOAD_TYPES,
+      orphanTtlS: e.int("UPLOAD_ORPHAN_TTL_S", 86_400, 1, 365 * 86_400),
     },
   };
 }

@@ -14,6 +14,7 @@ import type {
   ServerFrame,
   SessionView,
   TokenPair,
+  UploadView,
   UserView,
 } from "../client/types.ts";
 import { exactlyOneOf, text, variantsBy } from "./param-rules.ts";
@@ -21,6 +22,7 @@ import { exactlyOneOf, text, variantsBy } from "./param-rules.ts";
 // The wire types clients see are declared in the client package (client/types.ts), which builds
 // without the server; they are re-exported here so every server import stays as it was.
 export type {
+  AttachmentView,
   ChatView,
   MessageSummary,
   MessageView,
@@ -33,6 +35,7 @@ export type {
   ServerFrame,
   SessionView,
   TokenPair,
+  UploadView,
   UserView,
 } from "../client/types.ts";
 
@@ -136,14 +139,16 @@ export const PARAMS = {
     after: { ...seq, min: 0, optional: true },
     limit: { type: "number", integer: true, min: 1, max: 200, convert: true, optional: true },
   },
+  // `message` may be "" when the message holds files (ChatLogic checks; docs/api.md).
   "chat.send": {
     $$strict: true,
     id,
-    message: { type: "string", min: 1, max: 100_000 },
+    message: { type: "string", max: 100_000 },
     clientMsgId,
     replyTo: { ...id, optional: true },
+    attachmentIds: { type: "array", items: id, min: 1, max: 10, optional: true },
   },
-  "chat.edit": { $$strict: true, id, messageId: id, message: { type: "string", min: 1, max: 100_000 } },
+  "chat.edit": { $$strict: true, id, messageId: id, message: { type: "string", max: 100_000 } },
   "chat.delete": { $$strict: true, id, messageId: id },
   "chat.read": { $$strict: true, id, seq: { ...seq, convert: false } },
   // One emoji (a single grapheme Unicode calls an emoji); ChatLogic checks what a length cannot.
@@ -170,7 +175,34 @@ export const PARAMS = {
   "chat.pin": { $$strict: true, id, messageId: id },
   "chat.unpin": { $$strict: true, id, messageId: id },
   "chat.pins": { $$strict: true, id },
+  // What the gateway calls around the bytes of an upload it streams to the blob store.
+  "chat.uploadBegin": {
+    $$strict: true,
+    name: { type: "string", min: 1, max: 255 },
+    contentType: { type: "string", min: 1, max: 255 },
+    declaredSize: { type: "number", integer: true, min: 0, optional: true },
+  },
+  "chat.uploadCommit": {
+    $$strict: true,
+    id,
+    size: { type: "number", integer: true, min: 0 },
+    sha256: { type: "string", length: 64, pattern: "^[0-9a-f]+$" },
+    width: { type: "number", integer: true, min: 1, optional: true },
+    height: { type: "number", integer: true, min: 1, optional: true },
+  },
+  "chat.uploadAbort": { $$strict: true, id },
+  "chat.fileAccess": { $$strict: true, id },
 } as const;
+
+/** A file the caller may read, as the gateway needs it to stream it (`key`: where its bytes are). */
+export interface FileAccess {
+  id: string;
+  key: string;
+  name: string;
+  size: number;
+  contentType: string;
+  sha256: string;
+}
 
 export interface Revocation {
   sessionId: string;
@@ -229,11 +261,17 @@ export interface ActionMap {
     result: { messages: MessageView[]; hasMore: boolean };
   };
   "chat.send": {
-    params: { id: string; message: string; clientMsgId: string; replyTo?: string };
+    params: { id: string; message: string; clientMsgId: string; replyTo?: string; attachmentIds?: string[] };
     result: MessageView;
   };
   "chat.sendTo": {
-    params: { recipientId: string; message: string; clientMsgId: string; replyTo?: string };
+    params: {
+      recipientId: string;
+      message: string;
+      clientMsgId: string;
+      replyTo?: string;
+      attachmentIds?: string[];
+    };
     result: MessageView;
   };
   "chat.edit": { params: { id: string; messageId: string; message: string }; result: MessageView };
@@ -252,6 +290,16 @@ export interface ActionMap {
   "chat.pins": { params: { id: string }; result: { pins: PinView[] } };
   "chat.resume": { params: { chats: ResumeEntry[] }; result: ResumeAnswer };
   "chat.presence": { params: { userIds: string[] }; result: { presence: PresenceView[] } };
+  "chat.uploadBegin": {
+    params: { name: string; contentType: string; declaredSize?: number };
+    result: { id: string; key: string; remainingBytes: number };
+  };
+  "chat.uploadCommit": {
+    params: { id: string; size: number; sha256: string; width?: number; height?: number };
+    result: UploadView;
+  };
+  "chat.uploadAbort": { params: { id: string }; result: null };
+  "chat.fileAccess": { params: { id: string }; result: FileAccess };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
   "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
   "gateway.deliverMany": {

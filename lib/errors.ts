@@ -64,6 +64,19 @@ export class ConflictError extends MoleculerClientError {
   }
 }
 
+/** A body over a limit: `details` names the limit (an upload's size or its owner's quota). */
+export class PayloadTooLargeError extends MoleculerClientError {
+  constructor(message: string, type: string, details: Record<string, number>) {
+    super(message, 413, type, { details });
+  }
+}
+
+export class UnsupportedMediaTypeError extends MoleculerClientError {
+  constructor(message: string, type: string, details: Record<string, string>) {
+    super(message, 415, type, { details });
+  }
+}
+
 export class RateLimitedError extends MoleculerClientError {
   constructor(retryAfterSeconds: number) {
     super("Too many requests; try again later", 429, "RATE_LIMITED", {

@@ -26,6 +26,7 @@ import type { ReactionsRepository } from "./reactions.repo.ts";
 import { type ReactionChange, Reactions } from "./reactions.ts";
 import type { ReceiptsRepository } from "./receipts.repo.ts";
 import { ResumeReader } from "./resume-reader.ts";
+import type { Uploads } from "./uploads.ts";
 import { toChatView, toLast, toMessageView, toMessageViews } from "./views.ts";
 
 export interface ChatLimits {
@@ -70,6 +71,8 @@ export interface ChatDeps {
   memberCacheTtlMs: number;
   /** Per-user limits; none when absent. */
   rates?: ChatRates | undefined;
+  /** Uploaded files, which messages hold (uploads.ts). */
+  uploads: Uploads;
 }
 
 /** The chat list's page when the client names none. */
@@ -332,9 +335,10 @@ export class ChatLogic {
     text: string,
     clientMsgId: string,
     replyTo?: string,
+    attachmentIds: string[] = [],
   ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
     await this.d.rates?.send.consume(userId);
-    this.checkText(text);
+    this.checkText(text, attachmentIds.length > 0);
     const chat = await this.memberChat(userId, chatId);
     if (chat.type === "direct") {
       const other = chat.members.find((m) => m !== userId) ?? userId;
@@ -345,6 +349,7 @@ export class ChatLogic {
     if (known) return { message: await this.viewOf(known), created: false, members: chat.members };
     const original = replyTo !== undefined ? await this.replyTarget(chatId, replyTo) : undefined;
     const mentions = await this.mentionsIn(chat, text);
+    const attachments = attachmentIds.length ? await this.d.uploads.claim(userId, attachmentIds) : [];
     const input = {
       chatId,
       senderId: userId,
@@ -352,6 +357,7 @@ export class ChatLogic {
       clientMsgId,
       ...(original ? { replyTo: { id: original._id, seq: original.seq, senderId: original.senderId } } : {}),
       mentions,
+      ...(attachments.length ? { attachments } : {}),
     };
     // One insert (with the other sends of the moment): a resend this node does not know is
     // refused by the clientMsgId index and answered with the first message.
@@ -359,6 +365,13 @@ export class ChatLogic {
       this.appender.append(input, chat.lastSeq),
     );
     this.recentSends.set(key, message);
+    // On a resend too: the first send may have stopped between storing its message and this.
+    if (message.attachments?.length) {
+      await this.d.uploads.attach(
+        message.attachments.map((a) => a.id),
+        message._id,
+      );
+    }
     if (created) {
       this.d.recordLast(chatId, toLast(message));
       await Promise.all([
@@ -429,10 +442,10 @@ export class ChatLogic {
 
   /** Edits one's own message; its mentions are resolved again (and counted or uncounted). */
   async edit(userId: string, chatId: string, messageId: string, text: string) {
-    this.checkText(text);
     const chat = await this.memberChat(userId, chatId);
     const message = await this.ownMessage(userId, chatId, messageId);
     if (message.deleted) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
+    this.checkText(text, (message.attachments?.length ?? 0) > 0);
     const mentions = await this.mentionsIn(chat, text);
     const edited = await this.d.messages.edit(message._id, text, mentions, new Date());
     this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
@@ -452,8 +465,12 @@ export class ChatLogic {
     const removed = await this.d.messages.tombstone(message._id, new Date());
     this.recentSends.delete(sendKey(chatId, userId, message.clientMsgId));
     if (!removed) throw new NotFoundError("Message", "MESSAGE_NOT_FOUND");
-    const [, unpinned] = await Promise.all([
+    const [, , unpinned] = await Promise.all([
       this.reactionLog.clear(message._id),
+      this.d.uploads.detach(
+        (message.attachments ?? []).map((a) => a.id),
+        message._id,
+      ),
       this.d.pins.remove(chatId, message._id),
       this.recountMentions(removed, message.mentions ?? [], []),
     ]);
@@ -675,8 +692,10 @@ export class ChatLogic {
     if ((this.seqHints.get(chatId) ?? 0) < seq) this.seqHints.set(chatId, seq);
   }
 
-  private checkText(text: string): void {
-    if (text.trim().length === 0) throw invalid("message", "The message is empty");
+  /** A message's text: not blank, unless the message holds files. */
+  private checkText(text: string, hasFiles = false): void {
+    if (text.trim().length === 0 && !(hasFiles && text === ""))
+      throw invalid("message", "The message is empty");
     if ([...text].length > this.d.limits.maxMessageLength) {
       throw invalid("message", `A message has at most ${this.d.limits.maxMessageLength} characters`);
     }

@@ -5,6 +5,7 @@
 import type { Redis } from "ioredis";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
+  type ActionMap,
   broadcast,
   type CallMeta,
   call,
@@ -17,6 +18,8 @@ import {
   type ServerFrame,
 } from "../../lib/contracts.ts";
 import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import type { BlobStore } from "../../lib/files/blob-store.ts";
+import { openBlobStore } from "../../lib/files/index.ts";
 import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { RateLimit } from "../../lib/rate-limiter.ts";
@@ -34,17 +37,23 @@ import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
 import { ReactionsRepository } from "./reactions.repo.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
+import { UploadsRepository, UploadUsageRepository } from "./uploads.repo.ts";
+import { Uploads } from "./uploads.ts";
 
 type Ctx<P = Record<string, never>> = Context<P, CallMeta>;
 
 const RESYNC_INTERVAL_MS = 15_000;
 const DEFAULT_PAGE = 50;
+const SWEEP_INTERVAL_MAX_MS = 600_000;
 
 export default class ChatService extends Service {
   private store!: Store;
   /** Where the per-user limits count across the cluster (REDIS_URL), when set. */
   private redis: Redis | undefined;
   private logic!: ChatLogic;
+  private blobs: BlobStore | undefined;
+  private uploads!: Uploads;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly presence = new PresenceMap();
   private readonly announcer = new PresenceAnnouncer({
     contactsOf: (userIds) => this.logic.contactsOfEach(userIds),
@@ -142,11 +151,16 @@ export default class ChatService extends Service {
           // store's unique seq still arbitrates the moment of handover.
           strategy: "Shard",
           strategyOptions: { shardKey: "id" },
-          handler: async (
-            ctx: Ctx<{ id: string; message: string; clientMsgId: string; replyTo?: string }>,
-          ) => {
-            const { id, message, clientMsgId, replyTo } = ctx.params;
-            const result = await this.logic.send(userIdOf(ctx), id, message, clientMsgId, replyTo);
+          handler: async (ctx: Ctx<ActionMap["chat.send"]["params"]>) => {
+            const { id, message, clientMsgId, replyTo, attachmentIds } = ctx.params;
+            const result = await this.logic.send(
+              userIdOf(ctx),
+              id,
+              message,
+              clientMsgId,
+              replyTo,
+              attachmentIds,
+            );
             if (!result.created) ctx.meta.$statusCode = 200;
             return this.sent(result);
           },
@@ -158,6 +172,7 @@ export default class ChatService extends Service {
             message: PARAMS["chat.send"].message,
             clientMsgId: PARAMS["chat.send"].clientMsgId,
             replyTo: PARAMS["chat.send"].replyTo,
+            attachmentIds: PARAMS["chat.send"].attachmentIds,
           },
           retryPolicy: noRetry,
           bulkhead: sendBulkhead,
@@ -166,13 +181,13 @@ export default class ChatService extends Service {
             shardKey: (ctx: Ctx<{ recipientId: string }>) =>
               pairKeyOf(ctx.meta.user?.id ?? "", ctx.params.recipientId),
           },
-          handler: async (
-            ctx: Ctx<{ recipientId: string; message: string; clientMsgId: string; replyTo?: string }>,
-          ) => {
+          handler: async (ctx: Ctx<ActionMap["chat.sendTo"]["params"]>) => {
             const me = userIdOf(ctx);
-            const { recipientId, message, clientMsgId, replyTo } = ctx.params;
+            const { recipientId, message, clientMsgId, replyTo, attachmentIds } = ctx.params;
             const { chat } = await this.logic.openDirect(me, recipientId);
-            return this.sent(await this.logic.send(me, chat.id, message, clientMsgId, replyTo));
+            return this.sent(
+              await this.logic.send(me, chat.id, message, clientMsgId, replyTo, attachmentIds),
+            );
           },
         },
         edit: {
@@ -335,6 +350,44 @@ export default class ChatService extends Service {
             };
           },
         },
+        uploadBegin: {
+          params: PARAMS["chat.uploadBegin"],
+          handler: (ctx: Ctx<ActionMap["chat.uploadBegin"]["params"]>) =>
+            this.uploads.begin(
+              userIdOf(ctx),
+              ctx.params.name,
+              ctx.params.contentType,
+              ctx.params.declaredSize,
+            ),
+        },
+        uploadCommit: {
+          params: PARAMS["chat.uploadCommit"],
+          handler: (ctx: Ctx<ActionMap["chat.uploadCommit"]["params"]>) => {
+            const { id, ...fields } = ctx.params;
+            return this.uploads.commit(userIdOf(ctx), id, fields);
+          },
+        },
+        uploadAbort: {
+          params: PARAMS["chat.uploadAbort"],
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            await this.uploads.abort(userIdOf(ctx), ctx.params.id);
+            return null;
+          },
+        },
+        fileAccess: {
+          params: PARAMS["chat.fileAccess"],
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            const u = await this.uploads.access(userIdOf(ctx), ctx.params.id);
+            return {
+              id: u._id,
+              key: u.key,
+              name: u.name,
+              size: u.size,
+              contentType: u.contentType,
+              sha256: u.sha256,
+            };
+          },
+        },
         ready: {
           handler: async () => {
             await this.store.ping();
@@ -385,6 +438,8 @@ export default class ChatService extends Service {
     const reactions = new ReactionsRepository(this.store.collection("reactions"));
     const pins = new PinsRepository(this.store.collection("pins"));
     const blocks = new BlocksRepository(this.store.collection("blocks"));
+    const uploadRecords = new UploadsRepository(this.store.collection("uploads"));
+    const uploadUsage = new UploadUsageRepository(this.store.collection("upload_usage"));
     await Promise.all([
       chats.init(),
       messages.init(),
@@ -392,7 +447,28 @@ export default class ChatService extends Service {
       reactions.init(),
       pins.init(),
       blocks.init(),
+      uploadRecords.init(),
+      uploadUsage.init(),
     ]);
+    const blobs = await openBlobStore(config.files);
+    this.blobs = blobs;
+    this.uploads = new Uploads({
+      uploads: uploadRecords,
+      usage: uploadUsage,
+      blobs,
+      quotaBytes: config.files.quotaBytes,
+      orphanTtlMs: config.files.orphanTtlS * 1000,
+      isMember: async (userId, chatId) => {
+        try {
+          await this.logic.memberChat(userId, chatId);
+          return true;
+        } catch (err) {
+          if ((err as { code?: number }).code === 403) return false;
+          throw err;
+        }
+      },
+      warn: (message, err) => this.logger.warn(message, (err as Error)?.message),
+    });
     this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-chat`) : undefined;
     const limit = (name: string, rate: { points: number; duration: number }) =>
       new RateLimit(name, rate, this.redis, config.namespace);
@@ -425,6 +501,7 @@ export default class ChatService extends Service {
       reactions,
       pins,
       blocks,
+      uploads: this.uploads,
       limits: {
         maxGroupMembers: config.chat.maxGroupMembers,
         maxMessageLength: config.chat.maxMessageLength,
@@ -451,14 +528,29 @@ export default class ChatService extends Service {
     await this.resync();
     this.resyncTimer = setInterval(() => void this.resync(), RESYNC_INTERVAL_MS);
     this.resyncTimer.unref();
+    // Every chat node sweeps; the compare-and-set of each record lets only one remove it.
+    const sweepMs = Math.min((config.files.orphanTtlS * 1000) / 4, SWEEP_INTERVAL_MAX_MS);
+    this.sweepTimer = setInterval(() => void this.sweepUploads(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  private async sweepUploads(): Promise<void> {
+    try {
+      const removed = await this.uploads.sweep();
+      if (removed) this.logger.info(`Removed ${removed} uploads that no message holds`);
+    } catch (err) {
+      this.logger.warn("The upload sweep failed; the next one tries again", (err as Error).message);
+    }
   }
 
   private async stop(): Promise<void> {
     clearInterval(this.resyncTimer);
+    clearInterval(this.sweepTimer);
     await this.announcer.idle();
     await this.lastMessages?.flushed();
     this.redis?.disconnect();
     await this.store?.close();
+    await this.blobs?.close();
   }
 
   /** A new message goes to the members, then its sender's read mark (their own messages are read). */

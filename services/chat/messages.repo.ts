@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
+import type { StoredAttachment } from "./uploads.repo.ts";
 
 export interface Message {
   _id: string;
@@ -22,6 +23,8 @@ export interface Message {
   reactions?: StoredReaction[];
   /** Changes whenever `reactions` does (and on deletion): the compare-and-set of their writes. */
   reactionsRev?: number;
+  /** The files it holds, as they were when it was sent (uploads.repo.ts). */
+  attachments?: StoredAttachment[];
 }
 
 export interface StoredReaction {
@@ -34,7 +37,7 @@ export interface StoredReaction {
 /** What a sender gives for a new message. */
 export type NewMessage = Pick<
   Message,
-  "chatId" | "senderId" | "message" | "clientMsgId" | "replyTo" | "mentions"
+  "chatId" | "senderId" | "message" | "clientMsgId" | "replyTo" | "mentions" | "attachments"
 >;
 
 export const SEQ_INDEX = "chat_seq_unique";
@@ -210,7 +213,7 @@ export class MessagesRepository extends BaseRepository<Message> {
     return this.collection.findOneAndUpdate(
       { _id: id },
       this.stampUpdate({
-        $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [] },
+        $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [], attachments: [] },
         $inc: { reactionsRev: 1 },
       }),
     );

@@ -36,6 +36,7 @@ export function toMessageView(m: Message, original?: Message | null): MessageVie
       ? []
       : (m.reactions ?? []).map((r) => ({ emoji: r.emoji, count: r.count, userIds: [...r.userIds] })),
     mentions: m.deleted ? [] : [...(m.mentions ?? [])],
+    attachments: m.deleted ? [] : (m.attachments ?? []).map((a) => ({ ...a })),
   };
   if (m.editedAt) view.editedAt = m.editedAt.toISOString();
   if (m.deleted) view.deleted = true;

@@ -277,7 +277,8 @@ export class ChatList {
     if (!last) return "No messages yet";
     if (last.deleted) return "Message deleted";
     if (chat.type === "group" && this.blocked().has(last.senderId)) return "Message from a blocked user";
-    return last.message;
+    // A message of files only has no text.
+    return last.message || "Attachment";
   }
 
   private item(chat: ChatView, title: string): HTMLElement {

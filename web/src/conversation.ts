@@ -1,8 +1,8 @@
 /**
  * The open chat: its history with scroll-back, live messages in seq order, the composer with its
- * pending (not yet acknowledged) messages and the message it answers, typing and presence, and per
- * message: replies (with a jump to the original), reactions, mentions, pins, and messages from
- * blocked users folded.
+ * pending (not yet acknowledged) messages, the message it answers and the files it carries
+ * (attachments.ts), typing and presence, and per message: replies (with a jump to the original),
+ * attachments, reactions, mentions, pins, and messages from blocked users folded.
  */
 import { markBlockedSender, markBlockedSenders } from "../../client/blocking.ts";
 import type { ChatSocket } from "../../client/chat-socket.ts";
@@ -16,6 +16,7 @@ import type {
   ReactionView,
   ReplyRef,
 } from "../../client/types.ts";
+import { AttachmentTray, attachmentList } from "./attachments.ts";
 import type { ChatList } from "./chat-list.ts";
 import { isMuted, muteText } from "./chat-list.ts";
 import { formatTime, h } from "./elements.ts";
@@ -67,6 +68,9 @@ export class Conversation {
   private readonly blocked: () => ReadonlySet<string>;
   private readonly onProfile: (userId: string) => void;
   private readonly typing: Typing;
+  private readonly files: AttachmentTray;
+  /** Send was asked for while files were uploading: the draft goes once they are done. */
+  private sendWhenUploaded = false;
   /** The shown messages by id, as they are now (reactions applied). */
   private readonly messages = new Map<string, ClientMessage>();
   /** Folded messages of blocked users the user chose to see. */
@@ -100,6 +104,15 @@ export class Conversation {
     this.blocked = o.blocked;
     this.onProfile = o.onProfile;
     this.typing = new Typing(o.elements.typing, (id) => this.platform.nameOf(id));
+    this.files = new AttachmentTray({
+      api: this.platform.api,
+      composer: this.e.composer,
+      text: this.e.text,
+      dropZone: this.e.view,
+      error: this.e.error,
+      enabled: () => this.chat !== undefined,
+      onChange: () => this.filesChanged(),
+    });
     this.e.loadOlder.addEventListener("click", () => void this.loadOlder());
     this.e.log.addEventListener("scroll", () => {
       if (this.e.log.scrollTop < EDGE_PX && this.hasMore) void this.loadOlder();
@@ -165,6 +178,8 @@ export class Conversation {
     this.revealed.clear();
     this.pinned = new Set();
     this.setReply(undefined);
+    this.sendWhenUploaded = false;
+    this.files.clear();
     this.typing.clear();
     this.e.messages.replaceChildren();
     this.e.pinsList.replaceChildren();
@@ -202,6 +217,8 @@ export class Conversation {
     this.chat = undefined;
     this.typing.clear();
     this.setReply(undefined);
+    this.sendWhenUploaded = false;
+    this.files.clear();
     this.e.view.hidden = true;
   }
 
@@ -350,7 +367,7 @@ export class Conversation {
     const name = h("strong", {}, ref.senderId === this.me ? "yourself" : "…");
     if (ref.senderId !== this.me)
       void this.platform.nameOf(ref.senderId).then((n) => name.replaceChildren(n));
-    this.e.replyText.replaceChildren("Replying to ", name, ": ", h("q", {}, ref.preview));
+    this.e.replyText.replaceChildren("Replying to ", name, ": ", h("q", {}, ref.preview || "Attachment"));
   }
 
   private startReply(m: MessageView): void {
@@ -364,11 +381,30 @@ export class Conversation {
     this.e.text.focus();
   }
 
+  /**
+   * Sends what the composer holds: its text and the uploaded files. While files are uploading the
+   * draft waits for them (and is sent once they are all done, unless one failed).
+   */
   private sendDraft(): void {
     const text = this.e.text.value.trim();
     const chat = this.chat;
-    if (!text || !chat) return;
+    if (!chat) return;
+    if (this.files.busy) {
+      this.sendWhenUploaded = true;
+      this.say("The message is sent once the files are uploaded.");
+      return;
+    }
+    const attachments = this.files.ready.map(({ id, name, size, contentType, width, height }) => ({
+      id,
+      name,
+      size,
+      contentType,
+      ...(width !== undefined ? { width } : {}),
+      ...(height !== undefined ? { height } : {}),
+    }));
+    if (!text && attachments.length === 0) return;
     this.e.text.value = "";
+    this.files.clear();
     const replyTo = this.replyingTo;
     this.setReply(undefined);
     showError(this.e.error, "");
@@ -384,6 +420,7 @@ export class Conversation {
         createdAt: new Date().toISOString(),
         reactions: [],
         mentions: [],
+        attachments,
         ...(replyTo ? { replyTo } : {}),
       },
       "Sending…",
@@ -392,7 +429,11 @@ export class Conversation {
     this.e.messages.append(pending);
     this.scrollToEnd();
     this.socket
-      .send({ chatId: chat.id }, text, { clientMsgId, ...(replyTo ? { replyTo: replyTo.id } : {}) })
+      .send({ chatId: chat.id }, text, {
+        clientMsgId,
+        ...(replyTo ? { replyTo: replyTo.id } : {}),
+        ...(attachments.length > 0 ? { attachmentIds: attachments.map((a) => a.id) } : {}),
+      })
       .then(
         () => pending.querySelector(".state")?.replaceChildren(),
         (err: Error) => {
@@ -401,6 +442,18 @@ export class Conversation {
           showError(this.e.error, err);
         },
       );
+  }
+
+  /** The composer's files changed: a message of files only needs no text; a waiting send may go. */
+  private filesChanged(): void {
+    this.e.text.required = !this.files.hasFiles;
+    if (!this.sendWhenUploaded || this.files.busy) return;
+    this.sendWhenUploaded = false;
+    if (this.files.hasFailed) {
+      this.say("Not sent: a file could not be uploaded.");
+      return;
+    }
+    this.sendDraft();
   }
 
   /** Puts a message in seq order; one already shown (by seq, or pending by clientMsgId) is replaced. */
@@ -498,6 +551,7 @@ export class Conversation {
     if (m.deleted) text.append("Message deleted");
     else this.fillText(text, m);
     li.append(text);
+    if (!m.deleted && m.attachments?.length) li.append(attachmentList(m.attachments, this.platform.api));
     if (!sent || m.deleted) return li;
     if (m.reactions.length > 0) li.append(this.reactionChips(m));
     li.append(this.actions(m));
@@ -534,7 +588,7 @@ export class Conversation {
       void this.platform.nameOf(ref.senderId).then((n) => name.replaceChildren(n));
     const quote = ref.deleted
       ? h("span", { class: "reply-preview deleted" }, "Original message deleted")
-      : h("span", { class: "reply-preview" }, ref.preview);
+      : h("span", { class: "reply-preview" }, ref.preview || "Attachment");
     const button = h(
       "button",
       {
@@ -711,7 +765,7 @@ export class Conversation {
     const m = markBlockedSender(pin.message, this.blocked());
     const name = h("span", { class: "sender" }, m.senderId === this.me ? "You" : "…");
     if (m.senderId !== this.me) void this.platform.nameOf(m.senderId).then((n) => name.replaceChildren(n));
-    const text = m.blockedSender ? "Message from a blocked user" : preview(m.message);
+    const text = m.blockedSender ? "Message from a blocked user" : preview(m.message) || "Attachment";
     const button = h(
       "button",
       { type: "button", class: "pin-item" },

@@ -31,6 +31,7 @@ const message = (seq: number): MessageView => ({
   createdAt: new Date().toISOString(),
   reactions: [],
   mentions: [],
+  attachments: [],
 });
 
 before(async () => {

@@ -67,6 +67,7 @@ export function message(seq: number, senderId = "u2", chatId = "c1"): MessageVie
     createdAt: "2030-01-01T00:00:00.000Z",
     reactions: [],
     mentions: [],
+    attachments: [],
   };
 }
 

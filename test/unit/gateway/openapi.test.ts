@@ -87,6 +87,17 @@ describe("the OpenAPI document", () => {
     assert.ok(op("/chats/{id}/messages", "post").responses["200"], "a resend answers 200");
   });
 
+  test("the file routes: an upload's limits and type refusals, a download's ranges", () => {
+    const upload = op("/uploads", "post");
+    for (const status of ["201", "401", "413", "415", "422", "503"])
+      assert.ok(upload.responses[status], status);
+    assert.equal(upload.responses["201"]?.links?.files_download?.operationId, "files.download");
+    const download = op("/files/{id}", "get");
+    for (const status of ["200", "206", "304", "401", "404", "416", "422"])
+      assert.ok(download.responses[status], status);
+    assert.ok(op("/files/{id}", "head"));
+  });
+
   test("limits come from the config: message length and group size", () => {
     const built = buildOpenApi({ chat: { maxMessageLength: 123, maxGroupMembers: 7 } }) as unknown as Doc;
     const send = built.paths["/chats/{id}/messages"]?.post?.requestBody?.content["application/json"]
@@ -113,10 +124,12 @@ describe("the OpenAPI document", () => {
     });
     const sessions = op("/auth/sessions", "get").responses["200"]?.links ?? {};
     assert.equal(sessions.auth_revokeSession?.operationId, "auth.revokeSession");
-    const ids = new Set(ROUTES.map((r) => r.action));
+    const ids = new Set<string>(operations.map((o) => o.operationId as string));
+    for (const r of ROUTES) assert.ok(ids.has(r.action), r.action);
     for (const operation of operations) {
       for (const response of Object.values(operation.responses)) {
-        for (const link of Object.values(response.links ?? {})) assert.ok(ids.has(link.operationId as never));
+        for (const link of Object.values(response.links ?? {}))
+          assert.ok(ids.has(link.operationId as string));
       }
     }
   });

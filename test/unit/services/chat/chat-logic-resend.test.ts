@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { ForbiddenError } from "../../../../lib/errors.ts";
+import { DiskBlobStore } from "../../../../lib/files/disk-blob-store.ts";
 import { openStore } from "../../../../lib/store/index.ts";
 import type { Store } from "../../../../lib/store/types.ts";
 import { BlocksRepository } from "../../../../services/chat/blocks.repo.ts";
@@ -18,6 +19,8 @@ import { MessagesRepository } from "../../../../services/chat/messages.repo.ts";
 import { PinsRepository } from "../../../../services/chat/pins.repo.ts";
 import { ReactionsRepository } from "../../../../services/chat/reactions.repo.ts";
 import { ReceiptsRepository } from "../../../../services/chat/receipts.repo.ts";
+import { UploadsRepository, UploadUsageRepository } from "../../../../services/chat/uploads.repo.ts";
+import { Uploads } from "../../../../services/chat/uploads.ts";
 
 let dir: string;
 let store: Store;
@@ -44,6 +47,15 @@ before(async () => {
     return append(input, seqHint);
   };
   logic = new ChatLogic({
+    uploads: new Uploads({
+      uploads: new UploadsRepository(store.collection("uploads")),
+      usage: new UploadUsageRepository(store.collection("upload_usage")),
+      blobs: await DiskBlobStore.open(path.join(dir, "files")),
+      quotaBytes: 1_000_000,
+      orphanTtlMs: 86_400_000,
+      isMember: async () => true,
+      warn: () => undefined,
+    }),
     chats,
     messages,
     receipts,
