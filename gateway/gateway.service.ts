@@ -239,7 +239,13 @@ export default class GatewayService extends Service {
         httpHandler: (req: Req, res: ServerResponse, next?: unknown) => {
           if (this.files?.handles(req)) {
             this.beginRequest(req, res);
-            return methods.answer(req, res, corsPreflight) || this.files.serve(req, res);
+            try {
+              if (methods.answer(req, res, corsPreflight)) return;
+            } catch (err) {
+              // 405 with Allow: answered like any refused request, body unread.
+              return this.files.fail(req, res, err);
+            }
+            return this.files.serve(req, res);
           }
           return moleculerWebHandler.call(this, req, res, next);
         },

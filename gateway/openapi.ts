@@ -265,7 +265,8 @@ function filePaths(): Record<string, Record<string, JsonSchema>> {
     },
     { name: "Range", in: "header", required: false, schema: { type: "string" } },
   ];
-  const bytes = { "application/octet-stream": { schema: { type: "string", format: "binary" } } };
+  // The type found at upload (image/png, text/plain; charset=utf-8, ...), or image/webp for a thumbnail.
+  const bytes = { "*/*": { schema: { type: "string", format: "binary" } } };
   const fileResponses = (withBody: boolean) => ({
     200: { description: "The file", ...(withBody ? { content: bytes } : {}) },
     206: { description: "One byte range of the file (Range)", ...(withBody ? { content: bytes } : {}) },

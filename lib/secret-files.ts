@@ -18,10 +18,31 @@ const OPEN_TO_OTHERS = 0o077;
 
 export type Warn = (message: string) => void;
 
-/** Creates the folder (0700) when missing, then narrows it and everything in it; see securePath. */
+/**
+ * Folders of DATA_DIR that are narrowed but not walked: `files` (the disk file store) may hold
+ * millions of uploads, which it writes 0600 itself, and walking them would make every start
+ * slower as the community grows.
+ */
+export const UNWALKED_DIRS = ["files"];
+
+/**
+ * Creates the folder (0700) when missing, then narrows it and everything in it (but the insides
+ * of UNWALKED_DIRS); see securePath.
+ */
 export function secureDir(dir: string, warn: Warn): string[] {
   mkdirSync(dir, { recursive: true, mode: SECRET_DIR_MODE });
-  return securePath(dir, warn);
+  if (process.platform === "win32") return [];
+  const root = path.resolve(dir);
+  const fixed: string[] = [];
+  narrow(root, lstatSync(root), SECRET_DIR_MODE, warn, fixed);
+  for (const name of readdirSync(root)) {
+    const target = path.join(root, name);
+    if (UNWALKED_DIRS.includes(name)) {
+      const stats = lstatSync(target);
+      if (stats.isDirectory()) narrow(target, stats, SECRET_DIR_MODE, warn, fixed);
+    } else walk(target, warn, fixed);
+  }
+  return fixed;
 }
 
 /**

@@ -14,8 +14,8 @@ export function sanitizeFileName(raw: string): string | null {
   const base = raw.split(/[/\\]/).pop() ?? "";
   const cleaned = base
     .normalize("NFC")
-    .replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, "")
     .replace(/\s+/gu, " ")
+    .replace(/[\p{Cc}\p{Cf}]/gu, "")
     .trim()
     .replace(/^\.+/, "")
     .trim();

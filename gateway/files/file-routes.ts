@@ -94,8 +94,8 @@ export class FileRoutes {
    * streamed) gets its answer with `Connection: close`, and its socket is closed once the answer
    * is out, so the gateway reads no more of it.
    */
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const unread = req.method === "POST" && !req.readableEnded;
+  fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    const unread = req.method !== "GET" && req.method !== "HEAD" && !req.readableEnded;
     if (unread && !res.headersSent) res.setHeader("Connection", "close");
     this.d.answerError(req, res, err);
     if (unread) {

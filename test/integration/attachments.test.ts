@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import sharp from "sharp";
@@ -177,6 +178,35 @@ describe("attachments, embedded", () => {
 
     const history = await alice.api.history(chatId);
     assert.deepEqual(history.messages.find((m) => m.id === message.id)?.attachments, message.attachments);
+  });
+
+  test("a method a file route does not take is 405 with Allow, and the gateway goes on", async () => {
+    const view = await upload(platform, alice, "m.txt", Buffer.from("methods"));
+    for (const [method, path, allow] of [
+      ["PUT", "/uploads", "POST, OPTIONS"],
+      ["DELETE", "/uploads", "POST, OPTIONS"],
+      ["DELETE", `/files/${view.id}`, "GET, HEAD, OPTIONS"],
+      ["POST", `/files/${view.id}`, "GET, HEAD, OPTIONS"],
+    ] as const) {
+      const res = await fetch(`${platform.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${alice.token}` },
+        body: method === "DELETE" ? undefined : "x",
+      });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), allow, `${method} ${path}`);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, "METHOD_NOT_ALLOWED");
+    }
+    const trace = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${platform.url}/uploads?name=x`, { method: "TRACE" }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    assert.equal(trace, 405);
+    assert.equal((await get(platform.url, `/files/${view.id}`, alice.token)).status, 200);
   });
 
   test("markup is found in the bytes and refused: HTML sent as image/png, SVG with script", async () => {

@@ -20,6 +20,18 @@ describe("secret files", () => {
     assert.deepEqual(warnings, []);
   });
 
+  test("the file store's folder is narrowed but not walked: its uploads are the file store's to keep", async () => {
+    const dir = await newDir();
+    await mkdir(path.join(dir, "files", "ab"), { recursive: true, mode: 0o755 });
+    await chmod(path.join(dir, "files"), 0o755);
+    const upload = path.join(dir, "files", "ab", "abcdef");
+    await writeFile(upload, "bytes", { mode: 0o644 });
+    const fixed = secureDir(dir, () => undefined);
+    assert.deepEqual(fixed, [path.join(dir, "files")]);
+    assert.equal(await modeOf(path.join(dir, "files")), 0o700);
+    assert.equal(await modeOf(upload), 0o644, "not walked");
+  });
+
   test("a folder and files open to others are narrowed to 0700 and 0600, each with a warning", async () => {
     const dir = await newDir();
     await chmod(dir, 0o755);
