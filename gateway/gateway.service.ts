@@ -24,6 +24,7 @@ import {
 } from "../lib/contracts.ts";
 import { NotFoundError, ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
 import { openBlobStore } from "../lib/files/index.ts";
+import { platformMetrics } from "../lib/metrics.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
 import { clientIpResolver } from "./client-ip.ts";
@@ -344,6 +345,7 @@ export default class GatewayService extends Service {
               }
             : undefined,
           logger: this.logger,
+          metrics: platformMetrics(this.broker),
         });
         this.syncTimer = setInterval(() => void this.syncKeys(), SYNC_INTERVAL_MS);
         this.syncTimer.unref();

@@ -35,6 +35,7 @@ export const METRIC = {
   STORE_ERRORS: "social_store_errors_total",
   RATE_LIMIT_REJECTIONS: "social_rate_limit_rejections_total",
   PROFILE_LOCAL_CACHE: "social_profile_local_cache_lookups_total",
+  FILE_BYTES: "social_file_bytes_total",
 } as const;
 
 /** Bucket bounds in seconds. */
@@ -75,6 +76,9 @@ export class PlatformMetrics {
   readonly storeErrors: Counter;
   readonly rateLimitRejections: Counter;
   private readonly profileLocalCache: Counter;
+  private readonly fileBytes: Counter;
+  private readonly uploaded = labels({ direction: "upload" });
+  private readonly downloaded = labels({ direction: "download" });
   private readonly localCacheHit = labels({ result: "hit" });
   private readonly localCacheMiss = labels({ result: "miss" });
   private readonly wsCloses: Counter;
@@ -140,11 +144,21 @@ export class PlatformMetrics {
       "Requests or frames refused by a rate limit, by limit name",
       ["limit"],
     );
+    this.fileBytes = counter(
+      METRIC.FILE_BYTES,
+      "Bytes of files uploaded (stored) and downloaded (sent) through this gateway",
+      ["direction"],
+    );
     this.profileLocalCache = counter(
       METRIC.PROFILE_LOCAL_CACHE,
       "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
       ["result"],
     );
+  }
+
+  /** Bytes of files a gateway stored (an upload that succeeded) or sent (a download answer). */
+  fileTransferred(direction: "upload" | "download", bytes: number): void {
+    this.fileBytes.increment(direction === "upload" ? this.uploaded : this.downloaded, bytes);
   }
 
   /** A lookup in a profile node's in-process cache. */

@@ -60,6 +60,21 @@ function scopeStarted(schema: ServiceSchema, metrics: PlatformMetrics): void {
   else if (Array.isArray(started)) schema.started = started.map(wrap) as ServiceSchema["started"];
 }
 
+/**
+ * Times a request served beside the `rest` action (the file routes, gateway/files/), under its
+ * route template, like every other route.
+ */
+export function timeHttpRequest(
+  metrics: PlatformMetrics | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Alias,
+): void {
+  if (!metrics) return;
+  (req as Req).$alias ??= route;
+  httpTimerOf(metrics)(res);
+}
+
 const httpTimers = new WeakMap<PlatformMetrics, (res: ServerResponse) => void>();
 
 function httpTimerOf(metrics: PlatformMetrics): (res: ServerResponse) => void {

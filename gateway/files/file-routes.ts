@@ -11,6 +11,8 @@ import type { ServiceBroker } from "moleculer";
 import { type AuthUser, type CallMeta, call } from "../../lib/contracts.ts";
 import { NotFoundError, UnauthorizedError } from "../../lib/errors.ts";
 import type { BlobStore } from "../../lib/files/blob-store.ts";
+import type { PlatformMetrics } from "../../lib/metrics.ts";
+import { timeHttpRequest } from "../../lib/observability.ts";
 import { FileSender } from "./file-sender.ts";
 import { type UploadLimits, UploadReceiver } from "./upload-receiver.ts";
 
@@ -27,7 +29,16 @@ export interface FileRoutesDeps {
   /** Writes the CORS headers of an actual request, when CORS is on. */
   cors: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   logger: { info(entry: Record<string, unknown>, message: string): void };
+  metrics: PlatformMetrics | undefined;
 }
+
+/** Route templates the HTTP metrics label these requests with. */
+const UPLOAD_ROUTE = { method: "POST", fullPath: "/uploads" };
+const FILE_GET = { method: "GET", fullPath: "/files/:id" };
+const FILE_ROUTES: Record<string, { method: string; fullPath: string }> = {
+  GET: FILE_GET,
+  HEAD: { method: "HEAD", fullPath: "/files/:id" },
+};
 
 export class FileRoutes {
   /** Their paths and methods, for the gateway's method table (405 and OPTIONS). */
@@ -54,10 +65,18 @@ export class FileRoutes {
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://gateway");
+    const upload = UPLOADS_PATH.test(url.pathname);
+    const metrics = this.d.metrics;
+    timeHttpRequest(metrics, req, res, upload ? UPLOAD_ROUTE : (FILE_ROUTES[req.method ?? ""] ?? FILE_GET));
+    if (metrics && !upload) {
+      res.once("finish", () => {
+        if (res.statusCode === 200 || res.statusCode === 206)
+          metrics.fileTransferred("download", Number(res.getHeader("content-length") ?? 0));
+      });
+    }
     try {
       this.d.cors?.(req, res);
       await this.d.assertReady();
-      const upload = UPLOADS_PATH.test(url.pathname);
       const user = await this.user(req, upload ? null : url.searchParams.get("access_token"));
       const meta: CallMeta = { user };
       if (upload) {
@@ -68,6 +87,7 @@ export class FileRoutes {
             await call(this.d.broker, "chat.uploadAbort", { id }, { meta });
           },
         });
+        metrics?.fileTransferred("upload", view.size);
         res.statusCode = 201;
         res.setHeader("Location", `/files/${view.id}`);
         res.setHeader("Content-Type", "application/json; charset=utf-8");

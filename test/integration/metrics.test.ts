@@ -128,6 +128,46 @@ describe("metrics of one node", () => {
     assert.ok(s1.find("moleculer_request_time_count", { action: "auth.register" }).length > 0);
   });
 
+  test("file uploads and downloads count under their route templates, and their bytes by direction", async () => {
+    const token = a.accessToken as string;
+    const s0 = await scrape(broker);
+    const body = Buffer.from("metered bytes\n");
+    const up = await fetch(`${url}/uploads?name=m.txt`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body,
+    });
+    assert.equal(up.status, 201);
+    const { id } = (await up.json()) as { id: string };
+    const down = await fetch(`${url}/files/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await down.arrayBuffer()).byteLength, body.length);
+    const ranged = await fetch(`${url}/files/${id}`, {
+      headers: { authorization: `Bearer ${token}`, range: "bytes=0-3" },
+    });
+    assert.equal(ranged.status, 206);
+    await ranged.arrayBuffer();
+    assert.equal((await fetch(`${url}/files/${id}`)).status, 401);
+    const s1 = await scrape(broker);
+    assert.equal(
+      delta(s0, s1, "social_http_request_duration_seconds_count", { route: "/uploads", status: "2xx" }),
+      1,
+    );
+    assert.equal(
+      delta(s0, s1, "social_http_request_duration_seconds_count", {
+        route: "/files/:id",
+        method: "GET",
+        status: "2xx",
+      }),
+      2,
+    );
+    assert.equal(
+      delta(s0, s1, "social_http_request_duration_seconds_count", { route: "/files/:id", status: "4xx" }),
+      1,
+    );
+    assert.equal(delta(s0, s1, "social_file_bytes_total", { direction: "upload" }), body.length);
+    assert.equal(delta(s0, s1, "social_file_bytes_total", { direction: "download" }), body.length + 4);
+  });
+
   test("a cache miss then a hit show in the cache metrics of both levels", async () => {
     const s0 = await scrape(broker);
     assert.equal((await a.raw("GET", `/users/${bobId}`)).status, 200);
