@@ -1,8 +1,9 @@
 /**
  * The deployment files in docker/, checked offline: compose by docker-compose itself, HAProxy by
  * `haproxy -c`, Kubernetes by the API schemas of kubernetes-models plus cross-checks, and all of
- * them against the code (every env var loadConfig reads, the service files, the ports). The tools
- * are installed by scripts/install-test-servers.sh; a missing one fails the test, never skips it.
+ * them against the code (every env var loadConfig reads, the service files, the ports, the object
+ * store the file store's nodes reach). The tools are installed by scripts/install-test-servers.sh;
+ * a missing one fails the test, never skips it.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,12 +13,25 @@ import path from "node:path";
 import { before, describe, test } from "node:test";
 import { parse } from "yaml";
 import { hostsGateway } from "../../docker/healthcheck.ts";
-import { loadManifests, parseManifests, referenceErrors, schemaErrors } from "./k8s-manifests.ts";
+import {
+  type Container,
+  containerEnv,
+  isPlatformContainer,
+  loadManifests,
+  type Manifest,
+  objectStoreErrors,
+  parseManifests,
+  referenceErrors,
+  S3_KEY_PAIR,
+  schemaErrors,
+  workloads,
+} from "./k8s-manifests.ts";
 import {
   allServiceFiles,
   CONFIG_VARIABLES,
   configFor,
   loadsGateway,
+  opensFileStore,
   ROOT,
   servicesOf,
 } from "./platform-env.ts";
@@ -50,21 +64,111 @@ function brokenCopy(file: string, from: string, to: string): { file: string; rem
 
 interface ComposeService {
   image?: string;
+  command?: string[] | string;
   environment?: Record<string, string | null>;
   deploy?: { replicas?: number };
   ports?: unknown[];
-  networks?: Record<string, { ipv4_address?: string } | null>;
+  networks?: Record<string, { ipv4_address?: string; aliases?: string[] } | null>;
   volumes?: (string | { source?: string; target?: string })[];
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: { test?: string[] | string; disable?: boolean };
+}
+
+interface ComposeFile {
+  services: Record<string, ComposeService>;
+  volumes?: Record<string, unknown>;
+}
+
+const isKeyPair = (name: string) => (S3_KEY_PAIR as readonly string[]).includes(name);
+const SEAWEEDFS_S3_PORT = 8333;
+
+/**
+ * The object store of the resolved compose file and its wiring: every platform node selects the
+ * s3 store; each that opens it reaches, by S3_ENDPOINT, a service (or network alias) serving S3 on
+ * that port, waits for it to be healthy and signs with the key pair the store is given; the others
+ * get no key pair. The store has a pinned image, a named volume for its data, a health check and,
+ * for SeaweedFS, telemetry off.
+ */
+function composeObjectStoreErrors(file: ComposeFile): string[] {
+  const errors: string[] = [];
+  const stores = new Set<string>();
+  const named = (name: string, s: ComposeService) => [
+    name,
+    ...Object.values(s.networks ?? {}).flatMap((n) => n?.aliases ?? []),
+  ];
+  const argsOf = (s: ComposeService) =>
+    Array.isArray(s.command) ? s.command : (s.command ?? "").split(/\s+/).filter(Boolean);
+  for (const [name, s] of Object.entries(file.services).filter(([, s]) => s.image === PLATFORM_IMAGE)) {
+    const env = s.environment as Record<string, string>;
+    const config = configFor(env);
+    if (config.files.store !== "s3") {
+      errors.push(`${name}: FILE_STORE is not s3`);
+      continue;
+    }
+    const opens = opensFileStore(env.SERVICES ?? "");
+    for (const variable of S3_KEY_PAIR) {
+      if (opens && !env[variable]) errors.push(`${name}: ${variable} is not set`);
+      if (!opens && variable in env) errors.push(`${name}: has ${variable} but opens no file store`);
+    }
+    if (!opens) continue;
+    const endpoint = config.files.s3.endpoint;
+    if (!endpoint) {
+      errors.push(`${name}: S3_ENDPOINT is not set`);
+      continue;
+    }
+    const url = new URL(endpoint);
+    const [storeName, store] =
+      Object.entries(file.services).find(([n, other]) => named(n, other).includes(url.hostname)) ?? [];
+    if (!storeName || !store) {
+      errors.push(`${name}: S3_ENDPOINT names ${url.hostname}, which is no service`);
+      continue;
+    }
+    stores.add(storeName);
+    const args = argsOf(store);
+    const s3Port = Number(
+      args.map((a) => /^-s3\.port=(\d+)$/.exec(a)?.[1]).find(Boolean) ?? SEAWEEDFS_S3_PORT,
+    );
+    if (/seaweedfs/.test(store.image ?? "") && !args.includes("-s3") && args[0] !== "mini")
+      errors.push(`${storeName}: runs no S3 gateway (server -s3, or mini)`);
+    if (Number(url.port || 80) !== s3Port)
+      errors.push(`${name}: S3_ENDPOINT port ${url.port || 80} is not ${storeName}'s S3 port ${s3Port}`);
+    const dependsOn = Array.isArray(s.depends_on) ? {} : (s.depends_on ?? {});
+    if (dependsOn[storeName]?.condition !== "service_healthy")
+      errors.push(`${name}: does not wait for ${storeName} to be healthy`);
+    for (const variable of S3_KEY_PAIR) {
+      if (env[variable] !== store.environment?.[variable])
+        errors.push(`${name}: ${variable} is not the one ${storeName} is given`);
+    }
+  }
+  if (stores.size === 0) errors.push("no platform node reaches an object store");
+  for (const storeName of stores) {
+    const store = file.services[storeName] as ComposeService;
+    if (!/^[^:]+:[\w][\w.-]*$/.test(store.image ?? "") || store.image?.endsWith(":latest"))
+      errors.push(`${storeName}: image ${store.image} is not pinned to a version tag`);
+    if (/seaweedfs/.test(store.image ?? "") && !argsOf(store).includes("-master.telemetry=false"))
+      errors.push(`${storeName}: SeaweedFS telemetry is not turned off (-master.telemetry=false)`);
+    const test = store.healthcheck?.test;
+    if (!test || store.healthcheck?.disable || (Array.isArray(test) && test[0] === "NONE"))
+      errors.push(`${storeName}: no healthcheck`);
+    const dataVolume = (store.volumes ?? []).some((v) => {
+      const [source, target] = typeof v === "string" ? v.split(":") : [v.source, v.target];
+      return source !== undefined && source in (file.volumes ?? {}) && target === "/data";
+    });
+    if (!dataVolume) errors.push(`${storeName}: no named volume on /data`);
+  }
+  return errors;
 }
 
 describe("docker/compose.yaml", () => {
+  let resolved: ComposeFile;
   let services: Record<string, ComposeService>;
   let platform: [string, ComposeService][];
 
   before(() => {
     const result = run("docker-compose", ["-f", COMPOSE, "config"]);
     assert.equal(result.status, 0, result.output);
-    services = (parse(result.output) as { services: Record<string, ComposeService> }).services;
+    resolved = parse(result.output) as ComposeFile;
+    services = resolved.services;
     platform = Object.entries(services).filter(([, s]) => s.image === PLATFORM_IMAGE);
   });
 
@@ -95,13 +199,17 @@ describe("docker/compose.yaml", () => {
     assert.deepEqual([...new Set(loaded)].sort(), allServiceFiles());
   });
 
-  test("every platform node gets every variable the code reads, except a shared NODE_ID", () => {
+  test("every platform node gets every variable the code reads, except a shared NODE_ID and, where no file store is opened, the S3 key pair", () => {
     for (const [name, s] of platform) {
       const env = s.environment ?? {};
+      const opens = opensFileStore(env.SERVICES ?? "");
       for (const variable of CONFIG_VARIABLES) {
         if (variable === "NODE_ID") {
           // Replicas share their env; an id set here would be the same on every one of them.
           assert.ok(!(variable in env), `${name}: NODE_ID must stay unset`);
+        } else if (isKeyPair(variable) && !opens) {
+          // Auth and profile never open the file store: they are not given its key pair.
+          assert.ok(!(variable in env), `${name}: ${variable} given to a node that opens no file store`);
         } else {
           assert.ok(variable in env, `${name}: ${variable} missing`);
         }
@@ -120,6 +228,43 @@ describe("docker/compose.yaml", () => {
       () => configFor({ ...(gateway.environment as Record<string, string>), TRUSTED_PROXIES: "not-an-ip" }),
       /not-an-ip/,
     );
+  });
+
+  test("an S3 object store runs (pinned image, volume, healthcheck, no telemetry) and is wired to gateways and chat nodes", () => {
+    assert.deepEqual(composeObjectStoreErrors(resolved), []);
+    const stores = Object.entries(services).filter(([, s]) => /seaweedfs/.test(s.image ?? ""));
+    assert.equal(stores.length, 1, "one SeaweedFS service");
+    const roles = platform
+      .filter(([, s]) => opensFileStore(s.environment?.SERVICES ?? ""))
+      .map(([name]) => name)
+      .sort();
+    assert.deepEqual(roles, ["chat", "gateway"]);
+  });
+
+  test("the object-store check catches a wrong endpoint, a key pair that differs and telemetry on", () => {
+    const broken = structuredClone(resolved);
+    const [storeName] =
+      Object.entries(broken.services).find(([, s]) => /seaweedfs/.test(s.image ?? "")) ?? [];
+    assert.ok(storeName);
+    const store = broken.services[storeName] as ComposeService;
+    store.command = (store.command as string[]).filter((a) => a !== "-master.telemetry=false");
+    const gateway = broken.services.gateway?.environment ?? assert.fail("no gateway");
+    gateway.S3_ENDPOINT = "http://objectstor:8333";
+    const chat = broken.services.chat?.environment ?? assert.fail("no chat");
+    chat.AWS_SECRET_ACCESS_KEY = "another-secret";
+    const auth = broken.services.auth?.environment ?? assert.fail("no auth");
+    Object.assign(auth, { AWS_ACCESS_KEY_ID: "social", AWS_SECRET_ACCESS_KEY: "a-secret" });
+    const errors = composeObjectStoreErrors(broken);
+    for (const expected of [
+      /gateway: S3_ENDPOINT names objectstor, which is no service/,
+      /chat: AWS_SECRET_ACCESS_KEY is not the one \S+ is given/,
+      /auth: has AWS_ACCESS_KEY_ID but opens no file store/,
+      /telemetry is not turned off/,
+    ])
+      assert.ok(
+        errors.some((e) => expected.test(e)),
+        `${expected} not in:\n${errors.join("\n")}`,
+      );
   });
 
   test("gateways trust X-Forwarded-For from the load balancer's address alone", () => {
@@ -199,14 +344,14 @@ describe("docker/compose.yaml", () => {
 
 describe("docker/k8s", () => {
   const manifests = loadManifests(K8S);
-  const configMap = manifests.find((m) => m.doc.kind === "ConfigMap")?.doc as {
-    data?: Record<string, string>;
-  };
-  const secret = manifests.find((m) => m.doc.kind === "Secret")?.doc as {
-    stringData?: Record<string, string>;
-  };
-  const shared = { ...configMap?.data, ...secret?.stringData };
-  const sharedConfig = configFor(shared);
+  const platformContainers = workloads(manifests).flatMap((w) =>
+    w.containers.filter(isPlatformContainer).map((c) => ({ workload: w, container: c })),
+  );
+  /** The env a platform container starts with, its pod name as NODE_ID. */
+  const envOf = (c: Container) => ({ ...containerEnv(manifests, c).env, NODE_ID: "pod-0" });
+  const servicesValue = (c: Container) => c.env?.find((e) => e.name === "SERVICES")?.value ?? "";
+  const first = platformContainers[0] ?? assert.fail("no platform Deployment");
+  const sharedConfig = configFor(envOf(first.container));
   const endpoints = {
     port: sharedConfig.port,
     metricsPort: sharedConfig.metricsPort,
@@ -222,6 +367,7 @@ describe("docker/k8s", () => {
       "ConfigMap",
       "Secret",
       "Deployment",
+      "StatefulSet",
       "Service",
       "HorizontalPodAutoscaler",
       "PodDisruptionBudget",
@@ -275,10 +421,19 @@ describe("docker/k8s", () => {
     );
   });
 
-  test("the ConfigMap and Secret carry every variable the code reads; NODE_ID comes from the pod name", () => {
-    for (const variable of CONFIG_VARIABLES.filter((v) => v !== "NODE_ID"))
-      assert.ok(variable in shared, `${variable} missing from the ConfigMap and Secret`);
-    assert.ok(!("NODE_ID" in shared), "NODE_ID would be shared by every replica");
+  test("the ConfigMap and Secrets carry every variable the code reads (the S3 key pair only to nodes that open the file store); NODE_ID comes from the pod name", () => {
+    assert.ok(platformContainers.length >= 4);
+    for (const { workload, container } of platformContainers) {
+      const where = `${workload.kind}/${workload.name}`;
+      const { env } = containerEnv(manifests, container);
+      const opens = opensFileStore(servicesValue(container));
+      for (const variable of CONFIG_VARIABLES.filter((v) => v !== "NODE_ID")) {
+        if (isKeyPair(variable) && !opens)
+          assert.ok(!(variable in env), `${where}: ${variable} given to a node that opens no file store`);
+        else assert.ok(variable in env, `${where}: ${variable} missing from its ConfigMap, Secrets and env`);
+      }
+      assert.ok(!("NODE_ID" in env), `${where}: NODE_ID would be shared by every replica`);
+    }
     for (const m of manifests.filter((m) => m.doc.kind === "Deployment")) {
       const spec = m.doc.spec as {
         template: {
@@ -308,13 +463,69 @@ describe("docker/k8s", () => {
         const own = Object.fromEntries(
           (c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
         );
-        assert.doesNotThrow(() => configFor({ ...shared, ...own, NODE_ID: "pod-0" }), m.doc.metadata.name);
+        assert.doesNotThrow(() => configFor(envOf(c as Container)), m.doc.metadata.name);
         const services = own.SERVICES ?? assert.fail(`${m.doc.metadata.name}: no SERVICES`);
         assert.equal(hostsGateway(services), loadsGateway(services), `${services}: healthcheck disagrees`);
         loaded.push(...servicesOf(services));
       }
     }
     assert.deepEqual(loaded.sort(), allServiceFiles());
+  });
+});
+
+describe("docker/k8s object store", () => {
+  const manifests = loadManifests(K8S);
+  const servicesValue = (c: Container) => c.env?.find((e) => e.name === "SERVICES")?.value ?? "";
+  const nodes = {
+    opensFileStore: (c: Container) => opensFileStore(servicesValue(c)),
+    storeOf: (env: Record<string, string>) => configFor({ ...env, NODE_ID: "pod-0" }).files.store,
+  };
+  const replaced = (file: string, changes: [string | RegExp, string][]): Manifest[] => {
+    let text = readFileSync(path.join(K8S, file), "utf8");
+    for (const [from, to] of changes) {
+      assert.ok(typeof from === "string" ? text.includes(from) : from.test(text), `${from} not in ${file}`);
+      text = text.replace(from, to);
+    }
+    return [...manifests.filter((m) => m.file !== file), ...parseManifests(text, file)];
+  };
+
+  test("gateway and chat reach a StatefulSet's S3 port through the Service S3_ENDPOINT names, with its key pair", () => {
+    assert.deepEqual(objectStoreErrors(manifests, nodes), []);
+    const store = workloads(manifests).find((w) => w.kind === "StatefulSet") ?? assert.fail("no StatefulSet");
+    assert.match(store.containers[0]?.image ?? "", /^chrislusf\/seaweedfs:\d+\.\d+$/);
+  });
+
+  test("the cross-checks catch an endpoint naming no Service, a key the Secret lacks and telemetry on", () => {
+    const wrongHost = objectStoreErrors(
+      replaced("10-config.yaml", [["http://objectstore.social.", "http://objectstor.social."]]),
+      nodes,
+    );
+    assert.ok(
+      wrongHost.some((e) => /S3_ENDPOINT names Service social\/objectstor, which is not declared/.test(e)),
+      wrongHost.join("\n"),
+    );
+    const changed = replaced("15-objectstore.yaml", [
+      ["key: AWS_SECRET_ACCESS_KEY", "key: AWS_SECRET_KEY"],
+      [/^\s+- -master\.telemetry=false\n/m, ""],
+    ]);
+    const errors = [
+      ...objectStoreErrors(changed, nodes),
+      ...referenceErrors(changed, {
+        port: 3000,
+        metricsPort: 3030,
+        root: ROOT,
+        isGateway: (c) => loadsGateway(servicesValue(c as Container)),
+      }),
+    ];
+    for (const expected of [
+      /names key AWS_SECRET_KEY, which Secret objectstore-credentials lacks/,
+      /AWS_SECRET_ACCESS_KEY is Secret objectstore-credentials key AWS_SECRET_ACCESS_KEY, the object store's is objectstore-credentials key AWS_SECRET_KEY/,
+      /telemetry is not turned off/,
+    ])
+      assert.ok(
+        errors.some((e) => expected.test(e)),
+        `${expected} not in:\n${errors.join("\n")}`,
+      );
   });
 });
 
@@ -374,5 +585,12 @@ describe("docker/Dockerfile", () => {
 
 test("every variable the code reads is in the README's env var table", () => {
   const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
-  for (const name of CONFIG_VARIABLES) assert.match(readme, new RegExp(`\\| \`${name}\``), `${name} missing`);
+  // A row may name several variables (`AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`).
+  const named = new Set(
+    readme
+      .split("\n")
+      .filter((line) => line.startsWith("| `"))
+      .flatMap((line) => [...(line.split("|")[1] ?? "").matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1])),
+  );
+  for (const name of CONFIG_VARIABLES) assert.ok(named.has(name), `${name} missing`);
 });

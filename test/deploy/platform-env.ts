@@ -3,7 +3,7 @@
  * env through loadConfig (and the proxy list through the gateway's own parser), SERVICES through
  * moleculer-runner's rules with the image's `--mask **\/*.service.ts`.
  */
-import { existsSync, globSync, statSync } from "node:fs";
+import { existsSync, globSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { clientIpResolver } from "../../gateway/client-ip.ts";
@@ -50,4 +50,14 @@ export function servicesOf(value: string): string[] {
 /** Whether SERVICES loads the gateway. */
 export function loadsGateway(value: string): boolean {
   return servicesOf(value).includes("gateway/gateway.service.ts");
+}
+
+/**
+ * Whether SERVICES loads a service that opens the file store (lib/files openBlobStore): those
+ * nodes, gateways and chat, need the object store and its key pair; the others need neither.
+ */
+export function opensFileStore(value: string): boolean {
+  return servicesOf(value).some((file) =>
+    /\bopenBlobStore\(/.test(readFileSync(path.join(ROOT, file), "utf8")),
+  );
 }
