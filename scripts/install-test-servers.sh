@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the servers the integration tests start (test/harness/servers.ts): nats-server,
 # redis-server and PostgreSQL from apt, and FerretDB (the MongoDB wire protocol, keeping its data in
-# PostgreSQL) built with Go; also
+# PostgreSQL) built with Go; SeaweedFS (`weed mini`, the S3-compatible object store of the file-store
+# tests, test/harness/seaweedfs.ts) built with Go; also
 # docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
 # chromium with chromium-driver from apt, which the browser tests drive (test/browser/); and
 # Schemathesis from PyPI into its own venv (/opt/schemathesis), which fuzzes the OpenAPI contract
@@ -10,6 +11,9 @@
 set -euo pipefail
 
 FERRETDB_VERSION="v1.24.2"
+# SeaweedFS 4.53. The module proxy refuses its v4.53.0 tag (the module path has no /v4 suffix), so
+# the pseudo-version of that commit, which it serves.
+SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 SCHEMATHESIS_VERSION="4.32.5"
 SCHEMATHESIS_VENV="/opt/schemathesis"
 
@@ -65,8 +69,8 @@ go_minor_version() {
   "$1" env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p'
 }
 
-# Prints a go command able to build FerretDB: Go 1.21 or newer, which fetches by itself the
-# toolchain FerretDB's go.mod asks for. Machines of this kind ship one in /usr/local/go.
+# Prints a go command able to build FerretDB and SeaweedFS: Go 1.21 or newer, which fetches by itself
+# the toolchain their go.mod asks for. Machines of this kind ship one in /usr/local/go.
 find_go() {
   local go minor
   if go=$(find_bin go); then
@@ -76,7 +80,7 @@ find_go() {
       return 0
     fi
   fi
-  echo "Go 1.21 or newer is needed to build FerretDB; none was found" >&2
+  echo "Go 1.21 or newer is needed to build FerretDB and SeaweedFS; none was found" >&2
   return 1
 }
 
@@ -118,6 +122,34 @@ install_ferretdb() {
   rm -rf "$work"
 }
 
+# Prints the first weed that runs: on PATH, in the usual folders, or in the given folder.
+find_weed() {
+  local bin
+  for bin in "$(find_bin weed || true)" "${1:-}/weed"; do
+    if [[ -x "$bin" ]] && "$bin" version >/dev/null 2>&1; then
+      echo "$bin"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# `go install github.com/seaweedfs/seaweedfs/weed@...` is refused: SeaweedFS's go.mod has replace
+# directives. So the module is downloaded and `weed` built in its folder of the module cache.
+install_seaweedfs() {
+  local go bin_dir src work
+  if find_weed >/dev/null; then return 0; fi
+  go=$(find_go)
+  bin_dir=$(go_bin_dir "$go")
+  if find_weed "$bin_dir" >/dev/null; then return 0; fi
+  work=$(mktemp -d)
+  src=$(cd "$work" && "$go" mod download -json "github.com/seaweedfs/seaweedfs@${SEAWEEDFS_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  rm -rf "$work"
+  mkdir -p "$bin_dir"
+  (cd "$src" && GOTOOLCHAIN=auto GOFLAGS=-mod=mod "$go" build -trimpath -o "$bin_dir/weed" ./weed)
+}
+
 # Debian's PostgreSQL, which the test FerretDB keeps its data in (test/harness/postgres.ts starts a
 # server per FerretDB; the package's own cluster service is stopped).
 find_postgres() {
@@ -147,13 +179,15 @@ install_schemathesis() {
 }
 
 print_versions() {
-  local nats redis ferret
+  local nats redis ferret weed
   nats=$(find_bin nats-server)
   redis=$(find_bin redis-server)
   ferret=$(find_ferretdb || find_ferretdb "$(go_bin_dir "$(find_go)")")
+  weed=$(find_weed || find_weed "$(go_bin_dir "$(find_go)")")
   echo "nats-server  $("$nats" --version | sed -n 's/.* v/v/p')  $nats"
   echo "redis-server $("$redis" --version | sed -n 's/.* v=\([^ ]*\).*/v\1/p')  $redis"
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
+  echo "seaweedfs    $("$weed" version | sed -n 's/^version [^ ]* \([0-9][0-9.]*\).*/v\1/p')  $weed"
   echo "postgres     $("$(find_postgres)" --version | sed -n 's/.* \([0-9][0-9.]*\).*/v\1/p')  $(find_postgres)"
   echo "schemathesis $("$SCHEMATHESIS_VENV/bin/schemathesis" --version | sed -n 's/.* version \([^ ]*\).*/v\1/p')  $SCHEMATHESIS_VENV/bin/schemathesis"
   echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
@@ -163,5 +197,6 @@ install_apt_servers
 install_postgres
 install_browser
 install_ferretdb
+install_seaweedfs
 install_schemathesis
 print_versions

@@ -11,6 +11,7 @@ import { access, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises
 import path from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { SECRET_DIR_MODE, SECRET_FILE_MODE } from "../secret-files.ts";
 import {
   BlobNotFoundError,
   type BlobRange,
@@ -72,7 +73,7 @@ export class DiskBlobStore implements BlobStore {
   static async open(dir: string): Promise<DiskBlobStore> {
     const store = new DiskBlobStore(dir);
     try {
-      await mkdir(store.#tmp, { recursive: true });
+      await mkdir(store.#tmp, { recursive: true, mode: SECRET_DIR_MODE });
       await store.#removeStaleTemps();
     } catch (err) {
       throw new BlobStoreUnavailableError(err);
@@ -97,13 +98,14 @@ export class DiskBlobStore implements BlobStore {
     body.on("error", onBodyError);
     try {
       // `flush` fsyncs the file before it is closed, i.e. before pipeline resolves.
-      const file = createWriteStream(tmpFile, { flags: "wx", flush: true });
+      // Users' files are the owner's alone, like the rest of DATA_DIR (lib/secret-files.ts).
+      const file = createWriteStream(tmpFile, { flags: "wx", flush: true, mode: SECRET_FILE_MODE });
       file.on("error", onDiskError);
       if (options.size === undefined) await pipeline(body, file);
       else await pipeline(body, exactLength(options.size), file);
       const target = this.#file(key);
       const folder = path.dirname(target);
-      const created = await mkdir(folder, { recursive: true });
+      const created = await mkdir(folder, { recursive: true, mode: SECRET_DIR_MODE });
       await rename(tmpFile, target);
       await fsyncDir(folder);
       if (created !== undefined) await fsyncDir(this.dir);
@@ -148,6 +150,7 @@ export class DiskBlobStore implements BlobStore {
   async ping(): Promise<void> {
     try {
       await access(this.#tmp, constants.R_OK | constants.W_OK);
+      if (!(await stat(this.#tmp)).isDirectory()) throw new Error(`${this.#tmp} is not a folder`);
     } catch (err) {
       throw new BlobStoreUnavailableError(err);
     }

@@ -43,6 +43,7 @@ export const PART_SIZE = 5 * 1024 * 1024;
 const STALE_UPLOAD_MS = 60 * 60 * 1000;
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+const MAX_SOCKETS = 256;
 
 export interface S3StoreConfig {
   endpoint: string | undefined;
@@ -96,9 +97,14 @@ export class S3BlobStore implements BlobStore {
       responseChecksumValidation: "WHEN_REQUIRED",
       // One retry of a failed call; a streamed body is never retried (it cannot be replayed).
       maxAttempts: 2,
+      // socketTimeout is the idle time allowed mid-request (requestTimeout would be the whole
+      // request's, which a large upload or a slow download must not have). A download holds its
+      // socket while its client reads it, so more than the SDK's 50.
       requestHandler: {
         connectionTimeout: options.connectionTimeoutMs ?? 3_000,
         socketTimeout: options.socketTimeoutMs ?? 30_000,
+        httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+        httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
       },
       logger: quietLogger,
     });
