@@ -64,13 +64,6 @@ export class FileSender {
     }
     if (thumb !== undefined) return this.sendThumb(req, res, file, thumb);
 
-    const inline = isRasterImage(file.contentType);
-    res.setHeader(
-      "Content-Type",
-      file.contentType === "text/plain" ? "text/plain; charset=utf-8" : file.contentType,
-    );
-    res.setHeader("Content-Disposition", contentDisposition(inline ? "inline" : "attachment", file.name));
-    res.setHeader("Accept-Ranges", "bytes");
     const ifRange = req.headers["if-range"];
     const range =
       ifRange === undefined || ifRange === etag
@@ -83,14 +76,23 @@ export class FileSender {
       return;
     }
     const part = range?.kind === "partial" ? { start: range.start, end: range.end } : undefined;
+    // The bytes are opened before any header of theirs is set: a blob the store lacks, or a store
+    // that is down, is answered as a plain error.
+    const body = req.method === "HEAD" ? undefined : await this.open(file.key, part);
+    const inline = isRasterImage(file.contentType);
+    res.setHeader(
+      "Content-Type",
+      file.contentType === "text/plain" ? "text/plain; charset=utf-8" : file.contentType,
+    );
+    res.setHeader("Content-Disposition", contentDisposition(inline ? "inline" : "attachment", file.name));
+    res.setHeader("Accept-Ranges", "bytes");
     res.statusCode = part ? 206 : 200;
     res.setHeader("Content-Length", String(part ? part.end - part.start + 1 : file.size));
     if (part) res.setHeader("Content-Range", `bytes ${part.start}-${part.end}/${file.size}`);
-    if (req.method === "HEAD") {
+    if (!body) {
       res.end();
       return;
     }
-    const body = await this.open(file.key, part);
     await pipeline(body, res).catch(() => undefined);
   }
 

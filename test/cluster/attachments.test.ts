@@ -192,6 +192,10 @@ describe("attachments across nodes, files in SeaweedFS (S3)", () => {
     assert.ok(Date.now() - started < 60_000, "answered within a bounded time");
     const down = await rawUpload(gateways[2] as string, alice.token, "down.txt", [Buffer.from("while down")]);
     assert.equal(down.status, 503, "an upload while the store is down");
+    const unreadable = await get(gateways[0] as string, `/files/${earlier.id}`, bob.token);
+    assert.equal(unreadable.status, 503, "a download while the store is down");
+    assert.equal(unreadable.headers["content-type"], "application/json; charset=utf-8");
+    assert.equal(unreadable.headers["content-disposition"], undefined, "a plain error, not a file");
     assert.equal(
       await records.collection("uploads").count({ ownerId: alice.id, state: { $ne: "ready" } }),
       0,
