@@ -331,7 +331,7 @@ export class ApiClient {
    * browser, anything else through fetch as a streamed (`duplex: "half"`) body, and `onProgress`
    * follows the bytes as they go. An upload is never retried (a stream cannot be read twice);
    * refusals throw ApiError: 413 UPLOAD_TOO_LARGE / UPLOAD_QUOTA_EXCEEDED, 415
-   * UPLOAD_TYPE_NOT_ALLOWED, 422 VALIDATION_FAILED, 503 FILE_STORE_UNAVAILABLE.
+   * UPLOAD_TYPE_NOT_ALLOWED, 422 VALIDATION_FAILED, 503 SERVICE_UNAVAILABLE.
    */
   async upload(body: UploadBody, options: UploadOptions): Promise<UploadView> {
     await this.refreshIfDue();

@@ -243,7 +243,7 @@ describe("upload", () => {
     [413, "UPLOAD_QUOTA_EXCEEDED", { quotaBytes: 5000, usedBytes: 4500 }],
     [415, "UPLOAD_TYPE_NOT_ALLOWED", { contentType: "text/html" }],
     [422, "VALIDATION_FAILED", [{ field: "name", message: "name is required" }]],
-    [503, "FILE_STORE_UNAVAILABLE", undefined],
+    [503, "SERVICE_UNAVAILABLE", undefined],
   ] as const) {
     test(`${status} ${code} is an ApiError with the server's code and details`, async () => {
       const api = await signedIn();
