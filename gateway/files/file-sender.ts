@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import sharp from "sharp";
+import type { Sharp, SharpOptions } from "sharp";
 import type { FileAccess } from "../../lib/contracts.ts";
 import { NotFoundError, ServiceUnavailableError, ValidationFailedError } from "../../lib/errors.ts";
 import { BlobNotFoundError, type BlobStore, BlobStoreUnavailableError } from "../../lib/files/blob-store.ts";
@@ -118,7 +118,7 @@ export class FileSender {
       }
       const made = await this.limited(async () => {
         const source = await this.open(file.key);
-        const resize = sharp({ limitInputPixels: THUMB_MAX_PIXELS, failOn: "error" })
+        const resize = (await loadSharp())({ limitInputPixels: THUMB_MAX_PIXELS, failOn: "error" })
           .rotate()
           .resize(size, size, { fit: "inside", withoutEnlargement: true })
           .webp({ quality: 80 });
@@ -164,6 +164,14 @@ export class FileSender {
       this.queue.shift()?.();
     }
   }
+}
+
+let sharpModule: Promise<(options: SharpOptions) => Sharp> | undefined;
+
+/** sharp (libvips), loaded at the first thumbnail: a gateway that makes none never holds it. */
+function loadSharp(): Promise<(options: SharpOptions) => Sharp> {
+  sharpModule ??= import("sharp").then((m) => m.default as unknown as (options: SharpOptions) => Sharp);
+  return sharpModule;
 }
 
 function unavailable(err: unknown): Error {

@@ -112,12 +112,16 @@ export class UploadReceiver {
       Math.min(maxBytes, remainingBytes),
       remainingBytes < maxBytes ? () => quotaLeft(remainingBytes) : () => tooLarge(maxBytes),
       isRasterImage(contentType) ? IMAGE_HEAD_BYTES : 0,
+      declared,
     );
     const body = head.ended
       ? pipeline(Readable.from([head.bytes]), meter, () => undefined)
       : feed(req, head.bytes, meter);
     try {
-      await this.blobs.put(key, body, { contentType, ...(declared !== undefined ? { size: declared } : {}) });
+      await this.blobs.put(key, body, {
+        contentType,
+        ...(declared !== undefined ? { size: declared, sizeChecked: true } : {}),
+      });
     } catch (err) {
       await calls.abort(id).catch(() => undefined);
       if (err instanceof BlobStoreUnavailableError) throw new ServiceUnavailableError(err.message);
@@ -201,7 +205,10 @@ function readHead(stream: Readable, want: number): Promise<{ bytes: Buffer; ende
   });
 }
 
-/** Counts and hashes what passes; past `limit` bytes it fails with `overLimit()`. */
+/**
+ * Counts and hashes what passes; past `limit` bytes it fails with `overLimit()`, and a body that
+ * ends at another length than the `declared` one fails too (so the blob store need not count).
+ */
 class UploadMeter extends Transform {
   bytes = 0;
   failure: Error | undefined;
@@ -213,11 +220,14 @@ class UploadMeter extends Transform {
   private readonly head: Buffer[] = [];
   private headBytes = 0;
 
-  constructor(limit: number, overLimit: () => Error, keepHead: number) {
+  private readonly declared: number | undefined;
+
+  constructor(limit: number, overLimit: () => Error, keepHead: number, declared: number | undefined) {
     super();
     this.limit = limit;
     this.overLimit = overLimit;
     this.keepHead = keepHead;
+    this.declared = declared;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -225,6 +235,10 @@ class UploadMeter extends Transform {
     if (this.bytes > this.limit) {
       this.failure = this.overLimit();
       callback(this.failure);
+      return;
+    }
+    if (this.declared !== undefined && this.bytes > this.declared) {
+      callback(new Error(`The body is longer than its Content-Length ${this.declared}`));
       return;
     }
     this.hash.update(chunk);
@@ -237,6 +251,10 @@ class UploadMeter extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
+    if (this.declared !== undefined && this.bytes !== this.declared) {
+      callback(new Error(`The body has ${this.bytes} bytes, not its Content-Length ${this.declared}`));
+      return;
+    }
     if (this.keepHead > 0) this.imageHead = Buffer.concat(this.head);
     callback();
   }

@@ -12,13 +12,24 @@ export interface BlobRange {
   end: number;
 }
 
+export interface PutOptions {
+  contentType: string;
+  /** The exact length, when known: a body of another length is refused and not kept. */
+  size?: number;
+  /**
+   * The body fails by itself (emits an error) unless it is exactly `size` bytes, so the store need
+   * not count them again: one stream stage less on every upload (gateway/files/upload-receiver.ts).
+   */
+  sizeChecked?: boolean;
+}
+
 export interface BlobStore {
   readonly kind: "disk" | "s3";
   /**
    * Streams `body` to `key` and resolves once it is stored durably. On rejection nothing is left
    * at `key` (no half object, no temporary file). `size` is the exact length when known.
    */
-  put(key: string, body: Readable, options: { contentType: string; size?: number }): Promise<void>;
+  put(key: string, body: Readable, options: PutOptions): Promise<void>;
   /** The bytes of `key` (or of `range` of it), as a stream. Rejects BlobNotFoundError when absent. */
   get(key: string, range?: BlobRange): Promise<Readable>;
   /** Removes `key`; nothing happens when it is absent. */

@@ -17,6 +17,7 @@ import {
   type BlobRange,
   type BlobStore,
   BlobStoreUnavailableError,
+  type PutOptions,
 } from "./blob-store.ts";
 
 const TMP_DIR = "tmp";
@@ -81,7 +82,7 @@ export class DiskBlobStore implements BlobStore {
     return store;
   }
 
-  async put(key: string, body: Readable, options: { contentType: string; size?: number }): Promise<void> {
+  async put(key: string, body: Readable, options: PutOptions): Promise<void> {
     assertBlobKey(key);
     const tmpFile = path.join(this.#tmp, `${randomUUID()}.part`);
     // pipeline destroys every stream with the first error, so each stream's own error is told
@@ -101,7 +102,7 @@ export class DiskBlobStore implements BlobStore {
       // Users' files are the owner's alone, like the rest of DATA_DIR (lib/secret-files.ts).
       const file = createWriteStream(tmpFile, { flags: "wx", flush: true, mode: SECRET_FILE_MODE });
       file.on("error", onDiskError);
-      if (options.size === undefined) await pipeline(body, file);
+      if (options.size === undefined || options.sizeChecked) await pipeline(body, file);
       else await pipeline(body, exactLength(options.size), file);
       const target = this.#file(key);
       const folder = path.dirname(target);

@@ -36,6 +36,7 @@ import {
   type BlobRange,
   type BlobStore,
   BlobStoreUnavailableError,
+  type PutOptions,
 } from "./blob-store.ts";
 import { assertBlobKey, assertBlobRange, exactLength } from "./disk-blob-store.ts";
 
@@ -141,7 +142,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async put(key: string, body: Readable, options: { contentType: string; size?: number }): Promise<void> {
+  async put(key: string, body: Readable, options: PutOptions): Promise<void> {
     assertBlobKey(key);
     // A delete still pending from an earlier failed put of this key would remove this one.
     this.#pending.delete(`delete:${key}`);
@@ -156,13 +157,19 @@ export class S3BlobStore implements BlobStore {
         failed = true;
         return bodyError;
       });
-    const counted = exactLength(options.size);
     const abort = new AbortController();
-    pipeline(body, counted).catch((err) => {
+    const broken = (err: unknown) => {
       if (failed) return;
       bodyError ??= err;
       abort.abort(err);
-    });
+    };
+    let counted: Readable = body;
+    if (options.sizeChecked) body.once("error", broken);
+    else {
+      const checked = exactLength(options.size);
+      pipeline(body, checked).catch(broken);
+      counted = checked;
+    }
     try {
       await this.client.send(
         new PutObjectCommand({

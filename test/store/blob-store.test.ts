@@ -187,8 +187,8 @@ function blobStoreContract(name: string, open: () => Promise<Subject>, extra?: (
       }
     });
 
-    for (const known of [true, false]) {
-      test(`a body that errors halfway (${known ? "known" : "unknown"} size) rejects with its error and leaves nothing`, async () => {
+    for (const size of ["known", "unknown", "known and checked by the body"] as const) {
+      test(`a body that errors halfway (${size} size) rejects with its error and leaves nothing`, async () => {
         const { store } = subject;
         const key = newKey();
         const failure = new Error("client aborted");
@@ -196,7 +196,8 @@ function blobStoreContract(name: string, open: () => Promise<Subject>, extra?: (
         const body = bodyOf(DATA, { failAt: PART_SIZE + 3 * CHUNK, failWith: failure });
         const put = store.put(key, body, {
           contentType: "application/octet-stream",
-          ...(known ? { size: DATA.length } : {}),
+          ...(size !== "unknown" ? { size: DATA.length } : {}),
+          ...(size === "known and checked by the body" ? { sizeChecked: true } : {}),
         });
         await assert.rejects(put, (err) => err === failure);
         await assertAbsent(store, key);
