@@ -52,7 +52,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
   --only PART       one part with its baselines: reads (A, B, profile reads, scaling) or auth (hash rates,
                     register, login); implies --no-ws; --only store runs the store growth benchmark
                     (bench/store/run.ts, its options after it; --only store --help lists them); --only chatlist
-                    and --only reactions run the chat read benchmarks (bench/chat/run.ts; --help after them)
+                    and --only reactions run the chat read benchmarks (bench/chat/run.ts; --help after them);
+                    --only files runs the upload and download benchmark (bench/files/run.ts; --help after it)
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
@@ -86,6 +87,21 @@ if (chatAt !== -1) {
   const { main: runChat } = await import("./chat/run.ts");
   process.exit(await runChat([kind, ...rest], `npm run bench -- ${argv.join(" ")}`));
 }
+const filesAt = argv.findIndex((a, i) => a === "--only=files" || (a === "--only" && argv[i + 1] === "files"));
+if (filesAt !== -1) {
+  const inline = argv[filesAt] === "--only=files";
+  const rest = argv.filter((_, i) => i !== filesAt && !(!inline && i === filesAt + 1));
+  const { runFilesBench } = await import("./files/run.ts");
+  let code = 1;
+  try {
+    code = await runFilesBench(rest, `npm run bench -- ${argv.join(" ")}`);
+  } catch (err) {
+    process.stderr.write(
+      `files failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+  }
+  process.exit(code);
+}
 const { values } = parseArgs({
   args: argv,
   options: {
@@ -109,7 +125,7 @@ if (values.help) {
 
 const only = values.only;
 if (only !== undefined && only !== "reads" && only !== "auth") {
-  throw new Error(`--only takes reads, auth, store, chatlist or reactions, not ${only}`);
+  throw new Error(`--only takes reads, auth, store, chatlist, reactions or files, not ${only}`);
 }
 if (only) values["no-ws"] = true;
 const runs = positiveInt(values.runs, values.quick ? 1 : 3, "runs");
