@@ -1,3 +1,4 @@
+import type { AttachmentView } from "../../lib/contracts.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
@@ -30,15 +31,8 @@ export interface Upload {
   updatedAt: Date;
 }
 
-/** What of a file a message keeps and shows. */
-export interface StoredAttachment {
-  id: string;
-  name: string;
-  size: number;
-  contentType: string;
-  width?: number;
-  height?: number;
-}
+/** What of a file a message keeps: what it shows, as it was when the message was sent. */
+export type StoredAttachment = AttachmentView;
 
 export function attachmentOf(u: Upload): StoredAttachment {
   const a: StoredAttachment = { id: u._id, name: u.name, size: u.size, contentType: u.contentType };
