@@ -231,7 +231,7 @@ test("every chat has its members, and its history in seq order with the edits an
     const messages = await fullHistory(client, chat.id);
     assert.deepEqual(
       messages,
-      chat.messages.map((m) => ({ ...m, reactions: [], mentions: [] })),
+      chat.messages.map((m) => ({ ...m, reactions: [], mentions: [], attachments: [] })),
     );
     assert.deepEqual(
       messages.map((m) => m.seq),
