@@ -364,14 +364,15 @@ export class ChatLogic {
     const { message, created } = await this.onceInFlight(key, () =>
       this.appender.append(input, chat.lastSeq),
     );
-    this.recentSends.set(key, message);
-    // On a resend too: the first send may have stopped between storing its message and this.
+    // On a resend too: the first send may have stopped between storing its message and this. Only
+    // then is the message kept for resends, so a resend after a failed attach attaches again.
     if (message.attachments?.length) {
       await this.d.uploads.attach(
         message.attachments.map((a) => a.id),
         message._id,
       );
     }
+    this.recentSends.set(key, message);
     if (created) {
       this.d.recordLast(chatId, toLast(message));
       await Promise.all([

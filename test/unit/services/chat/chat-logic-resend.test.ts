@@ -26,6 +26,7 @@ let dir: string;
 let store: Store;
 let logic: ChatLogic;
 let messages: MessagesRepository;
+let uploads: Uploads;
 const writes = { insertMany: 0, append: 0 };
 
 before(async () => {
@@ -46,16 +47,17 @@ before(async () => {
     writes.append += 1;
     return append(input, seqHint);
   };
+  uploads = new Uploads({
+    uploads: new UploadsRepository(store.collection("uploads")),
+    usage: new UploadUsageRepository(store.collection("upload_usage")),
+    blobs: await DiskBlobStore.open(path.join(dir, "files")),
+    quotaBytes: 1_000_000,
+    orphanTtlMs: 86_400_000,
+    isMember: async () => true,
+    warn: () => undefined,
+  });
   logic = new ChatLogic({
-    uploads: new Uploads({
-      uploads: new UploadsRepository(store.collection("uploads")),
-      usage: new UploadUsageRepository(store.collection("upload_usage")),
-      blobs: await DiskBlobStore.open(path.join(dir, "files")),
-      quotaBytes: 1_000_000,
-      orphanTtlMs: 86_400_000,
-      isMember: async () => true,
-      warn: () => undefined,
-    }),
+    uploads,
     chats,
     messages,
     receipts,
@@ -115,4 +117,29 @@ test("a resend by someone no longer a member is refused, known or not", async ()
   await logic.send("bob", chat.id, "hi", "c-left");
   await logic.removeMember("bob", chat.id, "bob");
   await assert.rejects(logic.send("bob", chat.id, "hi", "c-left"), ForbiddenError);
+});
+
+test("a resend after the first send failed to attach its files attaches them", async () => {
+  const chat = await logic.createGroup("ann", "g-files", ["bob"]);
+  const begun = await uploads.begin("ann", "a.txt", "text/plain", 1);
+  await uploads.commit("ann", begun.id, { size: 1, sha256: "d".repeat(64) });
+  const attach = uploads.attach.bind(uploads);
+  let failures = 1;
+  uploads.attach = (ids, messageId) => {
+    if (failures-- > 0) return Promise.reject(new Error("the store blinked"));
+    return attach(ids, messageId);
+  };
+  try {
+    await assert.rejects(logic.send("ann", chat.id, "", "c-file", undefined, [begun.id]), /blinked/);
+    const again = await logic.send("ann", chat.id, "", "c-file", undefined, [begun.id]);
+    assert.equal(again.created, false, "the message was stored the first time");
+    assert.deepEqual(
+      again.message.attachments.map((a) => a.id),
+      [begun.id],
+    );
+    const bob = await uploads.access("bob", begun.id);
+    assert.deepEqual(bob.refs, [again.message.id], "attached by the resend: a member reads it");
+  } finally {
+    uploads.attach = attach;
+  }
 });
