@@ -60,7 +60,8 @@ export class FileRoutes {
 
   handles(req: IncomingMessage): boolean {
     const path = pathOf(req);
-    return UPLOADS_PATH.test(path) || FILE_PATH.test(path) || path.startsWith("/files/");
+    // Any /files/... path: one that is not a file id answers FILE_NOT_FOUND here.
+    return UPLOADS_PATH.test(path) || path.startsWith("/files/");
   }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {

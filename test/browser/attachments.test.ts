@@ -8,37 +8,15 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { chromium, type Locator, type Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import sharp from "sharp";
 import { ApiClient } from "../../client/rest-client.ts";
-import { buildWebClient } from "../../web/build.ts";
-import { startEmbedded } from "../support/platform.ts";
-import { ARTIFACTS, CHROMIUM, eventually, type Person, type Rig, signUp } from "./browser.ts";
+import { ARTIFACTS, eventually, type Person, type Rig, signUp, startRig } from "./browser.ts";
 
 const MAX_BYTES = 100_000;
 
 let rig: Rig;
 const people: Person[] = [];
-
-/** browser.ts's rig, with a small upload limit. */
-async function startAttachmentRig(): Promise<Rig> {
-  if (!(await buildWebClient())) throw new Error("esbuild is missing: run npm install");
-  const platform = await startEmbedded({ WS_HEARTBEAT_MS: "2000", UPLOAD_MAX_BYTES: String(MAX_BYTES) });
-  try {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--disable-gpu"] });
-    return {
-      platform,
-      browser,
-      stop: async () => {
-        await browser.close();
-        await platform.stop();
-      },
-    };
-  } catch (err) {
-    await platform.stop();
-    throw err;
-  }
-}
 
 async function person(name: string): Promise<Person> {
   const p = await signUp(rig, name);
@@ -148,7 +126,7 @@ function wav(seconds: number): Buffer {
 }
 
 before(async () => {
-  rig = await startAttachmentRig();
+  rig = await startRig({ UPLOAD_MAX_BYTES: String(MAX_BYTES) });
 });
 after(async () => {
   await Promise.all(people.map((p) => p.context.close()));

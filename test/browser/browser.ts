@@ -24,13 +24,14 @@ export interface Rig {
   stop(): Promise<void>;
 }
 
-export async function startRig(): Promise<Rig> {
+/** Chromium and an embedded platform; `env` adds settings of the platform (lib/config.ts). */
+export async function startRig(env: Record<string, string> = {}): Promise<Rig> {
   await access(CHROMIUM).catch(() => {
     throw new Error(`${CHROMIUM} is missing: run scripts/install-test-servers.sh (apt chromium)`);
   });
   if (!(await buildWebClient())) throw new Error("esbuild is missing: run npm install");
   // A socket whose network is gone is noticed within seconds, so presence turns offline in the test.
-  const platform = await startEmbedded({ WS_HEARTBEAT_MS: "2000" });
+  const platform = await startEmbedded({ WS_HEARTBEAT_MS: "2000", ...env });
   let browser: Browser;
   try {
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--disable-gpu"] });
