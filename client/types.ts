@@ -94,9 +94,36 @@ export interface MessageSummary {
 export interface UserView {
   id: string;
   email: string;
+  /** Whether the address was confirmed through the link mailed to it. */
+  emailVerified: boolean;
   username: string;
   displayName: string;
   createdAt: string;
+}
+
+/** What a login answers for an account with two-factor authentication on, instead of tokens. */
+export interface MfaChallenge {
+  mfaRequired: true;
+  /** Opaque and single use: trade it with a code at POST /auth/2fa/verify, within `expiresIn` seconds. */
+  mfaToken: string;
+  expiresIn: number;
+}
+
+/** The caller's account as the auth service keeps it (GET /auth/account). */
+export interface AccountView {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  mfaEnabled: boolean;
+  /** Unused recovery codes left; 0 when two-factor authentication is off. */
+  recoveryCodesLeft: number;
+  createdAt: string;
+}
+
+/** A push subscription of a browser, as the Push API gives it (PushSubscription.toJSON()). */
+export interface PushSubscriptionInput {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
 }
 
 export interface PublicProfile {
@@ -106,10 +133,13 @@ export interface PublicProfile {
   bio: string | null;
   avatarUrl: string | null;
   createdAt: string;
+  /** Present (true) on the profile of a deleted account: displayName "Deleted user", username "". */
+  deleted?: true;
 }
 
 export interface OwnProfile extends PublicProfile {
   email: string;
+  emailVerified: boolean;
   updatedAt: string;
 }
 

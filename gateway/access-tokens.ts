@@ -124,7 +124,11 @@ export class AccessTokenVerifier {
       throw invalid();
     }
     if (this.isRevoked(sessionId)) throw revokedError();
-    return { user: { id: payload.sub, sessionId }, expiresAt: payload.exp * 1000 };
+    const user =
+      typeof payload.ev === "boolean"
+        ? { id: payload.sub, sessionId, emailVerified: payload.ev }
+        : { id: payload.sub, sessionId };
+    return { user, expiresAt: payload.exp * 1000 };
   }
 
   private async verifyOnce(token: string): Promise<JWTPayload> {

@@ -22,11 +22,17 @@ import {
   type Revocation,
   type ServerFrame,
 } from "../lib/contracts.ts";
-import { NotFoundError, ServiceUnavailableError, UnauthorizedError } from "../lib/errors.ts";
+import {
+  NotFoundError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  ValidationFailedError,
+} from "../lib/errors.ts";
 import { openBlobStore } from "../lib/files/index.ts";
 import { platformMetrics } from "../lib/metrics.ts";
 import { platformConfig } from "../lib/platform.ts";
 import { AccessTokenVerifier } from "./access-tokens.ts";
+import { AccountExport } from "./account-export.ts";
 import { clientIpResolver } from "./client-ip.ts";
 import { toHttpError } from "./error-mapping.ts";
 import { FileRoutes } from "./files/file-routes.ts";
@@ -80,6 +86,7 @@ export default class GatewayService extends Service {
   private ws!: WsServer;
   /** Uploads and downloads (files/file-routes.ts), once the blob store is open. */
   private files: FileRoutes | undefined;
+  private exporter: AccountExport | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
   /** This process's online/offline announcements so far (services/chat/presence-map.ts). */
@@ -97,7 +104,12 @@ export default class GatewayService extends Service {
       ]),
     );
     const openApi = JSON.stringify(buildOpenApi(config));
-    const methods = new MethodTable([...ROUTES, ...PLAIN_ROUTES, ...FileRoutes.ROUTES]);
+    const methods = new MethodTable([
+      ...ROUTES,
+      ...PLAIN_ROUTES,
+      ...FileRoutes.ROUTES,
+      ...AccountExport.ROUTES,
+    ]);
     // moleculer-web's CORS answer (headers, and 204 for a preflight), when CORS_ORIGINS is set.
     const corsPreflight = config.corsOrigins.length
       ? (req: Req, res: ServerResponse) =>
@@ -139,6 +151,15 @@ export default class GatewayService extends Service {
         ctx.meta.userAgent = String(req.headers["user-agent"] ?? "").slice(0, 256);
         const def = req.$alias?.action ? byAction.get(req.$alias.action) : undefined;
         if (def) ctx.meta.$statusCode = def.status;
+        if (def?.bodyParams && (req.url ?? "").includes("?")) {
+          throw new ValidationFailedError([
+            {
+              field: "query",
+              type: "queryNotAllowed",
+              message: "This route takes its fields in a JSON body, never in the URL",
+            },
+          ]);
+        }
         if (def)
           assertNoNulls(
             nonNullable.get(def.action) ?? [],
@@ -157,7 +178,7 @@ export default class GatewayService extends Service {
           },
           "request",
         );
-        return def?.status === 204 ? null : data;
+        return def?.status === 204 || def?.status === 202 ? null : data;
       },
     });
 
@@ -248,6 +269,15 @@ export default class GatewayService extends Service {
             }
             return this.files.serve(req, res);
           }
+          if (this.exporter?.handles(req)) {
+            this.beginRequest(req, res);
+            try {
+              if (methods.answer(req, res, corsPreflight)) return;
+            } catch (err) {
+              return this.answerError(req, res, err);
+            }
+            return this.exporter.serve(req, res);
+          }
           return moleculerWebHandler.call(this, req, res, next);
         },
         authenticate: (_ctx: Ctx, _route: unknown, req: Req) => this.authenticateRequest(req),
@@ -333,6 +363,21 @@ export default class GatewayService extends Service {
         this.files = new FileRoutes({
           blobs: await openBlobStore(config.files),
           limits: { maxBytes: config.files.maxBytes, allowedTypes: config.files.allowedTypes },
+          broker: this.broker,
+          authenticate: (token) => this.verifier.verify(token),
+          assertReady: () => this.assertReady(),
+          answerError: (req, res, err) => this.answerError(req, res, err),
+          cors: config.corsOrigins.length
+            ? (req, res) => {
+                (
+                  this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }
+                ).corsHandler(this.settings, req, res);
+              }
+            : undefined,
+          logger: this.logger,
+          metrics: platformMetrics(this.broker),
+        });
+        this.exporter = new AccountExport({
           broker: this.broker,
           authenticate: (token) => this.verifier.verify(token),
           assertReady: () => this.assertReady(),

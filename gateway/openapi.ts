@@ -164,15 +164,20 @@ function operation(def: RouteDef, config: DocConfig): JsonSchema {
     const { schema: base, optional } = fieldSchema(rule);
     const schema = { ...base, ...limits[name] };
     if (inPath.includes(name)) parameters.push({ name, in: "path", required: true, schema });
-    else if (def.method === "GET" || def.method === "DELETE") {
+    else if (def.method === "GET" || (def.method === "DELETE" && !def.bodyParams)) {
       parameters.push({ name, in: "query", required: !optional, schema });
     } else {
       bodyProps[name] = schema;
       if (!optional) required.push(name);
     }
   }
-  const hasBody = def.method !== "GET" && def.method !== "DELETE";
-  const success = def.status === 204 ? { description: "Done" } : jsonResponse("Success", { type: "object" });
+  const hasBody = def.method !== "GET" && (def.method !== "DELETE" || def.bodyParams === true);
+  const success =
+    def.status === 204
+      ? { description: "Done" }
+      : def.status === 202
+        ? { description: "Accepted: the mail is on its way" }
+        : jsonResponse("Success", { type: "object" });
   const links = linksOf(def);
   if (links) (success as JsonSchema).links = links;
   const responses: Record<string, JsonSchema> = { [def.status]: success };

@@ -26,12 +26,17 @@ export interface RouteDef {
   action: keyof ActionMap;
   /** A valid access token is required. */
   auth: boolean;
-  /** Status on success; 204 sends no body. */
-  status: 200 | 201 | 204;
+  /** Status on success; 202 and 204 send no body. */
+  status: 200 | 201 | 202 | 204;
   /** When a 201 route may also answer 200 (the thing existed): what that 200 is. */
   existing?: string;
   summary: string;
-  tag: "auth" | "users" | "chats";
+  tag: "auth" | "users" | "chats" | "push";
+  /**
+   * A DELETE whose params come in a JSON body (they hold a password): the OpenAPI document says so,
+   * and a query string is refused, so a secret never lands in a URL (and the logs that keep URLs).
+   */
+  bodyParams?: true;
   /**
    * Failure statuses the route documents, besides those any route may give: 400, 422, 503, 401
    * when it needs a token, 404 when it has path params, 413 and 415 when it takes a body.
@@ -135,6 +140,116 @@ export const ROUTES: RouteDef[] = [
     summary: "Revoke one of the caller's sessions",
     tag: "auth",
     errors: [401, 404],
+  },
+  {
+    method: "POST",
+    path: "/auth/verify-email",
+    action: "auth.verifyEmail",
+    auth: false,
+    status: 204,
+    summary: "Confirm an email address (or an email change) with the token its mail carried",
+    tag: "auth",
+    errors: [409, 429],
+  },
+  {
+    method: "POST",
+    path: "/auth/verify-email/resend",
+    action: "auth.resendVerification",
+    auth: true,
+    status: 202,
+    summary: "Mail the verification link again",
+    tag: "auth",
+    errors: [409, 429],
+  },
+  {
+    method: "POST",
+    path: "/auth/email",
+    action: "auth.changeEmail",
+    auth: true,
+    status: 202,
+    summary: "Ask to change the email address: a link goes to the new one, a notice to the old",
+    tag: "auth",
+    errors: [403, 409, 429],
+  },
+  {
+    method: "POST",
+    path: "/auth/password-reset",
+    action: "auth.requestPasswordReset",
+    auth: false,
+    status: 202,
+    summary: "Mail a password reset link (the same answer whether or not the account exists)",
+    tag: "auth",
+    errors: [429],
+  },
+  {
+    method: "POST",
+    path: "/auth/password-reset/confirm",
+    action: "auth.confirmPasswordReset",
+    auth: false,
+    status: 204,
+    summary: "Set a new password with a mailed reset token; every session is revoked",
+    tag: "auth",
+    errors: [429],
+  },
+  {
+    method: "POST",
+    path: "/auth/password",
+    action: "auth.changePassword",
+    auth: true,
+    status: 204,
+    summary: "Change the password; the caller's other sessions are revoked",
+    tag: "auth",
+    errors: [403, 429],
+  },
+  {
+    method: "GET",
+    path: "/auth/account",
+    action: "auth.account",
+    auth: true,
+    status: 200,
+    summary: "The caller's account: email, its verification and two-factor state",
+    tag: "auth",
+    errors: [],
+  },
+  {
+    method: "POST",
+    path: "/auth/2fa/setup",
+    action: "auth.mfaSetup",
+    auth: true,
+    status: 200,
+    summary: "Start two-factor setup: a new TOTP secret and its otpauth:// URI",
+    tag: "auth",
+    errors: [409],
+  },
+  {
+    method: "POST",
+    path: "/auth/2fa/enable",
+    action: "auth.mfaEnable",
+    auth: true,
+    status: 200,
+    summary: "Turn two-factor authentication on with a code; answers 10 recovery codes",
+    tag: "auth",
+    errors: [403, 409],
+  },
+  {
+    method: "POST",
+    path: "/auth/2fa/verify",
+    action: "auth.mfaVerify",
+    auth: false,
+    status: 200,
+    summary: "Finish a login that asked for a second factor: a code or a recovery code",
+    tag: "auth",
+    errors: [401, 429],
+  },
+  {
+    method: "POST",
+    path: "/auth/2fa/disable",
+    action: "auth.mfaDisable",
+    auth: true,
+    status: 204,
+    summary: "Turn two-factor authentication off with the password and a code",
+    tag: "auth",
+    errors: [403, 409],
   },
   {
     method: "GET",
@@ -421,5 +536,49 @@ export const ROUTES: RouteDef[] = [
     summary: "Lift a block; idempotent",
     tag: "users",
     errors: [401, 404],
+  },
+  {
+    method: "DELETE",
+    path: "/users/me",
+    action: "auth.deleteAccount",
+    auth: true,
+    status: 204,
+    summary: "Delete the caller's account (password, and a code when two-factor is on)",
+    tag: "users",
+    errors: [403],
+    bodyParams: true,
+  },
+  {
+    method: "GET",
+    path: "/push/vapid-public-key",
+    action: "chat.pushKey",
+    auth: false,
+    status: 200,
+    summary: "The VAPID public key browsers subscribe to pushes with",
+    tag: "push",
+    errors: [],
+  },
+  {
+    method: "POST",
+    path: "/push/subscriptions",
+    action: "chat.pushSubscribe",
+    auth: true,
+    status: 201,
+    summary: "Register a browser's push subscription for the caller",
+    tag: "push",
+    errors: [],
+    existing: "The subscription was already registered",
+    unlinked: "A subscription is named by its endpoint, which the answer does not hold",
+  },
+  {
+    method: "DELETE",
+    path: "/push/subscriptions",
+    action: "chat.pushUnsubscribe",
+    auth: true,
+    status: 204,
+    summary: "Remove one push subscription of the caller, by endpoint",
+    tag: "push",
+    errors: [],
+    bodyParams: true,
   },
 ];

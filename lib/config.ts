@@ -65,6 +65,18 @@
  *   UPLOAD_QUOTA_BYTES            stored upload bytes per user at most    1073741824 (1 GiB)
  *   UPLOAD_ALLOWED_TYPES          content types an upload may have        images, PDF, text, audio, video, zip
  *   UPLOAD_ORPHAN_TTL_S           age at which unattached uploads go      86400
+ *   SMTP_URL                      smtp:// or smtps:// mail server         unset: .eml files in DATA_DIR/outbox
+ *   MAIL_FROM                     From: of every mail                     Social <no-reply@localhost>
+ *   PUBLIC_URL                    base URL of the links in mails          http://localhost:PORT
+ *   REQUIRE_EMAIL_VERIFICATION    unverified accounts cannot send or open chats   false
+ *   RATE_LIMIT_MAIL_ADDRESS       mails asked for per address             5/3600
+ *   RATE_LIMIT_MAIL_IP            mails asked for per client IP           30/3600
+ *   RATE_LIMIT_TOKEN_IP           mailed-token and 2FA tries per client IP  60/600
+ *   USERNAME_HOLD_DAYS            days a deleted account's username stays taken  30
+ *   RATE_LIMIT_EXPORT_USER        data exports per user                   1/3600
+ *   PUSH_PREVIEW                  pushes carry a short preview of the text  true
+ *   VAPID_SUBJECT                 contact in the VAPID JWT (mailto: or https:)  mailto: MAIL_FROM's address
+ *   PUSH_ALLOW_INSECURE           allow http:// and loopback push endpoints (tests only)  false
  */
 import os from "node:os";
 import path from "node:path";
@@ -191,6 +203,24 @@ export interface PlatformConfig {
     allowedTypes: string[];
     orphanTtlS: number;
   };
+  mail: {
+    smtpUrl: string | undefined;
+    from: string;
+    publicUrl: string;
+  };
+  account: {
+    requireEmailVerification: boolean;
+    usernameHoldDays: number;
+    mailAddressRate: Rate;
+    mailIpRate: Rate;
+    tokenIpRate: Rate;
+    exportRate: Rate;
+  };
+  push: {
+    preview: boolean;
+    subject: string;
+    allowInsecure: boolean;
+  };
 }
 
 export function loadConfig(env: Env = process.env): PlatformConfig {
@@ -220,8 +250,23 @@ function s3Credentials(e: EnvReader): PlatformConfig["files"]["s3"]["credentials
   return { accessKeyId, secretAccessKey };
 }
 
+/** The address of a From: such as `Name <addr@host>` or `addr@host`. */
+export function mailAddressOf(from: string): string {
+  return /<([^<>]+)>\s*$/.exec(from)?.[1]?.trim() ?? from.trim();
+}
+
 function readConfig(e: EnvReader): PlatformConfig {
   const dataDir = path.resolve(e.string("DATA_DIR", "./data"));
+  const port = e.int("PORT", 3000, 0, 65535);
+  const mailFrom = e.string("MAIL_FROM", "Social <no-reply@localhost>");
+  const publicUrl = (e.url("PUBLIC_URL", ["http:", "https:"]) ?? `http://localhost:${port}`).replace(
+    /\/+$/,
+    "",
+  );
+  const vapidSubject = e.string("VAPID_SUBJECT", `mailto:${mailAddressOf(mailFrom)}`);
+  if (!/^(mailto:\S+@\S+|https:\/\/\S+)$/.test(vapidSubject)) {
+    throw new ConfigError("VAPID_SUBJECT", "VAPID_SUBJECT must be a mailto: address or an https:// URL");
+  }
   const s3Bucket = e.string("S3_BUCKET", "");
   const s3Endpoint = e.url("S3_ENDPOINT", ["http:", "https:"]);
   const allowedTypes = e.list("UPLOAD_ALLOWED_TYPES");
@@ -234,7 +279,7 @@ function readConfig(e: EnvReader): PlatformConfig {
     embeddedSynchronous: e.oneOf("EMBEDDED_SYNCHRONOUS", "FULL", SYNCHRONOUS_MODES),
     redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
     host: e.string("HOST", "0.0.0.0"),
-    port: e.int("PORT", 3000, 0, 65535),
+    port,
     metricsEnabled: e.bool("METRICS_ENABLED", true),
     metricsPort: e.int("METRICS_PORT", 3030, 0, 65535),
     metricsHost: e.string("METRICS_HOST", "127.0.0.1"),
@@ -314,6 +359,24 @@ function readConfig(e: EnvReader): PlatformConfig {
       quotaBytes: e.int("UPLOAD_QUOTA_BYTES", 1024 ** 3, 1),
       allowedTypes: allowedTypes.length ? allowedTypes.map((t) => t.toLowerCase()) : DEFAULT_UPLOAD_TYPES,
       orphanTtlS: e.int("UPLOAD_ORPHAN_TTL_S", 86_400, 1, 365 * 86_400),
+    },
+    mail: {
+      smtpUrl: e.url("SMTP_URL", ["smtp:", "smtps:"]),
+      from: mailFrom,
+      publicUrl,
+    },
+    account: {
+      requireEmailVerification: e.bool("REQUIRE_EMAIL_VERIFICATION", false),
+      usernameHoldDays: e.int("USERNAME_HOLD_DAYS", 30, 0, 3_650),
+      mailAddressRate: e.rate("RATE_LIMIT_MAIL_ADDRESS", "5/3600"),
+      mailIpRate: e.rate("RATE_LIMIT_MAIL_IP", "30/3600"),
+      tokenIpRate: e.rate("RATE_LIMIT_TOKEN_IP", "60/600"),
+      exportRate: e.rate("RATE_LIMIT_EXPORT_USER", "1/3600"),
+    },
+    push: {
+      preview: e.bool("PUSH_PREVIEW", true),
+      subject: vapidSubject,
+      allowInsecure: e.bool("PUSH_ALLOW_INSECURE", false),
     },
   };
 }

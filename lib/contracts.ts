@@ -5,12 +5,15 @@
  */
 import type { Context, ServiceBroker } from "moleculer";
 import type {
+  AccountView,
   ChatView,
   MessageView,
+  MfaChallenge,
   OwnProfile,
   PinView,
   PresenceView,
   PublicProfile,
+  PushSubscriptionInput,
   ServerFrame,
   SessionView,
   TokenPair,
@@ -22,14 +25,17 @@ import { exactlyOneOf, text, variantsBy } from "./param-rules.ts";
 // The wire types clients see are declared in the client package (client/types.ts), which builds
 // without the server; they are re-exported here so every server import stays as it was.
 export type {
+  AccountView,
   AttachmentView,
   ChatView,
   MessageSummary,
   MessageView,
+  MfaChallenge,
   OwnProfile,
   PinView,
   PresenceView,
   PublicProfile,
+  PushSubscriptionInput,
   ReactionView,
   ReplyRef,
   ServerFrame,
@@ -58,6 +64,14 @@ const id = {
   pattern: "^[A-Za-z0-9_-]+$",
   messages: { stringPattern: "The '{field}' field may hold only the letters A-Z and a-z, digits, _ and -" },
 } as const;
+/** A token mailed in a link, or an mfaToken: opaque, base64url. */
+const mailedToken = text({ min: 1, max: 128 });
+const totpCode = {
+  type: "string",
+  pattern: "^[0-9]{6}$",
+  messages: { stringPattern: "The '{field}' field must be the 6 digits the authenticator app shows" },
+} as const;
+const recoveryCode = text({ min: 1, max: 64 });
 const seq = { type: "number", integer: true, min: 1, max: Number.MAX_SAFE_INTEGER, convert: true } as const;
 const clientMsgId = {
   type: "string",
@@ -88,6 +102,29 @@ export const PARAMS = {
   "auth.sessions": { $$strict: true },
   "auth.revokeSession": { $$strict: true, id },
   "auth.jwks": { $$strict: true },
+  "auth.verifyEmail": { $$strict: true, token: mailedToken },
+  "auth.resendVerification": { $$strict: true },
+  "auth.changeEmail": { $$strict: true, newEmail: email, password },
+  "auth.requestPasswordReset": { $$strict: true, email },
+  "auth.confirmPasswordReset": { $$strict: true, token: mailedToken, password },
+  "auth.changePassword": { $$strict: true, currentPassword: password, newPassword: password },
+  "auth.account": { $$strict: true },
+  "auth.mfaSetup": { $$strict: true },
+  "auth.mfaEnable": { $$strict: true, code: totpCode },
+  "auth.mfaVerify": exactlyOneOf(["code", "recoveryCode"], {
+    mfaToken: mailedToken,
+    code: { ...totpCode, optional: true },
+    recoveryCode: { ...recoveryCode, optional: true },
+  }),
+  // `code`: the authenticator's 6 digits or one of the recovery codes.
+  "auth.mfaDisable": { $$strict: true, password, code: recoveryCode },
+  "auth.deleteAccount": {
+    $$strict: true,
+    password,
+    code: { ...recoveryCode, optional: true },
+    eraseMessages: { type: "boolean", optional: true },
+  },
+  "auth.exportAccount": { $$strict: true },
   "profile.me": { $$strict: true },
   "profile.update": {
     $$strict: true,
@@ -106,6 +143,8 @@ export const PARAMS = {
     },
   },
   "profile.get": { $$strict: true, id },
+  "profile.erase": { $$strict: true, id },
+  "profile.setEmail": { $$strict: true, id, email, emailVerified: "boolean" },
   "profile.byUsername": { $$strict: true, username: text({ min: 1, max: 32 }) },
   "profile.getMany": { $$strict: true, ids: { type: "array", items: id, max: 1_000 } },
   "profile.search": {
@@ -192,6 +231,27 @@ export const PARAMS = {
   },
   "chat.uploadAbort": { $$strict: true, id },
   "chat.fileAccess": { $$strict: true, id },
+  "chat.pushKey": { $$strict: true },
+  "chat.pushSubscribe": {
+    $$strict: true,
+    endpoint: text({ min: 1, max: 2048 }),
+    keys: {
+      type: "object",
+      strict: true,
+      props: {
+        p256dh: text({ min: 1, max: 128, pattern: "^[A-Za-z0-9_-]+=*$" }),
+        auth: text({ min: 1, max: 64, pattern: "^[A-Za-z0-9_-]+=*$" }),
+      },
+    },
+  },
+  "chat.pushUnsubscribe": { $$strict: true, endpoint: text({ min: 1, max: 2048 }) },
+  "chat.eraseUser": { $$strict: true, userId: id, eraseMessages: "boolean" },
+  "chat.exportUser": {
+    $$strict: true,
+    userId: id,
+    after: { ...text({ max: 512 }), optional: true },
+    limit: { type: "number", integer: true, min: 1, max: 1000, optional: true },
+  },
 } as const;
 
 /** A file the caller may read, as the gateway needs it to stream it (`key`: where its bytes are). */
@@ -216,7 +276,29 @@ export interface ActionMap {
   };
   "auth.login": {
     params: { email?: string; username?: string; password: string };
+    result: ({ user: UserView } & TokenPair) | MfaChallenge;
+  };
+  "auth.verifyEmail": { params: { token: string }; result: null };
+  "auth.resendVerification": { params: Record<string, never>; result: null };
+  "auth.changeEmail": { params: { newEmail: string; password: string }; result: null };
+  "auth.requestPasswordReset": { params: { email: string }; result: null };
+  "auth.confirmPasswordReset": { params: { token: string; password: string }; result: null };
+  "auth.changePassword": { params: { currentPassword: string; newPassword: string }; result: null };
+  "auth.account": { params: Record<string, never>; result: AccountView };
+  "auth.mfaSetup": { params: Record<string, never>; result: { secret: string; uri: string } };
+  "auth.mfaEnable": { params: { code: string }; result: { recoveryCodes: string[] } };
+  "auth.mfaVerify": {
+    params: { mfaToken: string; code?: string; recoveryCode?: string };
     result: { user: UserView } & TokenPair;
+  };
+  "auth.mfaDisable": { params: { password: string; code: string }; result: null };
+  "auth.deleteAccount": {
+    params: { password: string; code?: string; eraseMessages?: boolean };
+    result: null;
+  };
+  "auth.exportAccount": {
+    params: Record<string, never>;
+    result: { account: AccountView; sessions: SessionView[] };
   };
   "auth.refresh": { params: { refreshToken: string }; result: TokenPair };
   "auth.logout": { params: Record<string, never>; result: null };
@@ -232,6 +314,8 @@ export interface ActionMap {
     result: OwnProfile;
   };
   "profile.remove": { params: { id: string }; result: { removed: boolean } };
+  "profile.erase": { params: { id: string }; result: null };
+  "profile.setEmail": { params: { id: string; email: string; emailVerified: boolean }; result: null };
   "profile.me": { params: Record<string, never>; result: OwnProfile };
   "profile.update": {
     params: { displayName?: string; bio?: string | null; avatarUrl?: string | null };
@@ -300,6 +384,14 @@ export interface ActionMap {
   };
   "chat.uploadAbort": { params: { id: string }; result: null };
   "chat.fileAccess": { params: { id: string }; result: FileAccess };
+  "chat.pushKey": { params: Record<string, never>; result: { publicKey: string } };
+  "chat.pushSubscribe": { params: PushSubscriptionInput; result: { created: boolean } };
+  "chat.pushUnsubscribe": { params: { endpoint: string }; result: null };
+  "chat.eraseUser": { params: { userId: string; eraseMessages: boolean }; result: null };
+  "chat.exportUser": {
+    params: { userId: string; after?: string; limit?: number };
+    result: UserDataPage;
+  };
   "chat.ready": { params: Record<string, never>; result: { ok: true } };
   "gateway.deliver": { params: { userIds: string[]; frame: ServerFrame }; result: { delivered: number } };
   "gateway.deliverMany": {
@@ -307,6 +399,17 @@ export interface ActionMap {
     result: { delivered: number };
   };
   "gateway.connectedUsers": { params: Record<string, never>; result: { userIds: string[] } & PresenceStamp };
+}
+
+/**
+ * One page of a user's own data in the chat service, for their export: their chats (on the first
+ * page), their own messages and their uploads, oldest first; `next` asks for the page after.
+ */
+export interface UserDataPage {
+  chats: ChatView[];
+  messages: MessageView[];
+  uploads: UploadView[];
+  next: string | null;
 }
 
 /** A chat to resume: replay at most `limit` of its messages after `after`. */
@@ -359,6 +462,8 @@ export interface PresenceStamp {
 export interface AuthUser {
   id: string;
   sessionId: string;
+  /** The access token's `ev` claim: the address was verified when the token was signed. */
+  emailVerified?: boolean;
 }
 
 export interface CallMeta {

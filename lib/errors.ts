@@ -21,9 +21,9 @@ export class ValidationFailedError extends MoleculerClientError {
 }
 
 export class WeakPasswordError extends MoleculerClientError {
-  constructor() {
+  constructor(field = "password") {
     super("This password is too common; choose another", 422, "VALIDATION_FAILED", [
-      { field: "password", type: "passwordCommon", message: "This password is among the most common ones" },
+      { field, type: "passwordCommon", message: "This password is among the most common ones" },
     ] satisfies FieldIssue[]);
   }
 }

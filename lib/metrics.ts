@@ -36,7 +36,27 @@ export const METRIC = {
   RATE_LIMIT_REJECTIONS: "social_rate_limit_rejections_total",
   PROFILE_LOCAL_CACHE: "social_profile_local_cache_lookups_total",
   FILE_BYTES: "social_file_bytes_total",
+  MAIL_SENT: "social_mail_sent_total",
+  MAIL_FAILED: "social_mail_failed_total",
+  MAIL_RETRIES: "social_mail_retries_total",
+  MAIL_QUEUE: "social_mail_queue",
+  PUSH_SENT: "social_push_sent_total",
 } as const;
+
+/** Kinds of mail, the label values of the mail counters. */
+export const MAIL_KINDS = [
+  "verify-email",
+  "email-change",
+  "email-change-notice",
+  "password-reset",
+  "password-changed",
+  "account-deleted",
+] as const;
+export type MailKindLabel = (typeof MAIL_KINDS)[number];
+
+/** What became of one push to one subscription. */
+export const PUSH_RESULTS = ["sent", "gone", "failed", "retried"] as const;
+export type PushResult = (typeof PUSH_RESULTS)[number];
 
 /** Bucket bounds in seconds. */
 const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -82,6 +102,15 @@ export class PlatformMetrics {
   private readonly localCacheHit = labels({ result: "hit" });
   private readonly localCacheMiss = labels({ result: "miss" });
   private readonly wsCloses: Counter;
+  private readonly mailSent: Counter;
+  private readonly mailFailed: Counter;
+  private readonly mailRetries: Counter;
+  private readonly mailQueue: Gauge;
+  private readonly pushSent: Counter;
+  private readonly mailLabels = new Map<string, Labels>(MAIL_KINDS.map((kind) => [kind, labels({ kind })]));
+  private readonly pushLabels = new Map<string, Labels>(
+    PUSH_RESULTS.map((result) => [result, labels({ result })]),
+  );
   private readonly closeLabels = new Map<number, Labels>(
     KNOWN_CLOSE_CODES.map((code) => [code, labels({ code: String(code) })]),
   );
@@ -149,6 +178,23 @@ export class PlatformMetrics {
       "Bytes of files uploaded (stored) and downloaded (sent) through this gateway",
       ["direction"],
     );
+    this.mailSent = counter(METRIC.MAIL_SENT, "Mails handed to the SMTP server (or written to the outbox)", [
+      "kind",
+    ]);
+    this.mailFailed = counter(
+      METRIC.MAIL_FAILED,
+      "Mails given up after every retry, or refused by a full queue",
+      ["kind"],
+    );
+    this.mailRetries = counter(METRIC.MAIL_RETRIES, "Mail sends that failed and were queued to try again");
+    this.mailQueue = m.register({
+      name: METRIC.MAIL_QUEUE,
+      type: "gauge",
+      description: "Mails waiting to be sent (or retried) on this node",
+    }) as Gauge;
+    this.pushSent = counter(METRIC.PUSH_SENT, "Web pushes by result: sent, gone (404/410), failed, retried", [
+      "result",
+    ]);
     this.profileLocalCache = counter(
       METRIC.PROFILE_LOCAL_CACHE,
       "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
@@ -164,6 +210,26 @@ export class PlatformMetrics {
   /** A lookup in a profile node's in-process cache. */
   profileLocalLookup(hit: boolean): void {
     this.profileLocalCache.increment(hit ? this.localCacheHit : this.localCacheMiss);
+  }
+
+  mailSentOne(kind: MailKindLabel): void {
+    this.mailSent.increment(this.mailLabels.get(kind));
+  }
+
+  mailFailedOne(kind: MailKindLabel): void {
+    this.mailFailed.increment(this.mailLabels.get(kind));
+  }
+
+  mailRetried(): void {
+    this.mailRetries.increment();
+  }
+
+  mailQueued(length: number): void {
+    this.mailQueue.set(length);
+  }
+
+  pushed(result: PushResult): void {
+    this.pushSent.increment(this.pushLabels.get(result));
   }
 
   wsClosed(code: number): void {

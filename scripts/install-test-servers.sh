@@ -2,7 +2,8 @@
 # Installs the servers the integration tests start (test/harness/servers.ts): nats-server,
 # redis-server and PostgreSQL from apt, and FerretDB (the MongoDB wire protocol, keeping its data in
 # PostgreSQL) built with Go; SeaweedFS (`weed mini`, the S3-compatible object store of the file-store
-# tests, test/harness/seaweedfs.ts) built with Go; also
+# tests, test/harness/seaweedfs.ts) built with Go; Mailpit (the SMTP server with an HTTP API that the
+# mail tests read from, test/harness/mailpit.ts) with `go install`; also
 # docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
 # chromium with chromium-driver from apt, which the browser tests drive (test/browser/); and
 # Schemathesis from PyPI into its own venv (/opt/schemathesis), which fuzzes the OpenAPI contract
@@ -14,6 +15,7 @@ FERRETDB_VERSION="v1.24.2"
 # SeaweedFS 4.53. The module proxy refuses its v4.53.0 tag (the module path has no /v4 suffix), so
 # the pseudo-version of that commit, which it serves.
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
+MAILPIT_VERSION="v1.33.1"
 SCHEMATHESIS_VERSION="4.32.5"
 SCHEMATHESIS_VENV="/opt/schemathesis"
 
@@ -178,8 +180,34 @@ install_schemathesis() {
     "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
+# The version a Go binary was built from, read from the binary (`mailpit version` asks GitHub).
+go_module_version() {
+  "$(find_go)" version -m "$1" | awk '$1 == "mod" { print $3 }'
+}
+
+# Prints a mailpit built from MAILPIT_VERSION: on PATH, in the usual folders, or in the given folder.
+find_mailpit() {
+  local bin
+  for bin in "$(find_bin mailpit || true)" "${1:-}/mailpit"; do
+    if [[ -n "$bin" && -x "$bin" ]] && [[ "$(go_module_version "$bin")" == "$MAILPIT_VERSION" ]]; then
+      echo "$bin"
+      return 0
+    fi
+  done
+  return 1
+}
+
+install_mailpit() {
+  local go
+  if find_mailpit >/dev/null; then return 0; fi
+  go=$(find_go)
+  if find_mailpit "$(go_bin_dir "$go")" >/dev/null; then return 0; fi
+  GOTOOLCHAIN=auto "$go" install "github.com/axllent/mailpit@${MAILPIT_VERSION}"
+}
+
 print_versions() {
-  local nats redis ferret weed
+  local nats redis ferret weed mailpit
+  mailpit=$(find_mailpit || find_mailpit "$(go_bin_dir "$(find_go)")")
   nats=$(find_bin nats-server)
   redis=$(find_bin redis-server)
   ferret=$(find_ferretdb || find_ferretdb "$(go_bin_dir "$(find_go)")")
@@ -188,6 +216,7 @@ print_versions() {
   echo "redis-server $("$redis" --version | sed -n 's/.* v=\([^ ]*\).*/v\1/p')  $redis"
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
   echo "seaweedfs    $("$weed" version | sed -n 's/^version [^ ]* \([0-9][0-9.]*\).*/v\1/p')  $weed"
+  echo "mailpit      $(go_module_version "$mailpit")  $mailpit"
   echo "postgres     $("$(find_postgres)" --version | sed -n 's/.* \([0-9][0-9.]*\).*/v\1/p')  $(find_postgres)"
   echo "schemathesis $("$SCHEMATHESIS_VENV/bin/schemathesis" --version | sed -n 's/.* version \([^ ]*\).*/v\1/p')  $SCHEMATHESIS_VENV/bin/schemathesis"
   echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
@@ -198,5 +227,6 @@ install_postgres
 install_browser
 install_ferretdb
 install_seaweedfs
+install_mailpit
 install_schemathesis
 print_versions

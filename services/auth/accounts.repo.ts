@@ -1,17 +1,43 @@
 import { ConflictError, DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
-import type { IndexSpec } from "../../lib/store/types.ts";
+import type { IndexSpec, Update } from "../../lib/store/types.ts";
 
-/** An account is `pending` while registration runs, `active` once its profile exists too. */
+/**
+ * An account is `pending` while registration runs, `active` once its profile exists too,
+ * `deleting` while a deletion erases it across services, and `deleted` for good: the document stays
+ * (its id is never given again) with the address replaced and no password, and its username stays
+ * taken until `usernameReleaseAt`.
+ */
 export interface Account {
   _id: string;
   email: string;
+  /** Missing on accounts made before verification existed: not verified. */
+  emailVerified?: boolean;
   username: string;
   usernameLower: string;
   passwordHash: string;
-  state: "pending" | "active";
+  state: "pending" | "active" | "deleting" | "deleted";
+  /** Two-factor authentication, when on. */
+  mfa?: MfaState;
+  /** A secret made by setup and not confirmed by a code yet. */
+  mfaPending?: { secret: string; createdAt: Date };
+  /** Bumped by every change of `mfa`, which is a compare-and-set on it. */
+  mfaRev?: number;
+  /** deleting: whether the user asked for their messages' text to go too. */
+  eraseMessages?: boolean;
+  deletedAt?: Date;
+  usernameReleaseAt?: Date;
   createdAt: Date;
   updatedAt: Date;
+}
+
+export interface MfaState {
+  secret: string;
+  /** The last TOTP time step accepted: a code of it or before is refused (no replay). */
+  lastStep: number;
+  /** SHA-256 of the unused recovery codes. */
+  recovery: string[];
+  enabledAt: Date;
 }
 
 export class AccountsRepository extends BaseRepository<Account> {
@@ -20,6 +46,7 @@ export class AccountsRepository extends BaseRepository<Account> {
       { name: "email_unique", fields: { email: 1 }, unique: true },
       { name: "username_unique", fields: { usernameLower: 1 }, unique: true },
       { name: "state_created", fields: { state: 1, createdAt: 1 } },
+      { name: "username_release", fields: { usernameReleaseAt: 1 }, sparse: true },
     ];
   }
 
@@ -67,6 +94,103 @@ export class AccountsRepository extends BaseRepository<Account> {
 
   setPasswordHash(id: string, passwordHash: string): Promise<number> {
     return this.collection.updateOne({ _id: id }, this.stampUpdate({ $set: { passwordHash } }));
+  }
+
+  findById(id: string): Promise<Account | null> {
+    return this.collection.findOne({ _id: id });
+  }
+
+  /** The address any account (of any state) has, to tell a change it is taken. */
+  findByEmail(email: string): Promise<Account | null> {
+    return this.collection.findOne({ email });
+  }
+
+  /** Marks the address verified, if it is still the account's. */
+  setEmailVerified(id: string, email: string): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id, email, state: "active" },
+      this.stampUpdate({ $set: { emailVerified: true } }),
+    );
+  }
+
+  /** Moves the account to a new, verified address; a 409 when another account took it meanwhile. */
+  async changeEmail(id: string, email: string): Promise<number> {
+    try {
+      return await this.collection.updateOne(
+        { _id: id, state: "active" },
+        this.stampUpdate({ $set: { email, emailVerified: true } }),
+      );
+    } catch (err) {
+      if (err instanceof DuplicateKeyError)
+        throw new ConflictError("This email is already registered", "EMAIL_TAKEN", "email");
+      throw err;
+    }
+  }
+
+  setMfaPending(id: string, secret: string): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id, state: "active" },
+      this.stampUpdate({ $set: { mfaPending: { secret, createdAt: new Date() } } }),
+    );
+  }
+
+  /**
+   * Compare-and-set of the two-factor state against the revision read: sets `mfa` (or removes it
+   * when undefined) and drops any pending setup; resolves whether this write won.
+   */
+  async writeMfa(account: Account, mfa: MfaState | undefined): Promise<boolean> {
+    const update: Update = mfa
+      ? { $set: { mfa }, $unset: { mfaPending: true }, $inc: { mfaRev: 1 } }
+      : { $unset: { mfa: true, mfaPending: true }, $inc: { mfaRev: 1 } };
+    const n = await this.collection.updateOne(
+      { _id: account._id, state: "active", mfaRev: account.mfaRev ?? { $exists: false } },
+      this.stampUpdate(update),
+    );
+    return n === 1;
+  }
+
+  /** Starts a deletion: resolves whether this call moved the account from active to deleting. */
+  async markDeleting(id: string, eraseMessages: boolean): Promise<boolean> {
+    const n = await this.collection.updateOne(
+      { _id: id, state: "active" },
+      this.stampUpdate({ $set: { state: "deleting", eraseMessages, deletedAt: new Date() } }),
+    );
+    return n === 1;
+  }
+
+  /** Ends a deletion: no address, no password, no second factor; the username held until `releaseAt`. */
+  finishDeletion(id: string, releaseAt: Date): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id, state: "deleting" },
+      this.stampUpdate({
+        $set: {
+          state: "deleted",
+          email: `deleted:${id}`,
+          emailVerified: false,
+          passwordHash: "",
+          usernameReleaseAt: releaseAt,
+        },
+        $unset: { mfa: true, mfaPending: true, eraseMessages: true },
+      }),
+    );
+  }
+
+  /** Deletions a failure cut off (their node died, a service was down), to finish. */
+  findDeleting(limit = 20): Promise<Account[]> {
+    return this.collection.find({ state: "deleting" }, { limit });
+  }
+
+  /** Deleted accounts whose username hold has passed. */
+  findUsernamesDue(now: Date, limit = 100): Promise<Account[]> {
+    return this.collection.find({ usernameReleaseAt: { $lte: now } }, { limit });
+  }
+
+  /** Frees a deleted account's username for anyone to register. */
+  releaseUsername(id: string): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id, state: "deleted" },
+      this.stampUpdate({ $set: { usernameLower: `~${id}` }, $unset: { usernameReleaseAt: true } }),
+    );
   }
 
   /** Registrations that never finished (their node died mid-way). */

@@ -22,6 +22,7 @@ export { hashRefreshToken, type TokenPair };
 export interface PublicUser {
   id: string;
   email: string;
+  emailVerified: boolean;
   username: string;
   displayName: string;
   createdAt: string;
@@ -58,6 +59,21 @@ export interface AuthDeps {
   refreshReuseGraceMs: number;
   /** Told of every revoked session so gateways stop accepting its access tokens at once. */
   onRevoked(sessionIds: string[]): Promise<void>;
+  /**
+   * REQUIRE_EMAIL_VERIFICATION: access tokens carry the `ev` claim (whether the address is
+   * verified), which the chat service checks before sends and new chats.
+   */
+  signEmailVerified: boolean;
+  /** After a registration: mails the verification link (never throws, never waits). */
+  onRegistered(account: Account, displayName: string): void;
+  /** A login of an account with two-factor on answers this challenge instead of tokens. */
+  mfaChallenge(account: Account, client: ClientInfo): Promise<MfaChallenge>;
+}
+
+export interface MfaChallenge {
+  mfaRequired: true;
+  mfaToken: string;
+  expiresIn: number;
 }
 
 export class AuthLogic {
@@ -113,7 +129,8 @@ export class AuthLogic {
         err,
       );
     }
-    const tokens = await this.openSession(account._id, client);
+    this.d.onRegistered(account, displayName);
+    const tokens = await this.openSession(account._id, client, false);
     return { user: toPublicUser(account, displayName), ...tokens };
   }
 
@@ -133,7 +150,7 @@ export class AuthLogic {
     input: { email?: string; username?: string; password: string },
     client: ClientInfo,
     displayNameOf: (id: string, username: string) => Promise<string>,
-  ): Promise<{ user: PublicUser } & TokenPair> {
+  ): Promise<({ user: PublicUser } & TokenPair) | MfaChallenge> {
     await this.d.limits.loginIp.consume(client.ip);
     const email = input.email?.trim().toLowerCase();
     const username = input.username ?? "";
@@ -154,7 +171,8 @@ export class AuthLogic {
     if (this.d.hasher.needsRehash(account.passwordHash)) {
       await this.d.accounts.setPasswordHash(account._id, await this.d.hasher.hash(input.password));
     }
-    const tokens = await this.openSession(account._id, client);
+    if (account.mfa) return this.d.mfaChallenge(account, client);
+    const tokens = await this.openSession(account._id, client, account.emailVerified === true);
     return { user: toPublicUser(account, await displayNameOf(account._id, account.username)), ...tokens };
   }
 
@@ -201,7 +219,8 @@ export class AuthLogic {
     }));
   }
 
-  private async openSession(userId: string, client: ClientInfo): Promise<TokenPair> {
+  /** Opens a session (one login on one device) and signs its first pair. */
+  async openSession(userId: string, client: ClientInfo, emailVerified?: boolean): Promise<TokenPair> {
     const now = new Date();
     const refreshToken = newRefreshToken();
     const session = await this.d.sessions.create({
@@ -213,19 +232,36 @@ export class AuthLogic {
       lastUsedAt: now,
       expiresAt: new Date(now.getTime() + this.d.refreshTtlS * 1000),
     });
-    return this.pair(userId, session._id, refreshToken);
+    return this.pair(userId, session._id, refreshToken, emailVerified);
   }
 
-  private async pair(userId: string, sessionId: string, refreshToken: string): Promise<TokenPair> {
-    const accessToken = await this.d.keys.sign({ userId, sessionId });
+  /**
+   * A new pair for a session. With REQUIRE_EMAIL_VERIFICATION the access token states whether the
+   * address is verified, read from the account unless the caller knows it (a refresh reads it, so
+   * the token after a verification carries it).
+   */
+  private async pair(
+    userId: string,
+    sessionId: string,
+    refreshToken: string,
+    emailVerified?: boolean,
+  ): Promise<TokenPair> {
+    let ev: boolean | undefined;
+    if (this.d.signEmailVerified) {
+      ev = emailVerified ?? (await this.d.accounts.findActiveById(userId))?.emailVerified === true;
+    }
+    const accessToken = await this.d.keys.sign(
+      ev === undefined ? { userId, sessionId } : { userId, sessionId, emailVerified: ev },
+    );
     return { accessToken, refreshToken, expiresIn: this.d.accessTtlS };
   }
 }
 
-function toPublicUser(account: Account, displayName: string): PublicUser {
+export function toPublicUser(account: Account, displayName: string): PublicUser {
   return {
     id: account._id,
     email: account.email,
+    emailVerified: account.emailVerified === true,
     username: account.username,
     displayName,
     createdAt: account.createdAt.toISOString(),

@@ -2,17 +2,23 @@
  * The auth service: accounts, passwords, tokens, sessions and signing keys. The schema validates
  * and hands off to AuthLogic; see lib/contracts.ts for the params of each action.
  */
+
+import path from "node:path";
 import type { Redis } from "ioredis";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import { broadcast, type CallMeta, call, PARAMS } from "../../lib/contracts.ts";
 import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { createMailer, type Mailer } from "../../lib/mail/index.ts";
+import { platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { RateLimit } from "../../lib/rate-limiter.ts";
 import { createRedis } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
-import { AccountsRepository } from "./accounts.repo.ts";
-import { type AuthDeps, AuthLogic, type ClientInfo } from "./auth.logic.ts";
+import { AccountSecurity } from "./account-security.ts";
+import { type Account, AccountsRepository } from "./accounts.repo.ts";
+import { type AuthDeps, AuthLogic, type ClientInfo, toPublicUser } from "./auth.logic.ts";
+import { MailedTokensRepository } from "./mailed-tokens.repo.ts";
 import { PasswordHasher } from "./passwords.ts";
 import { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
 import { SessionsRepository } from "./sessions.repo.ts";
@@ -32,6 +38,9 @@ export default class AuthService extends Service {
   private logic!: AuthLogic;
   private housekeeping: NodeJS.Timeout | undefined;
   private hasher!: PasswordHasher;
+  private security!: AccountSecurity;
+  private mailer: Mailer | undefined;
+  private exportLimit!: RateLimit;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -122,6 +131,102 @@ export default class AuthService extends Service {
           },
         },
         jwks: { params: PARAMS["auth.jwks"], handler: () => this.keys.jwks() },
+        verifyEmail: {
+          params: PARAMS["auth.verifyEmail"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ token: string }>) => {
+            await this.security.verifyEmail(ctx.params.token, clientOf(ctx));
+            return null;
+          },
+        },
+        resendVerification: {
+          params: PARAMS["auth.resendVerification"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx) => {
+            await this.security.resendVerification(userOf(ctx).id, clientOf(ctx));
+            return null;
+          },
+        },
+        changeEmail: {
+          params: PARAMS["auth.changeEmail"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ newEmail: string; password: string }>) => {
+            await this.security.changeEmail(userOf(ctx).id, ctx.params, clientOf(ctx));
+            return null;
+          },
+        },
+        requestPasswordReset: {
+          params: PARAMS["auth.requestPasswordReset"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ email: string }>) => {
+            await this.security.requestPasswordReset(ctx.params.email, clientOf(ctx));
+            return null;
+          },
+        },
+        confirmPasswordReset: {
+          params: PARAMS["auth.confirmPasswordReset"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ token: string; password: string }>) => {
+            await this.security.confirmPasswordReset(ctx.params.token, ctx.params.password, clientOf(ctx));
+            return null;
+          },
+        },
+        changePassword: {
+          params: PARAMS["auth.changePassword"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ currentPassword: string; newPassword: string }>) => {
+            const user = userOf(ctx);
+            await this.security.changePassword(user.id, user.sessionId, ctx.params);
+            return null;
+          },
+        },
+        account: {
+          params: PARAMS["auth.account"],
+          handler: async (ctx: Ctx) => this.security.view(await this.security.account(userOf(ctx).id)),
+        },
+        mfaSetup: {
+          params: PARAMS["auth.mfaSetup"],
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx) => this.security.mfaSetup(userOf(ctx).id),
+        },
+        mfaEnable: {
+          params: PARAMS["auth.mfaEnable"],
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ code: string }>) => this.security.mfaEnable(userOf(ctx).id, ctx.params.code),
+        },
+        mfaVerify: {
+          params: PARAMS["auth.mfaVerify"],
+          retryPolicy: noRetry,
+          handler: (ctx: Ctx<{ mfaToken: string; code?: string; recoveryCode?: string }>) =>
+            this.security.mfaVerify(ctx.params, clientOf(ctx)),
+        },
+        mfaDisable: {
+          params: PARAMS["auth.mfaDisable"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ password: string; code: string }>) => {
+            await this.security.mfaDisable(userOf(ctx).id, ctx.params);
+            return null;
+          },
+        },
+        deleteAccount: {
+          params: PARAMS["auth.deleteAccount"],
+          retryPolicy: noRetry,
+          handler: async (ctx: Ctx<{ password: string; code?: string; eraseMessages?: boolean }>) => {
+            await this.security.deleteAccount(userOf(ctx).id, ctx.params);
+            return null;
+          },
+        },
+        exportAccount: {
+          params: PARAMS["auth.exportAccount"],
+          handler: async (ctx: Ctx) => {
+            const user = userOf(ctx);
+            await this.exportLimit.consume(user.id);
+            return {
+              account: this.security.view(await this.security.account(user.id)),
+              sessions: await this.logic.listSessions(user.id, user.sessionId),
+            };
+          },
+        },
         revocations: { handler: async () => ({ revocations: await this.logic.recentRevocations() }) },
         rotateKeys: {
           handler: async () => {
@@ -153,7 +258,14 @@ export default class AuthService extends Service {
     const sessions = new SessionsRepository(this.store.collection("sessions"));
     const refreshTokens = new RefreshTokensRepository(this.store.collection("refresh_tokens"));
     const keysRepo = new SigningKeysRepository(this.store.collection("signing_keys"));
-    await Promise.all([accounts.init(), sessions.init(), refreshTokens.init(), keysRepo.init()]);
+    const mailedTokens = new MailedTokensRepository(this.store.collection("mailed_tokens"));
+    await Promise.all([
+      accounts.init(),
+      sessions.init(),
+      refreshTokens.init(),
+      keysRepo.init(),
+      mailedTokens.init(),
+    ]);
     this.keys = new SigningKeys(keysRepo, {
       issuer: config.jwt.issuer,
       audience: config.jwt.audience,
@@ -163,6 +275,56 @@ export default class AuthService extends Service {
     this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-auth`) : undefined;
     const limit = (name: string, rate: { points: number; duration: number }) =>
       new RateLimit(name, rate, this.redis, config.namespace);
+    this.mailer = createMailer({
+      smtpUrl: config.mail.smtpUrl,
+      from: config.mail.from,
+      outboxDir: path.join(config.dataDir, "outbox"),
+      logger: this.logger,
+      metrics: platformMetrics(this.broker),
+    });
+    const displayNameOf = async (account: Account) => {
+      try {
+        return (await call(this.broker, "profile.get", { id: account._id })).displayName;
+      } catch {
+        return account.username;
+      }
+    };
+    const loginAccount = limit("login-account", config.rateLimits.loginAccount);
+    this.exportLimit = limit("export-user", config.account.exportRate);
+    this.security = new AccountSecurity({
+      accounts,
+      sessions,
+      tokens: mailedTokens,
+      hasher: this.boundedHasher(),
+      mail: this.mailer,
+      publicUrl: config.mail.publicUrl,
+      issuer: config.jwt.issuer,
+      usernameHoldDays: config.account.usernameHoldDays,
+      limits: {
+        mailAddress: limit("mail-address", config.account.mailAddressRate),
+        mailIp: limit("mail-ip", config.account.mailIpRate),
+        tokenIp: limit("token-ip", config.account.tokenIpRate),
+        loginAccount,
+      },
+      displayNameOf,
+      openSession: (userId, client) => this.logic.openSession(userId, client, undefined),
+      publicUser: async (account) => toPublicUser(account, await displayNameOf(account)),
+      onRevoked: (ids) => this.announceRevoked(ids),
+      profiles: {
+        setEmail: async (id, email, emailVerified) => {
+          await call(this.broker, "profile.setEmail", { id, email, emailVerified });
+        },
+        erase: async (id) => {
+          await call(this.broker, "profile.erase", { id });
+        },
+      },
+      chat: {
+        eraseUser: async (userId, eraseMessages) => {
+          await call(this.broker, "chat.eraseUser", { userId, eraseMessages });
+        },
+      },
+      warn: (message, err) => this.logger.warn(message, err),
+    });
     this.logic = new AuthLogic({
       accounts,
       sessions,
@@ -180,12 +342,15 @@ export default class AuthService extends Service {
       limits: {
         registerIp: limit("register-ip", config.rateLimits.registerIp),
         loginIp: limit("login-ip", config.rateLimits.loginIp),
-        loginAccount: limit("login-account", config.rateLimits.loginAccount),
+        loginAccount,
       },
       accessTtlS: config.jwt.accessTtlS,
       refreshTtlS: config.jwt.refreshTtlS,
       refreshReuseGraceMs: config.jwt.refreshReuseGraceMs,
       onRevoked: (ids) => this.announceRevoked(ids),
+      signEmailVerified: config.account.requireEmailVerification,
+      onRegistered: (account, displayName) => this.security.sendVerification(account, displayName),
+      mfaChallenge: (account, client) => this.security.mfaChallenge(account, client),
     });
     if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});
     this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_INTERVAL_MS);
@@ -194,6 +359,8 @@ export default class AuthService extends Service {
 
   private async stop(): Promise<void> {
     clearInterval(this.housekeeping);
+    await this.mailer?.drain(5_000).catch(() => undefined);
+    await this.mailer?.close();
     this.redis?.disconnect();
     await this.store?.close();
   }
@@ -203,6 +370,8 @@ export default class AuthService extends Service {
       if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});
       const swept = await this.logic.sweepStalePending(new Date(Date.now() - STALE_PENDING_MS));
       if (swept > 0) this.logger.warn(`Undid ${swept} registrations that never completed`);
+      const finished = await this.security.sweepDeletions();
+      if (finished > 0) this.logger.info(`Finished ${finished} account deletions or username holds`);
     } catch (err) {
       this.logger.warn("Auth housekeeping failed; it runs again shortly", err);
     }

@@ -101,6 +101,18 @@ export class SessionsRepository extends BaseRepository<Session> {
     return live.map((s) => s._id);
   }
 
+  /** Revokes every live session of a user but one; resolves their ids. */
+  async revokeOthers(userId: string, keepId: string, now: Date): Promise<string[]> {
+    const live = await this.collection.find({ userId, revokedAt: { $exists: false } }, { limit: 10_000 });
+    const others = live.filter((s) => s._id !== keepId).map((s) => s._id);
+    if (others.length === 0) return [];
+    await this.collection.updateMany(
+      { _id: { $in: others }, userId, revokedAt: { $exists: false } },
+      this.stampUpdate({ $set: { revokedAt: now } }),
+    );
+    return others;
+  }
+
   revokedSince(since: Date): Promise<Session[]> {
     return this.collection.find({ revokedAt: { $gt: since } }, { limit: 100_000 });
   }

@@ -20,6 +20,8 @@ export interface TokenSettings {
 export interface AccessClaims {
   userId: string;
   sessionId: string;
+  /** Signed as `ev`: the account's address was verified (only when REQUIRE_EMAIL_VERIFICATION reads it). */
+  emailVerified?: boolean;
 }
 
 interface LoadedKey {
@@ -90,7 +92,11 @@ export class SigningKeys {
   async sign(claims: AccessClaims): Promise<string> {
     const key = this.keys[0];
     if (!key) throw new Error("No signing key loaded");
-    return new SignJWT({ sid: claims.sessionId })
+    const payload =
+      claims.emailVerified === undefined
+        ? { sid: claims.sessionId }
+        : { sid: claims.sessionId, ev: claims.emailVerified };
+    return new SignJWT(payload)
       .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: key.kid, typ: ACCESS_TOKEN_TYP })
       .setSubject(claims.userId)
       .setIssuer(this.settings.issuer)

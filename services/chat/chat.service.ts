@@ -17,7 +17,7 @@ import {
   type ResumeEntry,
   type ServerFrame,
 } from "../../lib/contracts.ts";
-import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
+import { ForbiddenError, UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
 import type { BlobStore } from "../../lib/files/blob-store.ts";
 import { openBlobStore } from "../../lib/files/index.ts";
 import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
@@ -96,7 +96,7 @@ export default class ChatService extends Service {
           handler: async (
             ctx: Ctx<{ type: "direct" | "group"; userId?: string; name?: string; memberIds?: string[] }>,
           ) => {
-            const me = userIdOf(ctx);
+            const me = this.verifiedUserIdOf(ctx);
             const p = ctx.params;
             if (p.type === "direct") {
               if (!p.userId || p.name !== undefined || p.memberIds !== undefined) {
@@ -154,7 +154,7 @@ export default class ChatService extends Service {
           handler: async (ctx: Ctx<ActionMap["chat.send"]["params"]>) => {
             const { id, message, clientMsgId, replyTo, attachmentIds } = ctx.params;
             const result = await this.logic.send(
-              userIdOf(ctx),
+              this.verifiedUserIdOf(ctx),
               id,
               message,
               clientMsgId,
@@ -182,7 +182,7 @@ export default class ChatService extends Service {
               pairKeyOf(ctx.meta.user?.id ?? "", ctx.params.recipientId),
           },
           handler: async (ctx: Ctx<ActionMap["chat.sendTo"]["params"]>) => {
-            const me = userIdOf(ctx);
+            const me = this.verifiedUserIdOf(ctx);
             const { recipientId, message, clientMsgId, replyTo, attachmentIds } = ctx.params;
             const { chat } = await this.logic.openDirect(me, recipientId);
             return this.sent(
@@ -554,6 +554,21 @@ export default class ChatService extends Service {
   }
 
   /** A new message goes to the members, then its sender's read mark (their own messages are read). */
+  /**
+   * The caller of a send or a new chat; with REQUIRE_EMAIL_VERIFICATION only once their access token
+   * says the address is verified (its `ev` claim, set on the refresh after the verification).
+   */
+  private verifiedUserIdOf(ctx: Ctx<unknown>): string {
+    const id = userIdOf(ctx);
+    if (
+      platformConfig(this.broker).account.requireEmailVerification &&
+      ctx.meta.user?.emailVerified !== true
+    ) {
+      throw emailNotVerified();
+    }
+    return id;
+  }
+
   private sent(result: { message: MessageView; created: boolean; members: string[] }): MessageView {
     if (result.created) {
       const m = result.message;
@@ -685,6 +700,13 @@ interface ReactionParams {
   id: string;
   messageId: string;
   emoji: string;
+}
+
+function emailNotVerified(): ForbiddenError {
+  return new ForbiddenError(
+    "Verify your email address first (the link mailed to it); then refresh your tokens",
+    "EMAIL_NOT_VERIFIED",
+  );
 }
 
 function userIdOf(ctx: Ctx<unknown>): string {

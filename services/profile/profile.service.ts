@@ -88,6 +88,26 @@ export default class ProfileService extends Service {
             return { removed };
           },
         },
+        // Called by the auth service when an address is verified or changed.
+        setEmail: {
+          visibility: "public",
+          params: PARAMS["profile.setEmail"],
+          handler: async (ctx: Ctx<{ id: string; email: string; emailVerified: boolean }>) => {
+            await this.profiles.setEmail(ctx.params.id, ctx.params.email, ctx.params.emailVerified);
+            await this.dropCached([ctx.params.id]);
+            return null;
+          },
+        },
+        // Called by the auth service's account deletion; repeating it changes nothing.
+        erase: {
+          visibility: "public",
+          params: PARAMS["profile.erase"],
+          handler: async (ctx: Ctx<{ id: string }>) => {
+            await this.profiles.erase(ctx.params.id);
+            await this.dropCached([ctx.params.id]);
+            return null;
+          },
+        },
         me: {
           params: PARAMS["profile.me"],
           handler: async (ctx: Ctx) => toOwn(await this.record(userIdOf(ctx))),
@@ -136,10 +156,11 @@ export default class ProfileService extends Service {
             const limit = ctx.params.limit ?? DEFAULT_PAGE;
             const after = ctx.params.cursor ? decodeCursor(ctx.params.cursor) : undefined;
             const found = await this.profiles.searchByPrefix(ctx.params.q, after, limit + 1);
+            // A deleted account's username (`~id`) is no name to find anyone by.
             const page = found.slice(0, limit);
             const last = page.at(-1);
             return {
-              users: page.map((p) => toPublic(toRecord(p))),
+              users: page.filter((p) => !p.deleted).map((p) => toPublic(toRecord(p))),
               nextCursor: found.length > limit && last ? encodeCursor(last.usernameLower) : null,
             };
           },
@@ -269,7 +290,7 @@ function toRecord(p: Profile): ProfileRecord {
 }
 
 function toPublic(r: ProfileRecord): PublicProfile {
-  return {
+  const view: PublicProfile = {
     id: r._id,
     username: r.username,
     displayName: r.displayName,
@@ -277,8 +298,10 @@ function toPublic(r: ProfileRecord): PublicProfile {
     avatarUrl: r.avatarUrl,
     createdAt: r.createdAt,
   };
+  if (r.deleted) view.deleted = true;
+  return view;
 }
 
 function toOwn(r: ProfileRecord): OwnProfile {
-  return { ...toPublic(r), email: r.email, updatedAt: r.updatedAt };
+  return { ...toPublic(r), email: r.email, emailVerified: r.emailVerified === true, updatedAt: r.updatedAt };
 }

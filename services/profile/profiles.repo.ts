@@ -9,9 +9,15 @@ export interface Profile {
   displayName: string;
   bio: string | null;
   avatarUrl: string | null;
+  /** Kept in step by the auth service; missing on profiles made before verification existed. */
+  emailVerified?: boolean;
+  /** The account was deleted: everything personal is erased and the username freed here. */
+  deleted?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
+
+export const DELETED_DISPLAY_NAME = "Deleted user";
 
 export type ProfileChanges = Partial<Pick<Profile, "displayName" | "bio" | "avatarUrl">>;
 
@@ -63,6 +69,32 @@ export class ProfilesRepository extends BaseRepository<Profile> {
 
   update(id: string, changes: ProfileChanges): Promise<Profile | null> {
     return this.collection.findOneAndUpdate({ _id: id }, this.stampUpdate({ $set: { ...changes } }));
+  }
+
+  setEmail(id: string, email: string, emailVerified: boolean): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id, deleted: { $exists: false } },
+      this.stampUpdate({ $set: { email, emailVerified } }),
+    );
+  }
+
+  /** Erases what was personal; the id stays, so messages still name their (deleted) sender. */
+  erase(id: string): Promise<number> {
+    return this.collection.updateOne(
+      { _id: id },
+      this.stampUpdate({
+        $set: {
+          email: "",
+          emailVerified: false,
+          username: "",
+          usernameLower: `~${id}`,
+          displayName: DELETED_DISPLAY_NAME,
+          bio: null,
+          avatarUrl: null,
+          deleted: true,
+        },
+      }),
+    );
   }
 
   /** Usernames starting with the prefix (case-insensitive), in order, after the cursor. */

@@ -162,12 +162,12 @@ describe("preflights and other methods", () => {
   test("a plain OPTIONS answers the path's methods and runs nothing", async () => {
     const res = await send("OPTIONS", "/users/me", { token });
     assert.equal(res.status, 204);
-    assert.equal(res.headers.allow, "GET, HEAD, PATCH, OPTIONS");
+    assert.equal(res.headers.allow, "GET, HEAD, PATCH, DELETE, OPTIONS");
   });
 
   test("a known path with a method it does not take is 405 with Allow", async () => {
     for (const [method, path, allow] of [
-      ["PUT", "/users/me", "GET, HEAD, PATCH, OPTIONS"],
+      ["PUT", "/users/me", "GET, HEAD, PATCH, DELETE, OPTIONS"],
       ["TRACE", "/chats", "GET, HEAD, POST, OPTIONS"],
       ["DELETE", "/auth/login", "POST, OPTIONS"],
       ["POST", "/users/some-id", "GET, HEAD, OPTIONS"],

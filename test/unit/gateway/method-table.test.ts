@@ -7,7 +7,7 @@ describe("MethodTable", () => {
   const table = new MethodTable(ROUTES);
 
   test("a path's methods are those of every route template it matches, with HEAD and OPTIONS", () => {
-    assert.deepEqual(table.allowed("/users/me"), ["GET", "HEAD", "PATCH", "OPTIONS"]);
+    assert.deepEqual(table.allowed("/users/me"), ["GET", "HEAD", "PATCH", "DELETE", "OPTIONS"]);
     assert.deepEqual(table.allowed("/users/abc"), ["GET", "HEAD", "OPTIONS"]);
     assert.deepEqual(table.allowed("/chats/c1/messages/m1"), ["PATCH", "DELETE", "OPTIONS"]);
     assert.deepEqual(table.allowed("/auth/logout/"), ["POST", "OPTIONS"]);
