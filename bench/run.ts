@@ -53,7 +53,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
                     register, login); implies --no-ws; --only store runs the store growth benchmark
                     (bench/store/run.ts, its options after it; --only store --help lists them); --only chatlist
                     and --only reactions run the chat read benchmarks (bench/chat/run.ts; --help after them);
-                    --only files runs the upload and download benchmark (bench/files/run.ts; --help after it)
+                    --only files runs the upload and download benchmark (bench/files/run.ts; --help after it);
+                    --only accounts the sign-in, mail burst and push benchmark (bench/accounts/run.ts)
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
 Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
@@ -98,6 +99,23 @@ if (filesAt !== -1) {
   } catch (err) {
     process.stderr.write(
       `files failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+  }
+  process.exit(code);
+}
+const accountsAt = argv.findIndex(
+  (a, i) => a === "--only=accounts" || (a === "--only" && argv[i + 1] === "accounts"),
+);
+if (accountsAt !== -1) {
+  const inline = argv[accountsAt] === "--only=accounts";
+  const rest = argv.filter((_, i) => i !== accountsAt && !(!inline && i === accountsAt + 1));
+  const { runAccountsBench } = await import("./accounts/run.ts");
+  let code = 1;
+  try {
+    code = await runAccountsBench(rest, `npm run bench -- ${argv.join(" ")}`);
+  } catch (err) {
+    process.stderr.write(
+      `accounts failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );
   }
   process.exit(code);

@@ -104,7 +104,7 @@ export interface UserView {
 /** What a login answers for an account with two-factor authentication on, instead of tokens. */
 export interface MfaChallenge {
   mfaRequired: true;
-  /** Opaque and single use: trade it with a code at POST /auth/2fa/verify, within `expiresIn` seconds. */
+  /** Trade it with a code at POST /auth/2fa/verify, within `expiresIn` seconds; it opens nothing else. */
   mfaToken: string;
   expiresIn: number;
 }

@@ -64,7 +64,7 @@ const id = {
   pattern: "^[A-Za-z0-9_-]+$",
   messages: { stringPattern: "The '{field}' field may hold only the letters A-Z and a-z, digits, _ and -" },
 } as const;
-/** A token mailed in a link, or an mfaToken: opaque, base64url. */
+/** A token mailed in a link: opaque, base64url. */
 const mailedToken = text({ min: 1, max: 128 });
 const totpCode = {
   type: "string",
@@ -112,7 +112,8 @@ export const PARAMS = {
   "auth.mfaSetup": { $$strict: true },
   "auth.mfaEnable": { $$strict: true, code: totpCode },
   "auth.mfaVerify": exactlyOneOf(["code", "recoveryCode"], {
-    mfaToken: mailedToken,
+    // A signed token (an EdDSA JWT of its own type; signing-keys.ts), a few hundred characters.
+    mfaToken: text({ min: 1, max: 2048 }),
     code: { ...totpCode, optional: true },
     recoveryCode: { ...recoveryCode, optional: true },
   }),

@@ -8,6 +8,7 @@
  * the same 400. Mails are queued (lib/mail) and never hold up an answer.
  */
 
+import { createHash } from "node:crypto";
 import { Errors } from "moleculer";
 import {
   ConflictError,
@@ -25,6 +26,7 @@ import type { ClientInfo, PublicUser, TokenPair } from "./auth.logic.ts";
 import type { MailedTokensRepository } from "./mailed-tokens.repo.ts";
 import { isCommonPassword, type PasswordHasher, passwordLengthIssue } from "./passwords.ts";
 import type { SessionsRepository } from "./sessions.repo.ts";
+import type { MfaClaims } from "./signing-keys.ts";
 import {
   findRecoveryCode,
   hashRecoveryCode,
@@ -38,8 +40,6 @@ import {
 export const RESET_TTL_S = 30 * 60;
 export const VERIFY_TTL_S = 48 * 3600;
 export const MFA_TOKEN_TTL_S = 5 * 60;
-/** Wrong codes one mfaToken takes before it is spent: the login starts over (the password again). */
-export const MFA_TOKEN_ATTEMPTS = 5;
 /** A setup not confirmed within this is forgotten: enable answers MFA_NOT_SET_UP. */
 const MFA_SETUP_TTL_MS = 15 * 60_000;
 
@@ -64,6 +64,8 @@ export interface SecurityDeps {
   limits: { mailAddress: RateLimit; mailIp: RateLimit; tokenIp: RateLimit; loginAccount: RateLimit };
   /** The display name mails greet the user by (falls back to the username). */
   displayNameOf(account: Account): Promise<string>;
+  signMfa(claims: MfaClaims, ttlS: number): Promise<string>;
+  verifyMfa(token: string): Promise<MfaClaims | undefined>;
   /** Opens a session and signs its pair (AuthLogic's). */
   openSession(userId: string, client: ClientInfo): Promise<TokenPair>;
   publicUser(account: Account): Promise<PublicUser>;
@@ -227,7 +229,7 @@ export class AccountSecurity {
     await this.d.accounts.setPasswordHash(account._id, passwordHash);
     // The link proved the mailbox is the owner's.
     await this.d.accounts.setEmailVerified(account._id, account.email);
-    await this.d.tokens.spendAll(account._id, ["reset", "mfa"]);
+    await this.d.tokens.spendAll(account._id, ["reset"]);
     await this.revoke(await this.d.sessions.revokeAll(account._id, new Date()));
     this.mail("password-changed", account.email, await this.d.displayNameOf(account), {});
   }
@@ -299,16 +301,16 @@ export class AccountSecurity {
     if (!(await this.d.accounts.writeMfa(after, undefined))) throw wrongCode();
   }
 
-  /** What a login answers for an account with two-factor on: a short-lived, single-purpose token. */
-  async mfaChallenge(account: Account, client: ClientInfo) {
-    const mfaToken = await this.d.tokens.issue(
-      {
-        kind: "mfa",
-        userId: account._id,
-        ip: client.ip,
-        userAgent: client.userAgent.slice(0, 256),
-        attempts: 0,
-      },
+  /**
+   * What a login answers for an account with two-factor on: a short-lived token signed as an
+   * mfaToken (never an access token; signing-keys.ts), bound to the account's two-factor revision
+   * and password. Nothing is stored for it: a sign-in it finishes moves the revision on (the code
+   * or recovery code is spent by compare-and-set on it), which voids it and every other mfaToken of
+   * the account, as a password change does.
+   */
+  async mfaChallenge(account: Account) {
+    const mfaToken = await this.d.signMfa(
+      { userId: account._id, rev: account.mfaRev ?? 0, pw: passwordFingerprint(account.passwordHash) },
       MFA_TOKEN_TTL_S,
     );
     return { mfaRequired: true as const, mfaToken, expiresIn: MFA_TOKEN_TTL_S };
@@ -319,9 +321,16 @@ export class AccountSecurity {
     client: ClientInfo,
   ): Promise<{ user: PublicUser } & TokenPair> {
     await this.d.limits.tokenIp.consume(client.ip);
-    const found = await this.d.tokens.findLive(input.mfaToken, "mfa");
-    const account = found ? await this.d.accounts.findActiveById(found.userId) : null;
-    if (!found || !account?.mfa) throw invalidMfaToken();
+    const claims = await this.d.verifyMfa(input.mfaToken);
+    const account = claims ? await this.d.accounts.findActiveById(claims.userId) : null;
+    if (
+      !claims ||
+      !account?.mfa ||
+      (account.mfaRev ?? 0) !== claims.rev ||
+      passwordFingerprint(account.passwordHash) !== claims.pw
+    ) {
+      throw invalidMfaToken();
+    }
     const key = `a:${account._id}`;
     await this.d.limits.loginAccount.check(key);
     const code = input.code ?? input.recoveryCode ?? "";
@@ -331,11 +340,11 @@ export class AccountSecurity {
         : await this.spendRecovery(account, code);
     if (!spent) {
       await this.d.limits.loginAccount.consume(key);
-      if ((await this.d.tokens.countAttempt(found._id)) >= MFA_TOKEN_ATTEMPTS)
-        await this.d.tokens.spend(found._id);
+      // Another sign-in with this token won meanwhile: the token is spent, not the code wrong.
+      const now = await this.d.accounts.findActiveById(account._id);
+      if ((now?.mfaRev ?? 0) !== claims.rev) throw invalidMfaToken();
       throw new UnauthorizedError("The code is wrong or was already used", "INVALID_MFA_CODE");
     }
-    if (!(await this.d.tokens.spend(found._id))) throw invalidMfaToken();
     const tokens = await this.d.openSession(account._id, client);
     return { user: await this.d.publicUser(account), ...tokens };
   }
@@ -421,7 +430,7 @@ export class AccountSecurity {
   async finishDeletion(account: Account): Promise<void> {
     const id = account._id;
     await this.revoke(await this.d.sessions.revokeAll(id, new Date()));
-    await this.d.tokens.spendAll(id, ["verify", "email", "reset", "mfa"]);
+    await this.d.tokens.spendAll(id, ["verify", "email", "reset"]);
     await this.d.profiles.erase(id);
     await this.d.chat.eraseUser(id, account.eraseMessages === true);
     const releaseAt = new Date(Date.now() + this.d.usernameHoldDays * 86_400_000);
@@ -476,6 +485,10 @@ export class AccountSecurity {
       work().catch((err: unknown) => this.d.warn("Account mail could not be prepared", err));
     });
   }
+}
+
+function passwordFingerprint(passwordHash: string): string {
+  return createHash("sha256").update(passwordHash).digest("base64url").slice(0, 16);
 }
 
 function invalidMfaToken(): UnauthorizedError {

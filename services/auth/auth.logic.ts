@@ -67,7 +67,7 @@ export interface AuthDeps {
   /** After a registration: mails the verification link (never throws, never waits). */
   onRegistered(account: Account, displayName: string): void;
   /** A login of an account with two-factor on answers this challenge instead of tokens. */
-  mfaChallenge(account: Account, client: ClientInfo): Promise<MfaChallenge>;
+  mfaChallenge(account: Account): Promise<MfaChallenge>;
 }
 
 export interface MfaChallenge {
@@ -171,7 +171,7 @@ export class AuthLogic {
     if (this.d.hasher.needsRehash(account.passwordHash)) {
       await this.d.accounts.setPasswordHash(account._id, await this.d.hasher.hash(input.password));
     }
-    if (account.mfa) return this.d.mfaChallenge(account, client);
+    if (account.mfa) return this.d.mfaChallenge(account);
     const tokens = await this.openSession(account._id, client, account.emailVerified === true);
     return { user: toPublicUser(account, await displayNameOf(account._id, account.username)), ...tokens };
   }

@@ -307,6 +307,8 @@ export default class AuthService extends Service {
         loginAccount,
       },
       displayNameOf,
+      signMfa: (claims, ttlS) => this.keys.signMfa(claims, ttlS),
+      verifyMfa: (token) => this.keys.verifyMfa(token),
       openSession: (userId, client) => this.logic.openSession(userId, client, undefined),
       publicUser: async (account) => toPublicUser(account, await displayNameOf(account)),
       onRevoked: (ids) => this.announceRevoked(ids),
@@ -350,7 +352,7 @@ export default class AuthService extends Service {
       onRevoked: (ids) => this.announceRevoked(ids),
       signEmailVerified: config.account.requireEmailVerification,
       onRegistered: (account, displayName) => this.security.sendVerification(account, displayName),
-      mfaChallenge: (account, client) => this.security.mfaChallenge(account, client),
+      mfaChallenge: (account) => this.security.mfaChallenge(account),
     });
     if ((await this.keys.refresh()).rotated) await broadcast(this.broker, "auth.keys.rotated", {});
     this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_INTERVAL_MS);

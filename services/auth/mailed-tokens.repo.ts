@@ -1,6 +1,6 @@
 /**
  * Single-use tokens of the account flows: the links mailed for email verification, email change and
- * password reset, and the mfaToken of a login waiting for its second factor. Only the SHA-256 of a
+ * password reset. Only the SHA-256 of a
  * token is stored (its `_id`), so a copy of the store opens nothing. A token is spent by one
  * compare-and-set (`usedAt` not set, not expired), so two uses racing end with one winner.
  */
@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
-export type TokenKind = "verify" | "email" | "reset" | "mfa";
+export type TokenKind = "verify" | "email" | "reset";
 
 export interface MailedToken {
   _id: string;
@@ -16,11 +16,6 @@ export interface MailedToken {
   userId: string;
   /** The address it was mailed to (verify: the account's; email: the new one). */
   email?: string;
-  /** mfa: the client the login came from, for the session it opens. */
-  ip?: string;
-  userAgent?: string;
-  /** mfa: wrong codes given with it so far. */
-  attempts?: number;
   expiresAt: Date;
   usedAt?: Date;
   createdAt: Date;
@@ -74,12 +69,6 @@ export class MailedTokensRepository extends BaseRepository<MailedToken> {
       this.stampUpdate({ $set: { usedAt: now } }),
     );
     return n === 1;
-  }
-
-  /** Counts one wrong code against an mfa token; resolves the count now. */
-  async countAttempt(id: string): Promise<number> {
-    await this.collection.updateOne({ _id: id }, this.stampUpdate({ $inc: { attempts: 1 } }));
-    return (await this.collection.findOne({ _id: id }))?.attempts ?? 0;
   }
 
   /** Spends every live token of a user of these kinds (a reset voids the other reset links). */

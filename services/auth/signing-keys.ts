@@ -4,11 +4,25 @@
  * anyone out.
  */
 import { randomBytes } from "node:crypto";
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import type { SigningKeyRecord, SigningKeysRepository } from "./signing-keys.repo.ts";
 
 export const ACCESS_TOKEN_ALG = "EdDSA";
 export const ACCESS_TOKEN_TYP = "at+jwt";
+/**
+ * The mfaToken of a login waiting for its second factor: signed by the same keys, but of another
+ * type and audience, so no verifier of access tokens takes it (gateways require `at+jwt` and the
+ * platform's audience), and it carries no session.
+ */
+export const MFA_TOKEN_TYP = "mfa+jwt";
+
+export interface MfaClaims {
+  userId: string;
+  /** The account's mfaRev when the password was right: any change of its two-factor state since voids it. */
+  rev: number;
+  /** A fingerprint of the password hash: a password change since voids it. */
+  pw: string;
+}
 
 export interface TokenSettings {
   issuer: string;
@@ -87,6 +101,54 @@ export class SigningKeys {
       return !supersededAt || supersededAt.getTime() + graceMs > now.getTime();
     });
     return { keys: keys.map((k) => k.publicJwk) };
+  }
+
+  async signMfa(claims: MfaClaims, ttlS: number): Promise<string> {
+    const key = this.keys[0];
+    if (!key) throw new Error("No signing key loaded");
+    return new SignJWT({ rev: claims.rev, pw: claims.pw })
+      .setProtectedHeader({ alg: ACCESS_TOKEN_ALG, kid: key.kid, typ: MFA_TOKEN_TYP })
+      .setSubject(claims.userId)
+      .setIssuer(this.settings.issuer)
+      .setAudience(`${this.settings.audience}#mfa`)
+      .setIssuedAt()
+      .setExpirationTime(`${ttlS}s`)
+      .sign(key.privateKey);
+  }
+
+  /** The claims of a valid mfaToken signed by a key of ours; undefined for anything else. */
+  async verifyMfa(token: string): Promise<MfaClaims | undefined> {
+    if (token.length > 2048) return undefined;
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          let key = this.keys.find((k) => k.kid === header.kid);
+          if (!key) {
+            await this.load();
+            key = this.keys.find((k) => k.kid === header.kid);
+          }
+          if (!key) throw new Error("unknown key");
+          return importJWK(key.publicJwk, ACCESS_TOKEN_ALG);
+        },
+        {
+          algorithms: [ACCESS_TOKEN_ALG],
+          issuer: this.settings.issuer,
+          audience: `${this.settings.audience}#mfa`,
+          typ: MFA_TOKEN_TYP,
+          requiredClaims: ["exp", "sub"],
+        },
+      );
+      if (
+        typeof payload.sub !== "string" ||
+        typeof payload.rev !== "number" ||
+        typeof payload.pw !== "string"
+      )
+        return undefined;
+      return { userId: payload.sub, rev: payload.rev, pw: payload.pw };
+    } catch {
+      return undefined;
+    }
   }
 
   async sign(claims: AccessClaims): Promise<string> {
