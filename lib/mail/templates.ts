@@ -80,22 +80,24 @@ export function renderMail(kind: MailKind, fields: MailFields): RenderedMail {
   const greeting = `Hello ${fields.displayName},`;
   const body = t.lines(fields);
   const after = t.after ?? [];
+  // Only the mails made to carry a link show one: a notice never does, whatever it is given.
+  const link = t.action ? fields.link : undefined;
   const text = [
     greeting,
     "",
     ...body,
-    ...(fields.link ? ["", fields.link] : []),
+    ...(link ? ["", link] : []),
     ...(after.length ? ["", ...after] : []),
     "",
   ].join("\n");
   const paragraphs = body.map((line) => `<p>${escapeHtml(line)}</p>`).join("\n");
   const button =
-    fields.link && t.action
-      ? `<p><a href="${escapeHtml(fields.link)}">${escapeHtml(t.action)}</a></p>\n<p style="color:#555">${escapeHtml(fields.link)}</p>`
+    link && t.action
+      ? `<p><a href="${escapeHtml(link)}">${escapeHtml(t.action)}</a></p>\n<p style="color:#555">${escapeHtml(link)}</p>`
       : "";
   const html = [
     "<!doctype html>",
-    '<html><body style="font-family:sans-serif;line-height:1.5">',
+    '<html lang="en"><head><meta charset="utf-8"></head><body style="font-family:sans-serif;line-height:1.5">',
     `<p>${escapeHtml(greeting)}</p>`,
     paragraphs,
     button,

@@ -96,6 +96,8 @@ function wrongCode(): ForbiddenError {
 
 export class AccountSecurity {
   private readonly d: SecurityDeps;
+  private readonly backlog: (() => Promise<void>)[] = [];
+  private preparing = 0;
 
   constructor(deps: SecurityDeps) {
     this.d = deps;
@@ -480,12 +482,33 @@ export class AccountSecurity {
     this.d.mail.send({ kind, to, ...body, ...(extra.link ? { link: extra.link } : {}) });
   }
 
+  /**
+   * Work an answer does not wait for (the token and mail of a reset), run PREPARING_AT_ONCE at a
+   * time: a burst of asks queues here instead of taking the event loop from other requests.
+   */
   private later(work: () => Promise<void>): void {
-    setImmediate(() => {
-      work().catch((err: unknown) => this.d.warn("Account mail could not be prepared", err));
-    });
+    this.backlog.push(work);
+    this.runBacklog();
+  }
+
+  private runBacklog(): void {
+    while (this.preparing < PREPARING_AT_ONCE && this.backlog.length > 0) {
+      const work = this.backlog.shift() as () => Promise<void>;
+      this.preparing += 1;
+      setImmediate(() => {
+        work()
+          .catch((err: unknown) => this.d.warn("Account mail could not be prepared", err))
+          .finally(() => {
+            this.preparing -= 1;
+            this.runBacklog();
+          });
+      });
+    }
   }
 }
+
+/** Background preparations (token and mail) run at once at most. */
+const PREPARING_AT_ONCE = 2;
 
 function passwordFingerprint(passwordHash: string): string {
   return createHash("sha256").update(passwordHash).digest("base64url").slice(0, 16);

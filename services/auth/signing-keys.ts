@@ -49,6 +49,8 @@ export class SigningKeys {
   private readonly repo: SigningKeysRepository;
   private readonly settings: TokenSettings;
   private keys: LoadedKey[] = [];
+  /** Public keys imported once per key id, for verifying mfaTokens. */
+  private readonly verifyingKeys = new Map<string, CryptoKey | Uint8Array>();
 
   constructor(repo: SigningKeysRepository, settings: TokenSettings) {
     this.repo = repo;
@@ -129,7 +131,12 @@ export class SigningKeys {
             key = this.keys.find((k) => k.kid === header.kid);
           }
           if (!key) throw new Error("unknown key");
-          return importJWK(key.publicJwk, ACCESS_TOKEN_ALG);
+          let verifying = this.verifyingKeys.get(key.kid);
+          if (!verifying) {
+            verifying = await importJWK(key.publicJwk, ACCESS_TOKEN_ALG);
+            this.verifyingKeys.set(key.kid, verifying);
+          }
+          return verifying;
         },
         {
           algorithms: [ACCESS_TOKEN_ALG],

@@ -30,6 +30,20 @@ export class BlocksRepository extends BaseRepository<Block> {
     return (await this.collection.deleteOne({ _id: idOf(blockerId, blockedId) })) === 1;
   }
 
+  /** Up to `limit` of the blocks the user made or that were made of them. */
+  async involving(userId: string, limit: number): Promise<Block[]> {
+    const made = await this.collection.find({ blockerId: userId }, { limit });
+    if (made.length >= limit) return made;
+    const received = await this.collection.find({ blockedId: userId }, { limit: limit - made.length });
+    return [...made, ...received];
+  }
+
+  /** Deletes these blocks, in one request. */
+  async removeIds(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.collection.deleteMany({ _id: { $in: ids } });
+  }
+
   count(blockerId: string): Promise<number> {
     return this.collection.count({ blockerId });
   }

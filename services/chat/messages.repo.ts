@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { DuplicateKeyError } from "../../lib/errors.ts";
 import { BaseRepository } from "../../lib/store/base-repository.ts";
-import type { IndexSpec } from "../../lib/store/types.ts";
+import type { IndexSpec, Update } from "../../lib/store/types.ts";
 import type { StoredAttachment } from "./uploads.repo.ts";
 
 export interface Message {
@@ -42,6 +42,7 @@ export type NewMessage = Pick<
 
 export const SEQ_INDEX = "chat_seq_unique";
 export const CLIENT_MSG_INDEX = "chat_sender_client_msg_unique";
+export const SENDER_TIME_INDEX = "sender_time";
 
 export function messageIdOf(chatId: string, seq: number): string {
   return `${chatId}_${seq}`;
@@ -63,6 +64,8 @@ export class MessagesRepository extends BaseRepository<Message> {
       // and every read by seq is by `_id`. Keeping this index cost each insert a second compound key.
       { name: SEQ_INDEX, fields: { chatId: 1, seq: 1 }, unique: true, retired: true },
       { name: CLIENT_MSG_INDEX, fields: { chatId: 1, senderId: 1, clientMsgId: 1 }, unique: true },
+      // A user's own messages across their chats, oldest first: their export and their erasure.
+      { name: SENDER_TIME_INDEX, fields: { senderId: 1, createdAt: 1 } },
     ];
   }
 
@@ -210,13 +213,7 @@ export class MessagesRepository extends BaseRepository<Message> {
 
   /** Empties a message, its mentions and reactions; the revision moves so no reaction write lands after. */
   tombstone(id: string, now: Date): Promise<Message | null> {
-    return this.collection.findOneAndUpdate(
-      { _id: id },
-      this.stampUpdate({
-        $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [], attachments: [] },
-        $inc: { reactionsRev: 1 },
-      }),
-    );
+    return this.collection.findOneAndUpdate({ _id: id }, this.stampUpdate(tombstoneOf(now)));
   }
 
   /** The messages with these ids (of any chat; callers check), null where none. */
@@ -235,4 +232,59 @@ export class MessagesRepository extends BaseRepository<Message> {
     );
     return n === 1;
   }
+
+  /**
+   * Up to `limit` of the sender's messages (of every chat), oldest first: those sent at or after
+   * `from` (all when absent), the first `skip` of them left out (the ones a previous page gave
+   * that were sent at exactly `from`).
+   */
+  bySender(senderId: string, from: Date | undefined, skip: number, limit: number): Promise<Message[]> {
+    return this.collection.find(from === undefined ? { senderId } : { senderId, createdAt: { $gte: from } }, {
+      sort: { createdAt: 1, _id: 1 },
+      skip,
+      limit,
+    });
+  }
+
+  /**
+   * Empties the files of up to `limit` of the sender's messages that still hold any, in one
+   * update; resolves how many. Those emptied no longer match, so repeated calls finish them all.
+   */
+  async emptyAttachmentsOf(senderId: string, limit: number): Promise<number> {
+    const held = await this.collection.find({ senderId, attachments: { $exists: true, $ne: [] } }, { limit });
+    if (held.length === 0) return 0;
+    await this.collection.updateMany(
+      { _id: { $in: held.map((m) => m._id) } },
+      this.stampUpdate({ $set: { attachments: [] } }),
+    );
+    return held.length;
+  }
+
+  /**
+   * Tombstones up to `limit` of the sender's messages that are not deleted yet, in one update, as
+   * `tombstone` does one: resolves how many. Repeated calls finish them all.
+   */
+  async tombstoneSomeOf(senderId: string, limit: number, now: Date): Promise<number> {
+    const live = await this.collection.find({ senderId, deleted: { $ne: true } }, { limit });
+    if (live.length === 0) return 0;
+    await this.collection.updateMany(
+      { _id: { $in: live.map((m) => m._id) }, deleted: { $ne: true } },
+      this.stampUpdate(
+        {
+          $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [], attachments: [] },
+          $inc: { reactionsRev: 1 },
+        },
+        now,
+      ),
+    );
+    return live.length;
+  }
+}
+
+/** What deleting a message writes: empty text, mentions, reactions and files; the revision moves. */
+function tombstoneOf(now: Date): Update {
+  return {
+    $set: { message: "", deleted: true, editedAt: now, mentions: [], reactions: [], attachments: [] },
+    $inc: { reactionsRev: 1 },
+  };
 }

@@ -43,7 +43,29 @@ export function attachmentOf(u: Upload): StoredAttachment {
 
 export class UploadsRepository extends BaseRepository<Upload> {
   indexes(): IndexSpec[] {
-    return [{ name: "orphan_at", fields: { orphanAt: 1 }, sparse: true }];
+    return [
+      { name: "orphan_at", fields: { orphanAt: 1 }, sparse: true },
+      // A user's uploads, oldest first: their export and their erasure.
+      { name: "owner_time", fields: { ownerId: 1, createdAt: 1 } },
+    ];
+  }
+
+  /** Up to `limit` of the owner's uploads, in any state. */
+  ofOwner(ownerId: string, limit: number): Promise<Upload[]> {
+    return this.collection.find({ ownerId }, { limit });
+  }
+
+  /**
+   * Up to `limit` of the owner's ready uploads, oldest first: those made at or after `from` (all
+   * when absent), the first `skip` of them left out.
+   */
+  readyOfOwner(ownerId: string, from: Date | undefined, skip: number, limit: number): Promise<Upload[]> {
+    return this.collection.find(
+      from === undefined
+        ? { ownerId, state: "ready" }
+        : { ownerId, state: "ready", createdAt: { $gte: from } },
+      { sort: { createdAt: 1, _id: 1 }, skip, limit },
+    );
   }
 
   async begin(id: string, ownerId: string, key: string, name: string, contentType: string): Promise<void> {
@@ -155,6 +177,11 @@ export class UploadUsageRepository extends BaseRepository<UploadUsage> {
       this.stampUpdate({ $inc: { bytes } }),
     );
     return n === 1;
+  }
+
+  /** The user's usage record goes (their account was erased). */
+  async remove(userId: string): Promise<void> {
+    await this.collection.deleteOne({ _id: userId });
   }
 
   async release(userId: string, bytes: number): Promise<void> {

@@ -213,6 +213,30 @@ export class Uploads {
   }
 
   /**
+   * Removes every upload of the owner, in any state (bytes, thumbnails, record), then their usage
+   * record: what erasing an account does. Each purge is the one a sweep does, so a run cut off
+   * half-way is finished by running it again (or by the sweep, for uploads left deleting).
+   */
+  async eraseOwner(ownerId: string): Promise<number> {
+    let removed = 0;
+    let fruitless = 0;
+    for (;;) {
+      const batch = await this.d.uploads.ofOwner(ownerId, SWEEP_BATCH);
+      if (batch.length === 0) break;
+      let round = 0;
+      for (const u of batch) if (await this.purge(u)) round += 1;
+      removed += round;
+      // A purge refused because the record changed meanwhile is read again; one that keeps
+      // changing gives up rather than loop.
+      fruitless = round === 0 ? fruitless + 1 : 0;
+      if (fruitless >= CAS_ATTEMPTS)
+        throw new ServiceUnavailableError("The uploads are changing too often; try again");
+    }
+    await this.d.usage.remove(ownerId);
+    return removed;
+  }
+
+  /**
    * Removes one upload, if it is still as read: marked deleting (so nothing serves or attaches it),
    * then its bytes and thumbnails, then its record, then its bytes leave the owner's usage.
    */

@@ -1,7 +1,11 @@
 /**
  * Mailpit: a real SMTP server whose HTTP API the tests read the mails from. SMTP and HTTP on free
- * ports of 127.0.0.1, its database in the server's temp dir, no version check (it would ask
- * GitHub). MAILPIT_URL (`smtp://host:port|http://host:port`) points the tests at an external one.
+ * ports of 127.0.0.1, its database in the server's temp dir. Nothing phones home: no version check
+ * (it would ask GitHub), no remote CSS or fonts fetched for the web UI; the POP3 server stays off
+ * (it starts only with an auth file), and so do relaying, forwarding, webhooks and the link checker.
+ * Its chaos triggers are on, inert until a test sets them (chaos()), to have SMTP answer errors.
+ * MAILPIT_URL (`smtp://host:port|http://host:port`) points the tests at an external one, which
+ * they cannot stop, kill or restart.
  */
 import path from "node:path";
 import { findBinary } from "./binaries.ts";
@@ -12,31 +16,47 @@ import { freePort } from "./servers.ts";
 export interface MailSummary {
   ID: string;
   Subject: string;
-  To: { Address: string }[];
+  From: { Address: string; Name: string };
+  To: { Address: string; Name: string }[];
   Created: string;
 }
 
 export interface Mail {
   id: string;
   subject: string;
+  /** `Name <address>`, or the address alone when the From has no name. */
   from: string;
   to: string[];
   text: string;
   html: string;
 }
 
+export type ChaosStage = "Sender" | "Recipient" | "Authentication";
+
 export interface MailpitHandle {
   readonly smtpUrl: string;
   readonly apiUrl: string;
+  /** The process, undefined for an external Mailpit. */
   readonly server: ServerHandle | undefined;
+  /** Every stored mail, newest first. */
   messages(): Promise<MailSummary[]>;
-  /** The newest mail to `to` (whose subject matches), polled until it comes. */
+  /** The newest mail to `to` (whose subject matches, not in `exclude`), polled until it comes. */
   waitForMail(
     to: string,
     options?: { subject?: RegExp; timeoutMs?: number; exclude?: Set<string> },
   ): Promise<Mail>;
   deleteAll(): Promise<void>;
+  /**
+   * Makes Mailpit's SMTP answer an error code to a share (0-100 %) of the MAIL FROM, RCPT TO or AUTH
+   * commands; the stages not named go back to no errors. Lost on restart().
+   */
+  chaos(triggers: Partial<Record<ChaosStage, { ErrorCode: number; Probability: number }>>): Promise<void>;
+  /** SIGTERM, then removes the temp dir (and the mails). */
   stop(): Promise<void>;
+  /** SIGKILL: SMTP and HTTP are down until restart(). */
+  kill(): Promise<void>;
+  /** Starts it again on the same ports with the same database (its mails kept). */
+  restart(): Promise<void>;
 }
 
 export async function startMailpit(): Promise<MailpitHandle> {
@@ -46,6 +66,7 @@ export async function startMailpit(): Promise<MailpitHandle> {
     return handle(smtpUrl, apiUrl, undefined);
   }
   const httpPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${httpPort}`;
   const server = await ManagedServer.start(
     {
       name: "mailpit",
@@ -58,6 +79,8 @@ export async function startMailpit(): Promise<MailpitHandle> {
         "--database",
         path.join(dir, "mailpit.db"),
         "--disable-version-check",
+        "--block-remote-css-and-fonts",
+        "--enable-chaos",
         "--smtp-auth-accept-any",
         "--smtp-auth-allow-insecure",
         "--smtp-disable-rdns",
@@ -65,11 +88,25 @@ export async function startMailpit(): Promise<MailpitHandle> {
         "5000",
       ],
       url: (port) => `smtp://127.0.0.1:${port}`,
-      probe: (port) => expectLine(port, undefined, (line) => line.startsWith("220 ")),
+      // Both halves: the SMTP greeting, and the API the tests read from.
+      probe: async (port) => {
+        await expectLine(port, undefined, (line) => line.startsWith("220 "));
+        const res = await fetch(`${apiUrl}/readyz`, { signal: AbortSignal.timeout(1_000) });
+        if (!res.ok) throw new Error(`Mailpit /readyz answered ${res.status}`);
+      },
     },
     await freePort(),
   );
-  return handle(server.url, `http://127.0.0.1:${httpPort}`, server);
+  return handle(server.url, apiUrl, server);
+}
+
+interface FullMessage {
+  ID: string;
+  Subject: string;
+  From: { Address: string; Name: string };
+  To: { Address: string }[];
+  Text: string;
+  HTML: string;
 }
 
 function handle(smtpUrl: string, apiUrl: string, server: ServerHandle | undefined): MailpitHandle {
@@ -80,6 +117,10 @@ function handle(smtpUrl: string, apiUrl: string, server: ServerHandle | undefine
   };
   const messages = async () =>
     (await api<{ messages: MailSummary[] }>("/api/v1/messages?limit=5000")).messages;
+  const owned = (what: string): ServerHandle => {
+    if (!server) throw new Error(`cannot ${what} the external Mailpit of MAILPIT_URL`);
+    return server;
+  };
   return {
     smtpUrl,
     apiUrl,
@@ -97,14 +138,7 @@ function handle(smtpUrl: string, apiUrl: string, server: ServerHandle | undefine
         );
         if (found) {
           options.exclude?.add(found.ID);
-          const full = await api<{
-            ID: string;
-            Subject: string;
-            From: { Address: string; Name: string };
-            To: { Address: string }[];
-            Text: string;
-            HTML: string;
-          }>(`/api/v1/message/${found.ID}`);
+          const full = await api<FullMessage>(`/api/v1/message/${found.ID}`);
           return {
             id: full.ID,
             subject: full.Subject,
@@ -114,7 +148,10 @@ function handle(smtpUrl: string, apiUrl: string, server: ServerHandle | undefine
             html: full.HTML,
           };
         }
-        if (Date.now() > deadline) throw new Error(`No mail to ${to} in Mailpit within the time`);
+        if (Date.now() > deadline) {
+          const what = options.subject ? ` with a subject matching ${options.subject}` : "";
+          throw new Error(`No mail to ${to}${what} in Mailpit within ${options.timeoutMs ?? 15_000} ms`);
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -122,6 +159,21 @@ function handle(smtpUrl: string, apiUrl: string, server: ServerHandle | undefine
       const res = await fetch(`${apiUrl}/api/v1/messages`, { method: "DELETE" });
       if (!res.ok) throw new Error(`Mailpit delete: ${res.status}`);
     },
+    async chaos(triggers) {
+      const off = { ErrorCode: 451, Probability: 0 };
+      await api("/api/v1/chaos", {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          Sender: off,
+          Recipient: off,
+          Authentication: { ...off, ErrorCode: 535 },
+          ...triggers,
+        }),
+      });
+    },
     stop: () => server?.stop() ?? Promise.resolve(),
+    kill: () => owned("kill").kill(),
+    restart: () => owned("restart").restart(),
   };
 }

@@ -1,17 +1,22 @@
 /**
- * The mailer against a real SMTP server (Mailpit): mails arrive whole, a server that is down is
- * retried until it is back, one gone for good ends in a logged, counted failure; and without
- * SMTP_URL, mails are .eml files readable only by the node's user.
+ * The mailer against a real SMTP server (Mailpit, test/harness/mailpit.ts): mails arrive whole, a
+ * server that is down is retried until it is back, one gone for good ends in a logged, counted
+ * failure; and without SMTP_URL, mails are .eml files readable only by the node's user. Metrics are
+ * the platform's own, registered on a real broker and read back from its registry.
  */
 import assert from "node:assert/strict";
-import { readdir, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createMailer, renderMail } from "../../lib/mail/index.ts";
-import type { PlatformMetrics } from "../../lib/metrics.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Logger, ServiceBroker } from "moleculer";
+import { createMailer, type MailKind, type OutgoingMail, renderMail } from "../../lib/mail/index.ts";
+import { METRIC, platformMetrics } from "../../lib/metrics.ts";
 import { type MailpitHandle, startMailpit } from "../harness/mailpit.ts";
-import { decodeQuotedPrintable } from "../support/outbox.ts";
-import { tempDir } from "../support/platform.ts";
+import { freePort } from "../harness/servers.ts";
+
+const FROM = "Social <no-reply@social.test>";
 
 let mailpit: MailpitHandle;
 before(async () => {
@@ -19,163 +24,295 @@ before(async () => {
 });
 after(() => mailpit?.stop());
 
-function recorder() {
+/** A logger that keeps what it is given, and the platform metrics of a broker of its own. */
+function observed() {
   const logs: { level: string; message: string }[] = [];
-  const counts = { sent: 0, failed: 0, retried: 0, queue: [] as number[] };
-  const logger = {
-    info: (message: string) => logs.push({ level: "info", message }),
-    warn: (message: string) => logs.push({ level: "warn", message }),
-    error: (message: string) => logs.push({ level: "error", message }),
+  const at =
+    (level: string) =>
+    (...args: unknown[]) =>
+      logs.push({ level, message: args.map(String).join(" ") });
+  const logger: Logger = {
+    fatal: at("fatal"),
+    error: at("error"),
+    warn: at("warn"),
+    info: at("info"),
+    debug: at("debug"),
+    trace: at("trace"),
   };
-  const metrics = {
-    mailSentOne: () => counts.sent++,
-    mailFailedOne: () => counts.failed++,
-    mailRetried: () => counts.retried++,
-    mailQueued: (n: number) => counts.queue.push(n),
-  } as unknown as PlatformMetrics;
-  return { logs, counts, logger, metrics };
+  const broker = new ServiceBroker({ logger: false, metrics: { enabled: true, reporter: [] } });
+  const metrics = platformMetrics(broker);
+  assert.ok(metrics);
+  const value = (name: string, labels?: Record<string, string>): number =>
+    (broker.metrics.getMetric(name)?.get(labels) as { value?: number } | null)?.value ?? 0;
+  return {
+    logs,
+    logger,
+    metrics,
+    sent: (kind: MailKind) => value(METRIC.MAIL_SENT, { kind }),
+    failed: (kind: MailKind) => value(METRIC.MAIL_FAILED, { kind }),
+    retries: () => value(METRIC.MAIL_RETRIES),
+    queue: () => value(METRIC.MAIL_QUEUE),
+    errors: () => logs.filter((l) => l.level === "error"),
+  };
 }
 
-function mailTo(to: string, link = "http://localhost:3000/#reset-password=abc") {
+function resetMail(
+  to: string,
+  link = `http://localhost:3000/#reset-password=${"t".repeat(43)}`,
+): OutgoingMail {
   return {
-    kind: "password-reset" as const,
+    kind: "password-reset",
     to,
     link,
     ...renderMail("password-reset", { displayName: "Ann <b>", link }),
   };
 }
 
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function copiesTo(address: string): Promise<number> {
+  return (await mailpit.messages()).filter((m) => m.To.some((t) => t.Address === address)).length;
+}
+
 describe("over SMTP", () => {
-  test("a mail arrives with its From, subject, text and HTML; the display name is escaped in the HTML", async () => {
-    const r = recorder();
-    const mailer = createMailer({
-      smtpUrl: mailpit.smtpUrl,
-      from: "Social <no-reply@social.test>",
-      outboxDir: "/nonexistent",
-      ...r,
+  test("a mail arrives with the configured From, its subject, a text and an HTML part", async () => {
+    const o = observed();
+    const mailer = createMailer({ smtpUrl: mailpit.smtpUrl, from: FROM, outboxDir: "/nonexistent", ...o });
+    const link = "http://localhost:3000/#verify-email=abcDEF_123";
+    mailer.send({
+      kind: "verify-email",
+      to: "ann@example.test",
+      link,
+      ...renderMail("verify-email", { displayName: "Ann <b>", link }),
     });
-    mailer.send(mailTo("ann@example.test"));
     await mailer.drain(10_000);
-    const mail = await mailpit.waitForMail("ann@example.test");
-    assert.equal(mail.subject, "Reset your password");
-    assert.equal(mail.from, "Social <no-reply@social.test>");
-    assert.match(mail.text, /Hello Ann <b>,/);
-    assert.match(mail.text, /#reset-password=abc/);
+    const mail = await mailpit.waitForMail("ann@example.test", { timeoutMs: 5_000 });
+    assert.equal(mail.from, FROM);
+    assert.deepEqual(mail.to, ["ann@example.test"]);
+    assert.equal(mail.subject, "Confirm your email address");
+    assert.match(mail.text, /^Hello Ann <b>,/);
+    assert.ok(mail.text.includes(link));
+    assert.ok(mail.html.includes(`<a href="${link}">`));
     assert.match(mail.html, /Hello Ann &#60;b&#62;,/);
     assert.ok(!mail.html.includes("<b>"), "no markup from the name");
-    assert.equal(r.counts.sent, 1);
-    assert.equal(r.counts.failed, 0);
+    assert.equal(o.sent("verify-email"), 1);
+    assert.equal(o.failed("verify-email"), 0);
+    assert.equal(o.queue(), 0);
     await mailer.close();
   });
 
-  test("send() returns at once and never throws, even for an address SMTP refuses", async () => {
-    const r = recorder();
-    const mailer = createMailer({
-      smtpUrl: mailpit.smtpUrl,
-      from: "no-reply@social.test",
-      outboxDir: "/nonexistent",
-      ...r,
-      retry: { attempts: 2, firstDelayMs: 10, maxDelayMs: 10 },
-    });
-    assert.doesNotThrow(() => mailer.send(mailTo("not an address")));
-    await mailer.drain(10_000);
-    assert.equal(r.counts.failed, 1);
-    assert.ok(r.logs.some((l) => l.level === "error" && l.message.includes("given up")));
-    await mailer.close();
-  });
-
-  test("a server that is down is retried with backoff until it is back; the mail arrives once", async () => {
-    const server = mailpit.server;
-    assert.ok(server, "needs a Mailpit the test started");
-    const r = recorder();
-    const mailer = createMailer({
-      smtpUrl: mailpit.smtpUrl,
-      from: "no-reply@social.test",
-      outboxDir: "/nonexistent",
-      ...r,
-      retry: { attempts: 20, firstDelayMs: 100, maxDelayMs: 400 },
-    });
-    await server.kill();
-    mailer.send(mailTo("retry@example.test"));
-    await new Promise((resolve) => setTimeout(resolve, 800));
-    assert.ok(r.counts.retried >= 2, `retried ${r.counts.retried} times while down`);
-    assert.equal(r.counts.sent, 0);
-    await server.restart();
-    await mailer.drain(15_000);
-    assert.equal(r.counts.sent, 1);
-    assert.equal(r.counts.failed, 0);
-    await mailpit.waitForMail("retry@example.test");
-    const copies = (await mailpit.messages()).filter((m) =>
-      m.To.some((t) => t.Address === "retry@example.test"),
+  test("drain() resolves only once every queued mail was handed over", async () => {
+    const o = observed();
+    const mailer = createMailer({ smtpUrl: mailpit.smtpUrl, from: FROM, outboxDir: "/nonexistent", ...o });
+    const to = Array.from({ length: 25 }, (_, i) => `drain-${i}@example.test`);
+    for (const address of to) mailer.send(resetMail(address));
+    assert.equal(o.queue(), 25, "queued, none sent inside send()");
+    await mailer.drain(20_000);
+    assert.equal(o.sent("password-reset"), 25);
+    assert.equal(o.queue(), 0);
+    // Read once, no polling: every mail is in Mailpit when drain() resolves.
+    const arrived = new Set((await mailpit.messages()).flatMap((m) => m.To.map((t) => t.Address)));
+    assert.deepEqual(
+      to.filter((address) => !arrived.has(address)),
+      [],
     );
-    assert.equal(copies.length, 1);
     await mailer.close();
   });
 
-  test("a server gone for good: given up after the tries, logged at error without the link, counted", async () => {
-    const r = recorder();
+  test("SMTP down when the mail is sent: retried with backoff, delivered once it is back, once", async () => {
+    const o = observed();
     const mailer = createMailer({
-      smtpUrl: "smtp://127.0.0.1:9",
-      from: "no-reply@social.test",
+      smtpUrl: mailpit.smtpUrl,
+      from: FROM,
       outboxDir: "/nonexistent",
-      ...r,
-      retry: { attempts: 3, firstDelayMs: 20, maxDelayMs: 40 },
+      ...o,
+      retry: { attempts: 30, firstDelayMs: 100, maxDelayMs: 400 },
     });
-    mailer.send(mailTo("gone@example.test", "http://localhost/#reset-password=SECRET-LINK"));
-    await mailer.drain(10_000);
-    assert.equal(r.counts.retried, 2);
-    assert.equal(r.counts.failed, 1);
-    const errors = r.logs.filter((l) => l.level === "error");
-    assert.equal(errors.length, 1);
-    assert.match(errors[0]?.message ?? "", /password-reset.*gone@example\.test.*after 3 tries/);
+    await mailpit.kill();
+    try {
+      mailer.send(resetMail("retry@example.test"));
+      await until(() => o.retries() >= 3, 10_000, "three retries while SMTP is down");
+      assert.equal(o.sent("password-reset"), 0);
+      assert.equal(o.queue(), 1, "the mail waits in the queue");
+      assert.ok(
+        o.logs.some(
+          (l) => l.level === "warn" && /retry@example\.test failed .*try \d+ of 30/.test(l.message),
+        ),
+      );
+    } finally {
+      await mailpit.restart();
+    }
+    await mailer.drain(15_000);
+    assert.equal(o.sent("password-reset"), 1);
+    assert.equal(o.failed("password-reset"), 0);
+    assert.equal(o.queue(), 0);
+    await mailpit.waitForMail("retry@example.test", { timeoutMs: 5_000 });
+    assert.equal(await copiesTo("retry@example.test"), 1);
     assert.ok(
-      r.logs.every((l) => !l.message.includes("SECRET-LINK")),
+      o.logs.every((l) => !l.message.includes("#reset-password=")),
       "the link is never logged",
     );
     await mailer.close();
   });
+
+  test("a 4xx answer is tried again; a 5xx answer is final at once", async () => {
+    const o = observed();
+    const mailer = createMailer({
+      smtpUrl: mailpit.smtpUrl,
+      from: FROM,
+      outboxDir: "/nonexistent",
+      ...o,
+      retry: { attempts: 30, firstDelayMs: 50, maxDelayMs: 100 },
+    });
+    try {
+      await mailpit.chaos({ Recipient: { ErrorCode: 451, Probability: 100 } });
+      mailer.send(resetMail("busy@example.test"));
+      await until(() => o.retries() >= 2, 10_000, "retries of a 451");
+      await mailpit.chaos({});
+      await mailer.drain(10_000);
+      assert.equal(o.sent("password-reset"), 1);
+      assert.equal(await copiesTo("busy@example.test"), 1);
+
+      const retriesBefore = o.retries();
+      await mailpit.chaos({ Recipient: { ErrorCode: 550, Probability: 100 } });
+      mailer.send(resetMail("refused@example.test"));
+      await mailer.drain(10_000);
+      assert.equal(o.retries(), retriesBefore, "no retry after a 550");
+      assert.equal(o.failed("password-reset"), 1);
+      assert.match(o.errors()[0]?.message ?? "", /refused@example\.test was given up after 1 try: .*550/);
+    } finally {
+      await mailpit.chaos({});
+    }
+    assert.equal(await copiesTo("refused@example.test"), 0);
+    await mailer.close();
+  });
+
+  test("SMTP gone for good: given up after the tries, logged at error without the link, counted failed", async () => {
+    const o = observed();
+    const mailer = createMailer({
+      smtpUrl: `smtp://127.0.0.1:${await freePort()}`,
+      from: FROM,
+      outboxDir: "/nonexistent",
+      ...o,
+      retry: { attempts: 4, firstDelayMs: 20, maxDelayMs: 40 },
+    });
+    const link = "http://localhost/#reset-password=SECRET-LINK-TOKEN";
+    mailer.send(resetMail("gone@example.test", link));
+    await mailer.drain(10_000);
+    assert.equal(o.retries(), 3);
+    assert.equal(o.failed("password-reset"), 1);
+    assert.equal(o.sent("password-reset"), 0);
+    assert.equal(o.queue(), 0);
+    const errors = o.errors();
+    assert.equal(errors.length, 1);
+    assert.match(
+      errors[0]?.message ?? "",
+      /\(password-reset\) to gone@example\.test was given up after 4 tries/,
+    );
+    assert.ok(
+      o.logs.every((l) => !l.message.includes("SECRET-LINK-TOKEN")),
+      "the link is never logged",
+    );
+    await mailer.close();
+  });
+
+  test("send() never throws: a bad address is refused and counted, the good mails beside it go", async () => {
+    const o = observed();
+    const mailer = createMailer({ smtpUrl: mailpit.smtpUrl, from: FROM, outboxDir: "/nonexistent", ...o });
+    assert.doesNotThrow(() => {
+      mailer.send(resetMail("not an address"));
+      mailer.send(resetMail("victim@example.test\r\nBcc: injected@example.test"));
+      mailer.send(resetMail("two@example.test, three@example.test"));
+      mailer.send(undefined as never);
+      mailer.send(resetMail("good@example.test"));
+    });
+    await mailer.drain(10_000);
+    assert.equal(o.failed("password-reset"), 3);
+    assert.equal(o.sent("password-reset"), 1);
+    await mailpit.waitForMail("good@example.test", { timeoutMs: 5_000 });
+    for (const address of [
+      "injected@example.test",
+      "victim@example.test",
+      "two@example.test",
+      "three@example.test",
+    ])
+      assert.equal(await copiesTo(address), 0, address);
+    assert.equal(o.errors().length, 4, "each refusal, the undefined mail too, logged at error");
+    await mailer.close();
+  });
+
+  test("drain(timeout) gives up waiting at the timeout; close() then gives up the mail, counted", async () => {
+    const o = observed();
+    const mailer = createMailer({
+      smtpUrl: `smtp://127.0.0.1:${await freePort()}`,
+      from: FROM,
+      outboxDir: "/nonexistent",
+      ...o,
+      retry: { attempts: 50, firstDelayMs: 60_000, maxDelayMs: 60_000 },
+    });
+    mailer.send(resetMail("later@example.test"));
+    const started = Date.now();
+    await mailer.drain(300);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 290 && waited < 5_000, `drain waited ${waited} ms`);
+    assert.equal(o.queue(), 1);
+    assert.equal(o.failed("password-reset"), 0);
+    await mailer.close();
+    assert.equal(o.failed("password-reset"), 1);
+    assert.equal(o.queue(), 0);
+    assert.match(
+      o.errors()[0]?.message ?? "",
+      /later@example\.test was given up after 1 try: the node stopped/,
+    );
+    mailer.send(resetMail("after@example.test"));
+    assert.equal(o.failed("password-reset"), 2, "a mail after close() is refused, not dropped silently");
+  });
 });
 
 describe("without SMTP_URL", () => {
-  test("each mail is an .eml file (0600 in a 0700 folder) and its link is logged", async () => {
-    const dir = await tempDir();
-    const outboxDir = path.join(dir.dir, "outbox");
-    const r = recorder();
-    const mailer = createMailer({ from: "Social <no-reply@social.test>", outboxDir, ...r });
-    mailer.send(mailTo("outbox@example.test", "http://localhost:3000/#reset-password=tok123"));
-    mailer.send(mailTo("outbox2@example.test"));
-    await mailer.drain(10_000);
-    const files = await readdir(outboxDir);
-    assert.equal(files.length, 2);
-    assert.ok(files.every((f) => /^\d{4}-\d{2}-\d{2}T.*-password-reset-[0-9a-f]{12}\.eml$/.test(f)));
-    assert.equal((await stat(outboxDir)).mode & 0o777, 0o700);
-    for (const f of files) assert.equal((await stat(path.join(outboxDir, f))).mode & 0o777, 0o600);
-    const { readFile } = await import("node:fs/promises");
-    const texts = await Promise.all(files.map((f) => readFile(path.join(outboxDir, f), "utf8")));
-    const first = decodeQuotedPrintable(texts.find((t) => t.includes("outbox@example.test")) ?? "");
-    assert.match(first, /^From: Social <no-reply@social\.test>/m);
-    assert.match(first, /^Subject: Reset your password/m);
-    assert.match(first, /#reset-password=tok123/);
-    assert.ok(r.logs.some((l) => l.level === "info" && l.message.includes("#reset-password=tok123")));
-    assert.equal(r.counts.sent, 2);
-    await mailer.close();
-    await dir.remove();
-  });
-
-  test("close() gives up what is still queued, logged and counted", async () => {
-    const r = recorder();
-    const mailer = createMailer({
-      smtpUrl: "smtp://127.0.0.1:9",
-      from: "a@social.test",
-      outboxDir: "/nonexistent",
-      ...r,
-      retry: { attempts: 50, firstDelayMs: 5_000, maxDelayMs: 5_000 },
-    });
-    mailer.send(mailTo("left@example.test"));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await mailer.close();
-    assert.equal(r.counts.failed, 1);
-    mailer.send(mailTo("after@example.test"));
-    assert.equal(r.counts.failed, 2, "a mail after close is refused, not dropped silently");
+  test("each mail is an .eml file (0600, in a 0700 folder) and its link is logged at info", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "mail-outbox-"));
+    try {
+      const outboxDir = path.join(root, "data", "outbox");
+      const o = observed();
+      const mailer = createMailer({ from: FROM, outboxDir, ...o });
+      const link = `http://localhost:3000/#reset-password=${"k".repeat(43)}`;
+      mailer.send(resetMail("outbox@example.test", link));
+      mailer.send({
+        kind: "account-deleted",
+        to: "outbox2@example.test",
+        ...renderMail("account-deleted", { displayName: "Bo" }),
+      });
+      await mailer.drain(10_000);
+      assert.equal((await stat(outboxDir)).mode & 0o777, 0o700);
+      const files = (await readdir(outboxDir)).sort();
+      assert.equal(files.length, 2);
+      for (const f of files) {
+        assert.match(f, /^\d{8}T\d{6}\.\d{3}Z-(password-reset|account-deleted)-[0-9a-f]{12}\.eml$/);
+        assert.equal((await stat(path.join(outboxDir, f))).mode & 0o777, 0o600);
+      }
+      const resetFile = files.find((f) => f.includes("-password-reset-")) ?? "";
+      const eml = await readFile(path.join(outboxDir, resetFile), "utf8");
+      assert.match(eml, /^From: Social <no-reply@social\.test>$/m);
+      assert.match(eml, /^To: outbox@example\.test$/m);
+      assert.match(eml, /^Subject: Reset your password$/m);
+      assert.match(eml, /^Content-Type: multipart\/alternative;/m);
+      assert.match(eml, /^Content-Type: text\/plain; charset=utf-8$/m);
+      assert.match(eml, /^Content-Type: text\/html; charset=utf-8$/m);
+      const info = o.logs.filter((l) => l.level === "info");
+      assert.equal(info.length, 2);
+      assert.ok(info.some((l) => l.message.includes(link) && l.message.includes(resetFile)));
+      assert.equal(o.sent("password-reset"), 1);
+      assert.equal(o.sent("account-deleted"), 1);
+      await mailer.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -312,6 +312,44 @@ export function storeContract(name: string, open: () => Promise<Store>, cleanup:
       assert.equal((await items.find({ name: "odd" })).length, 5);
     });
 
+    test("an owner's documents page by (date, _id) from a date with skip, on an index of both", async () => {
+      const items = fresh<Item & { owner: string }>();
+      await items.ensureIndexes([{ name: "owner_at", fields: { owner: 1, at: 1 } }]);
+      const base = Date.parse("2024-01-01T00:00:00Z");
+      // Three share a time: a page that ends among them resumes by skipping those it gave.
+      const times = [3, 1, 2, 2, 2, 4];
+      for (const [i, t] of times.entries()) {
+        await items.insertOne({ _id: `d${i}`, owner: "a", at: new Date(base + t * 1000) });
+        await items.insertOne({ _id: `o${i}`, owner: "b", at: new Date(base + t * 1000) });
+      }
+      const page = async (from: Date | undefined, skip: number, limit: number) =>
+        (
+          await items.find(from ? { owner: "a", at: { $gte: from } } : { owner: "a" }, {
+            sort: { at: 1, _id: 1 },
+            skip,
+            limit,
+          })
+        ).map((d) => d._id);
+      assert.deepEqual(await page(undefined, 0, 3), ["d1", "d2", "d3"]);
+      assert.deepEqual(await page(new Date(base + 2000), 2, 3), ["d4", "d0", "d5"]);
+      assert.deepEqual(await page(new Date(base + 4000), 1, 3), []);
+    });
+
+    test("$exists with $ne of an empty array finds documents whose array holds something", async () => {
+      const items = fresh<Item & { files?: { id: string }[] }>();
+      await items.insertOne({ _id: "full", files: [{ id: "f1" }] });
+      await items.insertOne({ _id: "two", files: [{ id: "f2" }, { id: "f3" }] });
+      await items.insertOne({ _id: "empty", files: [] });
+      await items.insertOne({ _id: "missing" });
+      const filter = { files: { $exists: true, $ne: [] } };
+      assert.deepEqual(
+        (await items.find(filter, { sort: { _id: 1 } })).map((d) => d._id),
+        ["full", "two"],
+      );
+      assert.equal(await items.updateMany({ _id: { $in: ["full", "two"] } }, { $set: { files: [] } }), 2);
+      assert.deepEqual(await items.find(filter), []);
+    });
+
     test("an arrayPrefix index pages one element's documents in the second field's order, through every write", async () => {
       const items = fresh<Item>();
       await items.ensureIndexes([{ name: "tags_name", fields: { tags: 1, name: -1 }, arrayPrefix: true }]);
