@@ -568,7 +568,8 @@ export const ROUTES: RouteDef[] = [
     tag: "push",
     errors: [],
     existing: "The subscription was already registered",
-    unlinked: "A subscription is named by its endpoint, which the answer does not hold",
+    // A subscription is named by its endpoint within the collection (DELETE takes it in the body).
+    location: { path: "/push/subscriptions", params: {} },
   },
   {
     method: "DELETE",

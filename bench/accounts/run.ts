@@ -10,10 +10,11 @@
  * 2. A mail burst: the p99 latency of `GET /users/:id` at `--concurrency` readers for `--duration`
  *    seconds, alone and while 1,000 password resets are asked for at the start of the run; the
  *    ratio of the two p99s (target <= 1.1), and how long Mailpit took to hold all 1,000 mails (info).
- * 3. Web Push: one group message mentioning `--push-users` offline members who each have a push
- *    subscription at a local push-service stand-in (test/support/push-service.ts, which verifies the
- *    VAPID JWT and decrypts every push): the time from the send's answer to the last push received
- *    (target: under 1 s for 1,000).
+ * 3. Web Push: `--push-users` offline members of one group, each with a push subscription at a
+ *    local push-service stand-in (test/support/push-service.ts, which verifies the VAPID JWT and
+ *    decrypts every push in this process). A message resolves at most 50 mentions, so they are
+ *    mentioned by one message per 50, all sent at once: the time from the first send to the last
+ *    push received (target: under 1 s for 1,000).
  *
  * Every figure is the median over `--runs` runs. Only 127.0.0.1 is reached (guard.ts); every
  * process started is stopped by pid. Writes bench/results/accounts-latest.{json,md}.
@@ -29,6 +30,7 @@ import { openStore } from "../../lib/store/index.ts";
 import { type Account, AccountsRepository } from "../../services/auth/accounts.repo.ts";
 import { PasswordHasher } from "../../services/auth/passwords.ts";
 import { newTotpSecret, TOTP_PERIOD_S, totpCode } from "../../services/auth/two-factor.ts";
+import { MAX_MENTION_NAMES } from "../../services/chat/mentions.ts";
 import { ProfilesRepository } from "../../services/profile/profiles.repo.ts";
 import { type MailpitHandle, startMailpit } from "../../test/harness/mailpit.ts";
 import { tempDir } from "../../test/support/platform.ts";
@@ -418,24 +420,42 @@ async function pushPart(
       sender.accessToken,
     );
     const chatId = (group.body as { id: string }).id;
-    const mentionAll = members.map((m) => `@${m.user.username}`).join(" ");
+    // A message resolves at most MAX_MENTION_NAMES mentions (services/chat/mentions.ts), so the
+    // 1,000 pushes come from one message per 50 members, all sent at once.
+    const perMessage = MAX_MENTION_NAMES;
+    const batches: string[] = [];
+    for (let k = 0; k < members.length; k += perMessage) {
+      batches.push(
+        members
+          .slice(k, k + perMessage)
+          .map((m) => `@${m.user.username}`)
+          .join(" "),
+      );
+    }
     const seconds: number[] = [];
     const received: number[] = [];
     for (let run = 0; run < runs; run++) {
       const before = stand.total();
-      const res = await post(
-        `${url}/chats/${chatId}/messages`,
-        { message: `run ${run} ${mentionAll}`, clientMsgId: `push-${run}-${Date.now()}` },
-        sender.accessToken,
-      );
-      if (res.status !== 201) throw new Error(`send ${res.status} ${JSON.stringify(res.body)}`);
       const t0 = performance.now();
+      const answers = await Promise.all(
+        batches.map((mentions, k) =>
+          post(
+            `${url}/chats/${chatId}/messages`,
+            { message: `run ${run} ${mentions}`, clientMsgId: `push-${run}-${k}-${Date.now()}` },
+            sender.accessToken,
+          ),
+        ),
+      );
+      const refused = answers.find((a) => a.status !== 201);
+      if (refused) throw new Error(`send ${refused.status} ${JSON.stringify(refused.body)}`);
       while (stand.total() - before < count && performance.now() - t0 < 30_000) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       seconds.push((performance.now() - t0) / 1000);
       received.push(stand.total() - before);
-      log(`run ${run + 1}: ${received.at(-1)} pushes in ${seconds.at(-1)?.toFixed(3)} s`);
+      log(
+        `run ${run + 1}: ${received.at(-1)} pushes from ${batches.length} messages in ${seconds.at(-1)?.toFixed(3)} s`,
+      );
     }
     return { seconds, received };
   } finally {
@@ -459,8 +479,8 @@ function markdown(r: {
 }): string {
   const pushLine =
     "skipped" in r.push
-      ? `| Pushes for one group message | skipped: ${r.push.skipped} | | |`
-      : `| Pushes for one group message | ${median([...r.push.seconds].sort((a, b) => a - b)).toFixed(3)} s to the last of ${Math.min(...r.push.received)} | < 1 s | ${median([...r.push.seconds].sort((a, b) => a - b)) < 1 ? "met" : "missed"} |`;
+      ? `| Pushes to the offline members of a group | skipped: ${r.push.skipped} | | |`
+      : `| Pushes to ${Math.min(...r.push.received)} offline members of a group (mentioned 50 a message) | ${median([...r.push.seconds].sort((a, b) => a - b)).toFixed(3)} s from the first send to the last push | < 1 s | ${median([...r.push.seconds].sort((a, b) => a - b)) < 1 ? "met" : "missed"} |`;
   return [
     `# Accounts benchmark (${r.at})`,
     "",

@@ -336,7 +336,7 @@ export class ChatLogic {
     clientMsgId: string,
     replyTo?: string,
     attachmentIds: string[] = [],
-  ): Promise<{ message: MessageView; created: boolean; members: string[] }> {
+  ): Promise<{ message: MessageView; created: boolean; members: string[]; chatType: Chat["type"] }> {
     await this.d.rates?.send.consume(userId);
     this.checkText(text, attachmentIds.length > 0);
     const chat = await this.memberChat(userId, chatId);
@@ -346,7 +346,13 @@ export class ChatLogic {
     }
     const key = sendKey(chatId, userId, clientMsgId);
     const known = this.recentSends.get(key);
-    if (known) return { message: await this.viewOf(known), created: false, members: chat.members };
+    if (known)
+      return {
+        message: await this.viewOf(known),
+        created: false,
+        members: chat.members,
+        chatType: chat.type,
+      };
     const original = replyTo !== undefined ? await this.replyTarget(chatId, replyTo) : undefined;
     const mentions = await this.mentionsIn(chat, text);
     const attachments = attachmentIds.length ? await this.d.uploads.claim(userId, attachmentIds) : [];
@@ -387,7 +393,7 @@ export class ChatLogic {
       message.replyTo && original?._id === message.replyTo.id
         ? toMessageView(message, original)
         : await this.viewOf(message);
-    return { message: view, created, members: chat.members };
+    return { message: view, created, members: chat.members, chatType: chat.type };
   }
 
   /** The message a reply answers: of the same chat and not deleted, else a 422 naming `replyTo`. */

@@ -22,10 +22,12 @@ import type { BlobStore } from "../../lib/files/blob-store.ts";
 import { openBlobStore } from "../../lib/files/index.ts";
 import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
+import { checkSubscription } from "../../lib/push/endpoint-rules.ts";
 import { RateLimit } from "../../lib/rate-limiter.ts";
 import { createRedis } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
+import { AccountData } from "./account-data.ts";
 import { BlocksRepository } from "./blocks.repo.ts";
 import { ChatLogic } from "./chat.logic.ts";
 import { ChatsRepository, pairKeyOf } from "./chats.repo.ts";
@@ -35,6 +37,7 @@ import { MessagesRepository } from "./messages.repo.ts";
 import { PinsRepository } from "./pins.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
+import { openPushNotifications, type PushNotifications } from "./push-notifier.ts";
 import { ReactionsRepository } from "./reactions.repo.ts";
 import { ReceiptsRepository } from "./receipts.repo.ts";
 import { UploadsRepository, UploadUsageRepository } from "./uploads.repo.ts";
@@ -53,6 +56,7 @@ export default class ChatService extends Service {
   private logic!: ChatLogic;
   private blobs: BlobStore | undefined;
   private uploads!: Uploads;
+  private accountData!: AccountData;
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly presence = new PresenceMap();
   private readonly announcer = new PresenceAnnouncer({
@@ -78,6 +82,7 @@ export default class ChatService extends Service {
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastMessages: LastMessageWriter | undefined;
   private metrics: PlatformMetrics | undefined;
+  private push!: PushNotifications;
 
   constructor(broker: ServiceBroker) {
     super(broker);
@@ -388,6 +393,45 @@ export default class ChatService extends Service {
             };
           },
         },
+        // Called by the auth service's account deletion (and its housekeeping) with the account's
+        // id, never on behalf of a caller; repeating it finishes what a cut-off run left.
+        eraseUser: {
+          visibility: "public",
+          params: PARAMS["chat.eraseUser"],
+          handler: async (ctx: Ctx<ActionMap["chat.eraseUser"]["params"]>) => {
+            await this.accountData.eraseUser(ctx.params.userId, ctx.params.eraseMessages);
+            return null;
+          },
+        },
+        // A page of the user's data for the gateway's export (gateway/account-export.ts).
+        exportUser: {
+          visibility: "public",
+          params: PARAMS["chat.exportUser"],
+          handler: (ctx: Ctx<ActionMap["chat.exportUser"]["params"]>) =>
+            this.accountData.exportUser(ctx.params.userId, ctx.params.after, ctx.params.limit),
+        },
+        pushKey: {
+          params: PARAMS["chat.pushKey"],
+          handler: () => ({ publicKey: this.push.publicKey }),
+        },
+        pushSubscribe: {
+          params: PARAMS["chat.pushSubscribe"],
+          handler: async (ctx: Ctx<ActionMap["chat.pushSubscribe"]["params"]>) => {
+            const me = userIdOf(ctx);
+            const { allowInsecure } = platformConfig(this.broker).push;
+            const sub = checkSubscription(ctx.params, { allowInsecure });
+            const { created } = await this.push.subscriptions.upsert(me, sub);
+            if (!created) ctx.meta.$statusCode = 200;
+            return { created };
+          },
+        },
+        pushUnsubscribe: {
+          params: PARAMS["chat.pushUnsubscribe"],
+          handler: async (ctx: Ctx<{ endpoint: string }>) => {
+            await this.push.subscriptions.remove(userIdOf(ctx), ctx.params.endpoint);
+            return null;
+          },
+        },
         ready: {
           handler: async () => {
             await this.store.ping();
@@ -525,6 +569,33 @@ export default class ChatService extends Service {
         }
       },
     });
+    this.push = await openPushNotifications({
+      store: this.store,
+      config: config.push,
+      logger: this.logger,
+      metrics: this.metrics,
+      isOnline: (userId) => this.presence.isOnline(userId),
+      hiddenFrom: (senderId, userIds) => this.logic.hiddenFrom(senderId, userIds),
+      senderName: async (id) =>
+        (await call(this.broker, "profile.getMany", { ids: [id] })).profiles[0]?.displayName ?? "",
+    });
+    this.accountData = new AccountData({
+      chats,
+      messages,
+      blocks,
+      receipts,
+      uploadRecords,
+      uploads: this.uploads,
+      listChats: (userId, cursor, limit) => this.logic.list(userId, { limit, cursor }),
+      flushSummaries: () => lastMessages.flushed(),
+      pushSubscriptions: this.push.subscriptions,
+      blocksChanged: (userIds) => {
+        this.logic.forgetBlocks(userIds);
+        broadcast(this.broker, "chat.blocks.changed", { userIds }).catch((err: Error) =>
+          this.logger.warn("Telling the chat nodes of a block failed", err.message),
+        );
+      },
+    });
     await this.resync();
     this.resyncTimer = setInterval(() => void this.resync(), RESYNC_INTERVAL_MS);
     this.resyncTimer.unref();
@@ -548,6 +619,7 @@ export default class ChatService extends Service {
     clearInterval(this.sweepTimer);
     await this.announcer.idle();
     await this.lastMessages?.flushed();
+    await this.push?.close();
     this.redis?.disconnect();
     await this.store?.close();
     await this.blobs?.close();
@@ -569,12 +641,13 @@ export default class ChatService extends Service {
     return id;
   }
 
-  private sent(result: { message: MessageView; created: boolean; members: string[] }): MessageView {
+  private sent(result: Awaited<ReturnType<ChatLogic["send"]>>): MessageView {
     if (result.created) {
       const m = result.message;
       this.metrics?.chatMessagesStored.increment();
       this.deliver(result.members, { type: "new_message", ...m });
       this.deliver(result.members, { type: "read", chatId: m.chatId, userId: m.senderId, seq: m.seq });
+      this.push.notifier.messageStored({ type: result.chatType, members: result.members }, m);
     }
     return result.message;
   }

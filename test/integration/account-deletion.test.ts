@@ -7,14 +7,16 @@ import { after, before, describe, test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
 import type { AccountSecurity } from "../../services/auth/account-security.ts";
 import { totpCode } from "../../services/auth/two-factor.ts";
+import type { Store } from "../../lib/store/types.ts";
 import { newUser, startEmbedded } from "../support/platform.ts";
+import { startPushService } from "../support/push-service.ts";
 import { RawSocket } from "../support/ws.ts";
 
 type Platform = Awaited<ReturnType<typeof startEmbedded>>;
 let platform: Platform;
 
 before(async () => {
-  platform = await startEmbedded({ USERNAME_HOLD_DAYS: "0" });
+  platform = await startEmbedded({ USERNAME_HOLD_DAYS: "0", PUSH_ALLOW_INSECURE: "true" });
 });
 after(() => platform.stop());
 
@@ -108,6 +110,22 @@ describe("DELETE /users/me", () => {
     assert.equal(kept?.message, "a message that stays");
     const byName = await other.api.raw("GET", `/users/by-username/${u.username}`, { token: other.token });
     assert.equal(byName.status, 404);
+  });
+
+  test("the account's push subscriptions go with it", async () => {
+    const push = await startPushService();
+    try {
+      const u = await registered();
+      const sub = push.createSubscription();
+      assert.equal((await u.api.raw("POST", "/push/subscriptions", { body: sub, token: u.token })).status, 201);
+      const chatStore = (platform.broker.getLocalService("chat") as unknown as { store: Store }).store;
+      const subs = chatStore.collection<{ _id: string; userId: string }>("push_subscriptions");
+      assert.equal((await subs.find({ userId: u.id }, { limit: 10 })).length, 1);
+      assert.equal((await u.api.raw("DELETE", "/users/me", { body: { password: u.password }, token: u.token })).status, 204);
+      assert.equal((await subs.find({ userId: u.id }, { limit: 10 })).length, 0);
+    } finally {
+      await push.close();
+    }
   });
 
   test("with eraseMessages the text goes too: the messages read as deleted", async () => {
