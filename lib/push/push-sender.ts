@@ -6,11 +6,14 @@
  * subscription is gone (`onGone`); a 429 or 5xx, or a failed connection, is tried again after a
  * backoff (the push service's Retry-After when it sends one, capped) up to `maxAttempts` times.
  */
+
 import { createHash } from "node:crypto";
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
 import http from "node:http";
 import https from "node:https";
 import webPush from "web-push";
 import type { PushResult } from "../metrics.ts";
+import { isInternalHost } from "./endpoint-rules.ts";
 import type { VapidKeys } from "./vapid-keys.ts";
 
 export interface PushTarget {
@@ -35,6 +38,12 @@ export interface PushSenderOptions<T extends PushTarget> {
   /** The longest wait before a retry, Retry-After included. */
   maxBackoffMs?: number;
   timeoutMs?: number;
+  /**
+   * Connect to internal addresses (tests). Off, an endpoint whose name resolves to a loopback,
+   * private, link-local or unspecified address is refused when connecting, so a subscription
+   * cannot aim the chat nodes at internal services through DNS.
+   */
+  allowInternal?: boolean;
 }
 
 /** The push service keeps a push this long for a device that is offline. */
@@ -55,6 +64,29 @@ interface Job<T> {
   attempt: number;
 }
 
+/** dns.lookup, refusing names that resolve to an internal address (endpoint-rules.ts isInternalHost). */
+export function publicOnlyLookup(
+  hostname: string,
+  options: LookupOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+): void {
+  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, "", 0);
+    const list = addresses as LookupAddress[];
+    const internal = list.find((a) => isInternalHost(a.address));
+    if (internal || list.length === 0) {
+      const refused = new Error(
+        `${hostname} resolves to an internal address; no push is sent there`,
+      ) as NodeJS.ErrnoException;
+      refused.code = "EPUSHINTERNAL";
+      return callback(refused, "", 0);
+    }
+    if (options.all) return callback(null, list);
+    const first = list[0] as LookupAddress;
+    callback(null, first.address, first.family);
+  });
+}
+
 /** A 32-character base64url `Topic` for the user's pushes of one chat: a burst collapses to one. */
 export function pushTopic(userId: string, chatId: string): string {
   return createHash("sha256").update(`${userId}\n${chatId}`).digest("base64url").slice(0, 32);
@@ -65,16 +97,18 @@ export class PushSender<T extends PushTarget> {
   private readonly queue: Job<T>[] = [];
   private readonly vapid = new Map<string, { header: string; renewAt: number }>();
   private readonly retries = new Set<NodeJS.Timeout>();
-  private readonly agents = {
-    https: new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY }),
-    http: new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY }),
-  };
+  private readonly agents: { https: https.Agent; http: http.Agent };
   private running = 0;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: PushSenderOptions<T>) {
     this.o = options;
+    const lookup = options.allowInternal ? undefined : publicOnlyLookup;
+    this.agents = {
+      https: new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ...(lookup ? { lookup } : {}) }),
+      http: new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ...(lookup ? { lookup } : {}) }),
+    };
   }
 
   /** Queues one push; never throws (a failure is counted and logged). */

@@ -129,7 +129,7 @@ export interface PushNotifications {
 /** Loads (or makes) the VAPID keys, prepares the subscriptions and wires the sender. */
 export async function openPushNotifications(options: {
   store: Store;
-  config: { preview: boolean; subject: string };
+  config: { preview: boolean; subject: string; allowInsecure: boolean };
   logger: { warn(...args: unknown[]): void };
   metrics?: { pushed(result: PushResult): void } | undefined;
   isOnline(userId: string): boolean;
@@ -142,6 +142,7 @@ export async function openPushNotifications(options: {
   const [keys] = await Promise.all([loadVapidKeys(store), subscriptions.init()]);
   const sender = new PushSender<PushSubscriptionRecord>({
     keys,
+    allowInternal: options.config.allowInsecure,
     subject: options.config.subject,
     logger,
     counted: (result) => options.metrics?.pushed(result),

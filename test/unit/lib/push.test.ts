@@ -6,7 +6,13 @@ import webPush from "web-push";
 import type { MessageView } from "../../../lib/contracts.ts";
 import { ValidationFailedError } from "../../../lib/errors.ts";
 import { checkSubscription, isInternalHost } from "../../../lib/push/endpoint-rules.ts";
-import { PushSender, type PushTarget, pushTopic, retryAfterMs } from "../../../lib/push/push-sender.ts";
+import {
+  PushSender,
+  type PushTarget,
+  publicOnlyLookup,
+  pushTopic,
+  retryAfterMs,
+} from "../../../lib/push/push-sender.ts";
 import { PREVIEW_LENGTH, previewOf, pushAudience } from "../../../services/chat/push-notifier.ts";
 import { type PushServiceStandIn, startPushService } from "../../support/push-service.ts";
 
@@ -253,5 +259,22 @@ describe("push sender against the stand-in", () => {
     assert.equal(results.filter((r) => r === "retried").length, 4);
     assert.equal(results.filter((r) => r === "failed").length, 2);
     assert.equal(warnings.length, 2);
+  });
+});
+
+describe("connecting to a push service", () => {
+  const resolve = (host: string) =>
+    new Promise<{ code?: string; address?: unknown }>((done) =>
+      publicOnlyLookup(host, {}, (err, address) => done(err ? { code: err.code } : { address })),
+    );
+
+  test("a name that resolves to an internal address is refused when connecting", async () => {
+    assert.equal((await resolve("localhost")).code, "EPUSHINTERNAL");
+    assert.equal((await resolve("127.0.0.1")).code, "EPUSHINTERNAL");
+    assert.equal((await resolve("::1")).code, "EPUSHINTERNAL");
+  });
+
+  test("a public address passes", async () => {
+    assert.deepEqual(await resolve("93.184.215.14"), { address: "93.184.215.14" });
   });
 });
