@@ -5,14 +5,17 @@
  * reactions, blocks, mutes, pins, attachments: uploads streamed with progress and file URLs).
  */
 import type {
+  AccountView,
   AttachmentView,
   ChatPage,
   ChatView,
   MessagePage,
   MessageView,
+  MfaChallenge,
   OwnProfile,
   PinView,
   PublicProfile,
+  PushSubscriptionInput,
   SendOptions,
   SessionView,
   TokenPair,
@@ -42,6 +45,36 @@ export class ApiError extends Error {
     this.code = error?.code ?? "ERROR";
     this.body = body;
   }
+}
+
+/** A signed-in answer: register, a login without two-factor authentication, or `verifyMfa`. */
+export type Session = { user: UserView } & TokenPair;
+
+/**
+ * What `login` answers: the session, or, for an account with two-factor authentication, a
+ * challenge to answer with `verifyMfa` (no tokens are kept until then).
+ */
+export type LoginResult = Session | MfaChallenge;
+
+/** The second step of a login: an app code or one of the recovery codes. */
+export type MfaAnswer = { mfaToken: string; code: string } | { mfaToken: string; recoveryCode: string };
+
+/** What `deleteAccount` sends: `code` (app or recovery code) is needed when two-factor authentication is on. */
+export interface DeleteAccountInput {
+  password: string;
+  code?: string;
+  eraseMessages?: boolean;
+}
+
+/** Whether a login answered a two-factor challenge instead of a session. */
+export function isMfaChallenge(res: LoginResult): res is MfaChallenge {
+  return (res as Partial<MfaChallenge>).mfaRequired === true;
+}
+
+/** The session of a login known to need no second factor; throws on a two-factor challenge. */
+export function expectSession(res: LoginResult): Session {
+  if (isMfaChallenge(res)) throw new Error("The login asks for a two-factor code");
+  return res;
 }
 
 /** Refresh when less than this share of the access token's life is left. */
@@ -152,12 +185,17 @@ export class ApiClient {
    * Sends a request with the current (refreshed if due) token, retrying what is safe to retry
    * (see RetryOptions); throws ApiError on 4xx/5xx.
    */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { anonymous?: boolean } = {},
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      await this.refreshIfDue();
+      if (!options.anonymous) await this.refreshIfDue();
       let res: ApiResponse<T>;
       try {
-        res = await this.raw<T>(method, path, { body });
+        res = await this.raw<T>(method, path, { body, ...(options.anonymous ? { token: null } : {}) });
       } catch (err) {
         if (attempt >= this.retry.attempts || !retryableFailure(method, err)) throw err;
         await sleep(this.backoff(attempt));
@@ -176,16 +214,129 @@ export class ApiClient {
     return Math.min(this.retry.maxDelayMs, Math.max(atLeastMs, exp * (0.5 + Math.random() / 2)));
   }
 
-  async register(input: { email: string; username: string; password: string; displayName?: string }) {
-    const res = await this.request<{ user: UserView } & TokenPair>("POST", "/auth/register", input);
+  async register(input: {
+    email: string;
+    username: string;
+    password: string;
+    displayName?: string;
+  }): Promise<Session> {
+    const res = await this.request<Session>("POST", "/auth/register", input);
     this.setTokens(res);
     return res;
   }
 
-  async login(input: { email?: string; username?: string; password: string }) {
-    const res = await this.request<{ user: UserView } & TokenPair>("POST", "/auth/login", input);
+  /**
+   * Signs in. An account with two-factor authentication answers an MfaChallenge instead (see
+   * `isMfaChallenge`): nothing is kept then, and `verifyMfa` with its `mfaToken` finishes the login.
+   */
+  async login(input: { email?: string; username?: string; password: string }): Promise<LoginResult> {
+    const res = await this.request<LoginResult>("POST", "/auth/login", input, { anonymous: true });
+    if (!isMfaChallenge(res)) this.setTokens(res);
+    return res;
+  }
+
+  /** The second step of a login: the challenge's `mfaToken` with an app code or a recovery code. */
+  async verifyMfa(input: MfaAnswer): Promise<Session> {
+    const body =
+      "code" in input
+        ? { mfaToken: input.mfaToken, code: input.code }
+        : { mfaToken: input.mfaToken, recoveryCode: input.recoveryCode };
+    const res = await this.request<Session>("POST", "/auth/2fa/verify", body, { anonymous: true });
     this.setTokens(res);
     return res;
+  }
+
+  /**
+   * Follows a mailed verification (or email change) link's token. Signed in, the tokens are then
+   * refreshed once, since only a newly signed access token says the address is verified.
+   */
+  async verifyEmail(token: string): Promise<void> {
+    await this.request("POST", "/auth/verify-email", { token }, { anonymous: true });
+    if (this.tokens) await this.refresh();
+  }
+
+  /** Mails a new verification link (409 EMAIL_ALREADY_VERIFIED when there is nothing to verify). */
+  async resendVerification(): Promise<void> {
+    await this.request("POST", "/auth/verify-email/resend", {});
+  }
+
+  /** Asks to change the address: the link goes to `newEmail`, which counts once it is followed. */
+  async changeEmail(newEmail: string, password: string): Promise<void> {
+    await this.request("POST", "/auth/email", { newEmail, password });
+  }
+
+  /** Mails a reset link when the address is an account's; the answer is the same either way. */
+  async requestPasswordReset(email: string): Promise<void> {
+    await this.request("POST", "/auth/password-reset", { email }, { anonymous: true });
+  }
+
+  /** Sets a new password with a mailed reset link's token; every session of the account ends. */
+  async confirmPasswordReset(token: string, password: string): Promise<void> {
+    await this.request("POST", "/auth/password-reset/confirm", { token, password }, { anonymous: true });
+  }
+
+  /** Changes the signed-in user's password; their other sessions end, this one goes on. */
+  async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+    await this.request("POST", "/auth/password", { currentPassword, newPassword });
+  }
+
+  /** The account as the auth service keeps it: verification and two-factor state. */
+  account(): Promise<AccountView> {
+    return this.request("GET", "/auth/account");
+  }
+
+  /** Starts two-factor setup: a new secret and its otpauth:// URI (to show as a QR code). */
+  mfaSetup(): Promise<{ secret: string; uri: string }> {
+    return this.request("POST", "/auth/2fa/setup", {});
+  }
+
+  /** Turns two-factor authentication on with the app's current code; answers the 10 recovery codes, shown once. */
+  mfaEnable(code: string): Promise<{ recoveryCodes: string[] }> {
+    return this.request("POST", "/auth/2fa/enable", { code });
+  }
+
+  /** Turns two-factor authentication off; `code` is an app code or a recovery code. */
+  async mfaDisable(password: string, code: string): Promise<void> {
+    await this.request("POST", "/auth/2fa/disable", { password, code });
+  }
+
+  /** Deletes the signed-in account (`DELETE /users/me`); the stored tokens are dropped after. */
+  async deleteAccount(input: DeleteAccountInput): Promise<void> {
+    const body: DeleteAccountInput = { password: input.password };
+    if (input.code !== undefined) body.code = input.code;
+    if (input.eraseMessages !== undefined) body.eraseMessages = input.eraseMessages;
+    await this.request("DELETE", "/users/me", body);
+    this.tokens = undefined;
+  }
+
+  /** Everything the platform keeps of the caller, as one parsed JSON document (once an hour). */
+  exportData(): Promise<Record<string, unknown>> {
+    return this.request("GET", "/users/me/export");
+  }
+
+  /** The VAPID public key (base64url), the `applicationServerKey` of a push subscription. */
+  async pushPublicKey(): Promise<string> {
+    const res = await this.request<{ publicKey: string }>("GET", "/push/vapid-public-key", undefined, {
+      anonymous: true,
+    });
+    return res.publicKey;
+  }
+
+  /**
+   * Registers a browser's push subscription (`PushSubscription.toJSON()` will do: only `endpoint`
+   * and `keys` are sent). `created` is false when it was registered already.
+   */
+  subscribePush(subscription: PushSubscriptionInput): Promise<{ created: boolean }> {
+    const { endpoint, keys } = subscription;
+    return this.request("POST", "/push/subscriptions", {
+      endpoint,
+      keys: { p256dh: keys.p256dh, auth: keys.auth },
+    });
+  }
+
+  /** Removes the caller's subscription with that endpoint; fine when there is none. */
+  async unsubscribePush(endpoint: string): Promise<void> {
+    await this.request("DELETE", "/push/subscriptions", { endpoint });
   }
 
   async refresh(): Promise<TokenPair> {

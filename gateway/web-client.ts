@@ -4,7 +4,9 @@
  * (serve-static). moleculer-web serves a file only for a request no route matched, so the page never
  * shadows an API route, and an unknown path still gets the API's JSON 404. Without a build (a
  * production image has no web/) nothing is served. The icon, web/favicon.ico, is served from the
- * source folder by the gateway's own `/favicon.ico` route (the build copies only the page).
+ * source folder by the gateway's own `/favicon.ico` route (the build copies only the page). The
+ * service worker, `/sw.js`, is served with `Cache-Control: no-cache`, so a browser checks for a
+ * new one each time it looks (a cached worker would outlive a release).
  */
 import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -23,6 +25,9 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'",
 ].join("; ");
 
+/** The service worker's file in the build, served at the root so its scope is the whole page. */
+const SERVICE_WORKER = "sw.js";
+
 export interface WebClientAssets {
   folder: string;
   options: Record<string, unknown>;
@@ -37,10 +42,15 @@ export function webClientAssets(folder = WEB_CLIENT_DIR): WebClientAssets | unde
       index: "index.html",
       dotfiles: "ignore",
       fallthrough: true,
-      setHeaders: (res: ServerResponse) => {
+      // Called before serve-static sets its own Cache-Control and Content-Type, which keep these.
+      setHeaders: (res: ServerResponse, file: string) => {
         res.setHeader("Content-Security-Policy", CONTENT_SECURITY_POLICY);
         res.setHeader("X-Content-Type-Options", "nosniff");
         res.setHeader("Referrer-Policy", "no-referrer");
+        if (path.basename(file) === SERVICE_WORKER) {
+          res.setHeader("Content-Type", "text/javascript; charset=utf-8");
+          res.setHeader("Cache-Control", "no-cache");
+        }
       },
     },
   };

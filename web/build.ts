@@ -1,7 +1,9 @@
 /**
- * Builds the web client into web/dist: the page and its stylesheet copied, and src/main.ts bundled
- * with the client library (client/) for the browser by esbuild. `npm install` (prepare) and
- * `npm start` (prestart) run it, so the gateway has something to serve; web/dist is not committed.
+ * Builds the web client into web/dist: the page and its stylesheet copied, src/main.ts bundled
+ * with the client library (client/) and the QR code encoder (uqr) for the browser by esbuild, and
+ * src/sw.ts, the service worker that shows push notifications, bundled to sw.js. `npm install`
+ * (prepare) and `npm start` (prestart) run it, so the gateway has something to serve; web/dist is
+ * not committed.
  * esbuild is a devDependency: without it (a production install) this says so and builds nothing.
  */
 import { copyFile, mkdir } from "node:fs/promises";
@@ -26,6 +28,19 @@ export async function buildWebClient(outDir = WEB_DIST): Promise<boolean> {
       outfile: path.join(outDir, "app.js"),
       bundle: true,
       format: "esm",
+      platform: "browser",
+      target: ["es2022"],
+      minify: true,
+      sourcemap: "linked",
+      legalComments: "none",
+      logLevel: "warning",
+    }),
+    // A classic script: every browser with Web Push runs it, module service workers not all.
+    esbuild.build({
+      entryPoints: [path.join(WEB, "src/sw.ts")],
+      outfile: path.join(outDir, "sw.js"),
+      bundle: true,
+      format: "iife",
       platform: "browser",
       target: ["es2022"],
       minify: true,

@@ -16,7 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChatSocket } from "../../client/chat-socket.ts";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { numberVar, type PoolUser, pool, registerPool, target, type VuContext, type VuEvents } from "./vu.ts";
 
@@ -73,7 +73,7 @@ export async function chatGroup(context: VuContext, events: VuEvents): Promise<v
   const members: Member[] = await Promise.all(
     users.map(async ({ email, password }) => {
       const api = new ApiClient(url);
-      const { user } = await api.login({ email, password });
+      const { user } = expectSession(await api.login({ email, password }));
       const socket = undefined as unknown as ChatSocket;
       return { api, id: user.id, socket, received: new Set<string>(), since: 0 };
     }),

@@ -10,7 +10,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Locator, Page } from "playwright-core";
 import sharp from "sharp";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import { ARTIFACTS, eventually, type Person, type Rig, signUp, startRig } from "./browser.ts";
 
 const MAX_BYTES = 100_000;
@@ -26,7 +26,7 @@ async function person(name: string): Promise<Person> {
 
 async function apiOf(p: Person): Promise<{ api: ApiClient; id: string }> {
   const api = new ApiClient(rig.platform.url);
-  const res = await api.login({ username: p.user.username, password: p.user.password });
+  const res = expectSession(await api.login({ username: p.user.username, password: p.user.password }));
   return { api, id: res.user.id };
 }
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Locator, Page } from "playwright-core";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import { newUser } from "../support/platform.ts";
 import { ARTIFACTS, eventually, type Person, type Rig, send, signUp, startRig } from "./browser.ts";
 
@@ -28,7 +28,7 @@ async function api(p: Person): Promise<ApiClient> {
   let client = apis.get(p);
   if (!client) {
     client = new ApiClient(rig.platform.url);
-    const res = await client.login({ username: p.user.username, password: p.user.password });
+    const res = expectSession(await client.login({ username: p.user.username, password: p.user.password }));
     apis.set(p, client);
     ids.set(p, res.user.id);
   }

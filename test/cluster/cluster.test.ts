@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import { type Servers, startServers, TestCluster } from "../support/cluster.ts";
 import { newUser, waitReady } from "../support/platform.ts";
 
@@ -38,7 +38,7 @@ describe("cluster over NATS, Redis and FerretDB", () => {
     const a = new ApiClient(gw1);
     const reg = await a.register(input);
     const b = new ApiClient(gw2);
-    const login = await b.login({ username: input.username, password: input.password });
+    const login = expectSession(await b.login({ username: input.username, password: input.password }));
     assert.equal(login.user.id, reg.user.id);
     const me = await b.me();
     assert.equal(me.email, input.email);

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { openStore } from "../../lib/store/index.ts";
 import { copyStore, PROGRESS_COLLECTION } from "../../scripts/store-copy.ts";
@@ -88,7 +88,7 @@ function copyCli(args: string[], onLine?: (line: string, kill: () => void) => vo
 
 async function signIn(url: string, user: Member): Promise<ApiClient> {
   const client = new ApiClient(url);
-  const login = await client.login({ username: user.username, password: user.password });
+  const login = expectSession(await client.login({ username: user.username, password: user.password }));
   assert.equal(login.user.id, user.id, `${user.username} signs in as the same account`);
   return client;
 }

@@ -11,7 +11,7 @@ import { appendFile, cp, readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ApiClient } from "../../client/rest-client.ts";
+import { ApiClient, expectSession } from "../../client/rest-client.ts";
 import type { ChatView, MessageView, SessionView } from "../../lib/contracts.ts";
 import { IMPORT_FILE } from "../../lib/store/nedb-import.ts";
 import { DATABASE_FILE } from "../../lib/store/sqlite.ts";
@@ -124,11 +124,16 @@ test("the first start imports the nedb files into social.sqlite and moves them t
 
 test("every user signs in with the same password, by email and by username, with the same profile", async () => {
   for (const u of manifest.users) {
-    const byEmail = await new ApiClient(node.url).login({ email: u.email, password: u.password });
+    const byEmail = expectSession(
+      await new ApiClient(node.url).login({ email: u.email, password: u.password }),
+    );
     assert.equal(byEmail.user.id, u.id);
     assert.equal(byEmail.user.username, u.username);
     const byUsername = new ApiClient(node.url);
-    assert.equal((await byUsername.login({ username: u.username, password: u.password })).user.id, u.id);
+    assert.equal(
+      expectSession(await byUsername.login({ username: u.username, password: u.password })).user.id,
+      u.id,
+    );
     assert.deepEqual(await byUsername.user(u.id), u.profile);
     const wrong = await new ApiClient(node.url).raw("POST", "/auth/login", {
       body: { email: u.email, password: `${u.password}-not` },

@@ -12,13 +12,23 @@ export type ConnectionState = "connecting" | "open" | "closed" | "offline";
 /** Reconnect attempts back off up to this, so a restored network is noticed within seconds. */
 const MAX_RECONNECT_DELAY_MS = 4_000;
 
+/** The page's open WebSockets. */
+const live = new Set<WebSocket>();
+
+/**
+ * Closes the open sockets so the client library reconnects at once with the current access token
+ * (after a refresh that changed what the token says, such as a verified email address).
+ */
+export function reconnect(): void {
+  for (const ws of live) ws.close(4000, "reconnect");
+}
+
 export function connect(
   api: ApiClient,
   handlers: Pick<ChatSocketOptions, "onMessage" | "onFrame" | "onReaction" | "onPinsChanged" | "onRead"> & {
     onState(state: ConnectionState): void;
   },
 ): ChatSocket {
-  const live = new Set<WebSocket>();
   class TrackedWebSocket extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
       super(url, protocols);

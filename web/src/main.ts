@@ -5,11 +5,14 @@
  */
 import type { ApiClient } from "../../client/rest-client.ts";
 import type { ChatView, ClientMessage, PresenceView, UserView } from "../../client/types.ts";
-import { setUpAuth } from "./auth-view.ts";
+import { AccountSettings } from "./account-view.ts";
+import { authNotice, setUpAuth, verifyFailure } from "./auth-view.ts";
 import { ChatList } from "./chat-list.ts";
-import { type ConnectionState, connect } from "./connection.ts";
+import { type ConnectionState, connect, reconnect } from "./connection.ts";
 import { Conversation } from "./conversation.ts";
 import { byId } from "./elements.ts";
+import { errorText } from "./errors.ts";
+import { type MailedLink, takeLink } from "./links.ts";
 import { setUpPeople } from "./people.ts";
 import { PersonView } from "./person-view.ts";
 import { Platform } from "./platform.ts";
@@ -29,7 +32,7 @@ function showState(state: ConnectionState): void {
   el.textContent = STATE_TEXT[state];
 }
 
-async function start(api: ApiClient, user: UserView): Promise<void> {
+async function start(api: ApiClient, user: UserView, openChat?: string): Promise<void> {
   const platform = new Platform(api);
   const presence = new Presence();
   const me = user.id;
@@ -48,6 +51,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   const hideSideViews = () => {
     profile.hide();
     person.hide();
+    account.hide();
   };
   const showChat = (chat: ChatView) => {
     list.upsert(chat);
@@ -60,6 +64,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   const showPerson = (userId: string) => {
     conversation.close();
     profile.hide();
+    account.hide();
     list.select(undefined);
     document.body.classList.add("in-chat");
     void person.show(userId);
@@ -146,6 +151,14 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
       byId("me-name").textContent = `Signed in as ${p.displayName}`;
     },
   });
+  const account = new AccountSettings({
+    platform,
+    onDeleted: () => {
+      socket.close();
+      sessionStorage.setItem(NOTICE_KEY, "Your account was deleted.");
+      location.reload();
+    },
+  });
   const person = new PersonView({
     elements: {
       view: byId("person-view"),
@@ -211,6 +224,7 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   byId("show-profile").addEventListener("click", () => {
     conversation.close();
     person.hide();
+    account.hide();
     list.select(undefined);
     document.body.classList.add("in-chat");
     void profile.show();
@@ -218,6 +232,62 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   byId("close-profile").addEventListener("click", () => {
     profile.hide();
     document.body.classList.remove("in-chat");
+  });
+  byId("show-account").addEventListener("click", () => {
+    profile.hide();
+    void account.show();
+  });
+  byId("close-account").addEventListener("click", () => {
+    account.hide();
+    document.body.classList.remove("in-chat");
+  });
+
+  // The banner while the address is not verified; a verification link opened in this tab (only
+  // the fragment changes, so the page stays) is posted with the signed-in client.
+  const banner = byId("verify-banner");
+  const verifyStatus = byId("verify-status");
+  banner.hidden = user.emailVerified !== false;
+  byId("resend-verification").addEventListener("click", async () => {
+    verifyStatus.textContent = "";
+    try {
+      await api.resendVerification();
+      verifyStatus.textContent = "A new link is on its way: the earlier ones no longer work.";
+    } catch (err) {
+      if ((err as { code?: string }).code === "EMAIL_ALREADY_VERIFIED") banner.hidden = true;
+      else verifyStatus.textContent = errorText(err);
+    }
+  });
+  const followLink = async (link: MailedLink) => {
+    // A password reset ends every session: the page starts over signed out with the link.
+    if (link.kind === "reset-password") {
+      socket.close();
+      history.replaceState(null, "", `/#reset-password=${link.token}`);
+      location.reload();
+      return;
+    }
+    verifyStatus.textContent = "Verifying your email address…";
+    try {
+      await api.verifyEmail(link.token);
+      reconnect();
+      verifyStatus.textContent = "";
+      banner.hidden = true;
+      if (!account.hidden) await account.show();
+    } catch (err) {
+      banner.hidden = false;
+      verifyStatus.textContent = verifyFailure(err);
+    }
+  };
+  addEventListener("hashchange", () => {
+    const link = takeLink();
+    if (link?.kind === "chat") platform.chat(link.chatId).then(showChat, () => undefined);
+    else if (link) void followLink(link);
+  });
+
+  // A click on a push notification in a tab already open: the service worker asks for the chat.
+  navigator.serviceWorker?.addEventListener("message", (event: MessageEvent) => {
+    const data = event.data as { type?: string; chatId?: string } | undefined;
+    if (data?.type !== "open-chat" || typeof data.chatId !== "string") return;
+    platform.chat(data.chatId).then(showChat, () => undefined);
   });
   byId("sign-out").addEventListener("click", async () => {
     socket.close();
@@ -234,6 +304,18 @@ async function start(api: ApiClient, user: UserView): Promise<void> {
   await refreshChats();
   await socket.connect();
   byId("main").focus();
+  if (openChat) platform.chat(openChat).then(showChat, () => undefined);
 }
 
-setUpAuth((api, user) => void start(api, user));
+/** A notice carried over a reload (the account was deleted). */
+const NOTICE_KEY = "social.notice";
+
+const notice = sessionStorage.getItem(NOTICE_KEY);
+if (notice) {
+  sessionStorage.removeItem(NOTICE_KEY);
+  authNotice(notice);
+}
+const opened = takeLink();
+/** The chat a push notification's click opened the page for: shown once signed in. */
+const pendingChat = opened?.kind === "chat" ? opened.chatId : undefined;
+setUpAuth((api, user) => void start(api, user, pendingChat), opened?.kind === "chat" ? undefined : opened);
