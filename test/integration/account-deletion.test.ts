@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ApiClient } from "../../client/rest-client.ts";
+import type { Store } from "../../lib/store/types.ts";
 import type { AccountSecurity } from "../../services/auth/account-security.ts";
 import { totpCode } from "../../services/auth/two-factor.ts";
-import type { Store } from "../../lib/store/types.ts";
 import { newUser, startEmbedded } from "../support/platform.ts";
 import { startPushService } from "../support/push-service.ts";
 import { RawSocket } from "../support/ws.ts";
@@ -117,11 +117,17 @@ describe("DELETE /users/me", () => {
     try {
       const u = await registered();
       const sub = push.createSubscription();
-      assert.equal((await u.api.raw("POST", "/push/subscriptions", { body: sub, token: u.token })).status, 201);
+      assert.equal(
+        (await u.api.raw("POST", "/push/subscriptions", { body: sub, token: u.token })).status,
+        201,
+      );
       const chatStore = (platform.broker.getLocalService("chat") as unknown as { store: Store }).store;
       const subs = chatStore.collection<{ _id: string; userId: string }>("push_subscriptions");
       assert.equal((await subs.find({ userId: u.id }, { limit: 10 })).length, 1);
-      assert.equal((await u.api.raw("DELETE", "/users/me", { body: { password: u.password }, token: u.token })).status, 204);
+      assert.equal(
+        (await u.api.raw("DELETE", "/users/me", { body: { password: u.password }, token: u.token })).status,
+        204,
+      );
       assert.equal((await subs.find({ userId: u.id }, { limit: 10 })).length, 0);
     } finally {
       await push.close();
