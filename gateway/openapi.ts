@@ -330,6 +330,40 @@ function filePaths(): Record<string, Record<string, JsonSchema>> {
   };
 }
 
+/** `GET|HEAD /users/me/export` (gateway/account-export.ts), streamed beside the route table too. */
+function exportPaths(): Record<string, Record<string, JsonSchema>> {
+  const document = {
+    type: "object",
+    required: ["exportedAt", "account", "profile", "sessions", "chats", "messages", "uploads"],
+    properties: {
+      exportedAt: { type: "string", format: "date-time" },
+      account: { type: "object" },
+      profile: { type: "object" },
+      sessions: { type: "array", items: { type: "object" } },
+      chats: { type: "array", items: { type: "object" } },
+      messages: { type: "array", items: { type: "object" } },
+      uploads: { type: "array", items: { type: "object" } },
+    },
+  };
+  const op = (method: "get" | "head") => ({
+    operationId: method === "get" ? "users.export" : "users.exportHead",
+    summary:
+      method === "get"
+        ? "Everything kept of the caller, as one streamed JSON document (once an hour)"
+        : "The export's headers (does not count as an export)",
+    tags: ["users"],
+    parameters: [],
+    responses: {
+      200: method === "get" ? jsonResponse("The export", document) : { description: "The export's headers" },
+      401: errorRef(ERROR_TEXT[401] as string),
+      429: errorRef("An export was made within the hour (RATE_LIMIT_EXPORT_USER); see Retry-After"),
+      503: errorRef(ERROR_TEXT[503] as string),
+    },
+    security: [{ bearer: [] }],
+  });
+  return { "/users/me/export": { get: op("get"), head: op("head") } };
+}
+
 export function buildOpenApi(config: DocConfig = DEFAULT_DOC_CONFIG): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const def of ROUTES) {
@@ -337,7 +371,7 @@ export function buildOpenApi(config: DocConfig = DEFAULT_DOC_CONFIG): JsonSchema
     paths[path] ??= {};
     (paths[path] as Record<string, JsonSchema>)[def.method.toLowerCase()] = operation(def, config);
   }
-  Object.assign(paths, filePaths());
+  Object.assign(paths, filePaths(), exportPaths());
   return {
     openapi: "3.1.0",
     info: { title: "Social platform API", version: "1" },
