@@ -111,6 +111,6 @@ describe("mail", () => {
     const a = outboxFileName("password-reset", new Date("2026-01-01T00:00:00Z"));
     const b = outboxFileName("password-reset", new Date("2026-01-01T00:00:00Z"));
     assert.notEqual(a, b);
-    assert.match(a, /^2026-01-01T00-00-00\.000Z-password-reset-[0-9a-f]{12}\.eml$/);
+    assert.match(a, /^20260101T000000\.000Z-password-reset-[0-9a-f]{12}\.eml$/);
   });
 });
