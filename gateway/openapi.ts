@@ -54,6 +54,21 @@ export function fieldSchema(rule: FieldRule): { schema: JsonSchema; optional: bo
     case "enum":
       schema = { type: "string", enum: r.values };
       break;
+    case "object": {
+      schema.type = "object";
+      const props = (r.props ?? {}) as Record<string, FieldRule>;
+      const properties: Record<string, JsonSchema> = {};
+      const required: string[] = [];
+      for (const [name, prop] of Object.entries(props)) {
+        const field = fieldSchema(prop);
+        properties[name] = field.schema;
+        if (!field.optional) required.push(name);
+      }
+      schema.properties = properties;
+      if (required.length > 0) schema.required = required;
+      if (r.strict) schema.additionalProperties = false;
+      break;
+    }
     case "array":
       schema.type = "array";
       if (r.items !== undefined) schema.items = fieldSchema(r.items as FieldRule).schema;
