@@ -19,10 +19,10 @@ import {
   WeakPasswordError,
 } from "../../lib/errors.ts";
 import type { MailKind, OutgoingMail } from "../../lib/mail/index.ts";
-import { renderMail } from "../../lib/mail/index.ts";
+import { isMailAddress, renderMail } from "../../lib/mail/index.ts";
 import type { RateLimit } from "../../lib/rate-limiter.ts";
 import type { Account, AccountsRepository, MfaState } from "./accounts.repo.ts";
-import type { ClientInfo, PublicUser, TokenPair } from "./auth.logic.ts";
+import { type ClientInfo, type PublicUser, type TokenPair, undeliverable } from "./auth.logic.ts";
 import type { MailedTokensRepository } from "./mailed-tokens.repo.ts";
 import { isCommonPassword, type PasswordHasher, passwordLengthIssue } from "./passwords.ts";
 import type { SessionsRepository } from "./sessions.repo.ts";
@@ -180,6 +180,7 @@ export class AccountSecurity {
     const account = await this.account(userId);
     const newEmail = input.newEmail.trim().toLowerCase();
     await this.checkPassword(account, input.password);
+    if (!isMailAddress(newEmail)) throw undeliverable("newEmail");
     if (newEmail === account.email) {
       throw new ValidationFailedError([
         { field: "newEmail", type: "emailSame", message: "This is the account's address already" },

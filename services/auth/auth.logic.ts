@@ -9,6 +9,7 @@ import {
   ValidationFailedError,
   WeakPasswordError,
 } from "../../lib/errors.ts";
+import { isMailAddress } from "../../lib/mail/index.ts";
 import type { RateLimit } from "../../lib/rate-limiter.ts";
 import type { Account, AccountsRepository } from "./accounts.repo.ts";
 import { isCommonPassword, type PasswordHasher, passwordLengthIssue } from "./passwords.ts";
@@ -18,6 +19,17 @@ import type { SessionsRepository } from "./sessions.repo.ts";
 import type { SigningKeys } from "./signing-keys.ts";
 
 export { hashRefreshToken, type TokenPair };
+
+/** An address the email rule lets through but no mail can be sent to (quotes, several addresses). */
+export function undeliverable(field: string): ValidationFailedError {
+  return new ValidationFailedError([
+    {
+      field,
+      type: "emailUndeliverable",
+      message: `The '${field}' field must be one plain address mail can be sent to`,
+    },
+  ]);
+}
 
 export interface PublicUser {
   id: string;
@@ -101,6 +113,7 @@ export class AuthLogic {
     if (lengthIssue) throw new ValidationFailedError([lengthIssue]);
     if (isCommonPassword(input.password)) throw new WeakPasswordError();
     const email = input.email.trim().toLowerCase();
+    if (!isMailAddress(email)) throw undeliverable("email");
     const displayName = input.displayName?.trim() || input.username;
     const passwordHash = await this.d.hasher.hash(input.password);
     const account = await this.d.accounts.insertPending({

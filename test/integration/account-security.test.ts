@@ -125,6 +125,23 @@ describe("email verification", () => {
     assert.equal(fresh.status, 204);
   });
 
+  test("an address the email rule passes but no mail can reach is 422 at registration and at a change", async () => {
+    const api = new ApiClient(platform.url);
+    for (const email of ['v"x@example.test', "a,b@example.test"]) {
+      const res = await api.raw<{ error: { details: { type: string }[] } }>("POST", "/auth/register", {
+        body: { ...newUser(), email },
+      });
+      assert.equal(res.status, 422, email);
+      assert.equal(res.body.error.details[0]?.type, "emailUndeliverable");
+    }
+    const u = await registered();
+    const change = await u.api.raw("POST", "/auth/email", {
+      body: { newEmail: "a,b@example.test", password: u.password },
+      token: u.token,
+    });
+    assert.equal(change.status, 422);
+  });
+
   test("resend without a token is 401", async () => {
     const api = new ApiClient(platform.url);
     assert.equal((await api.raw("POST", "/auth/verify-email/resend", { body: {} })).status, 401);
