@@ -57,6 +57,13 @@ const TIMEOUT_MS = 10_000;
 const VAPID_REUSE_MS = 12 * 3_600_000;
 const VAPID_LIFETIME_S = 23 * 3_600;
 
+const PREPARING = "EPUSHPREPARE";
+/**
+ * Failures another attempt cannot mend: the push could not be encrypted or signed (keys, subject),
+ * or the endpoint's name resolves to an internal address.
+ */
+const NOT_RETRIED = new Set([PREPARING, "EPUSHINTERNAL"]);
+
 interface Job<T> {
   target: T;
   payload: Buffer;
@@ -164,7 +171,10 @@ export class PushSender<T extends PushTarget> {
       this.o.onGone(job.target);
       return;
     }
-    const retryable = outcome instanceof Error || outcome.status === 429 || outcome.status >= 500;
+    const retryable =
+      outcome instanceof Error
+        ? !NOT_RETRIED.has((outcome as NodeJS.ErrnoException).code ?? "")
+        : outcome.status === 429 || outcome.status >= 500;
     const what = outcome instanceof Error ? outcome.message : `status ${outcome.status}`;
     const origin = originOf(job.target.endpoint);
     if (retryable && job.attempt < (this.o.maxAttempts ?? MAX_ATTEMPTS) && !this.closed) {
@@ -186,9 +196,18 @@ export class PushSender<T extends PushTarget> {
   /** Encrypts and posts one push; resolves the push service's status. */
   private post(job: Job<T>): Promise<{ status: number; retryAfter: string | undefined }> {
     const url = new URL(job.target.endpoint);
-    const { cipherText } = webPush.encrypt(job.target.p256dh, job.target.auth, job.payload, "aes128gcm");
+    let cipherText: Buffer;
+    let authorization: string;
+    try {
+      ({ cipherText } = webPush.encrypt(job.target.p256dh, job.target.auth, job.payload, "aes128gcm"));
+      authorization = this.vapidHeader(url.origin);
+    } catch (err) {
+      return Promise.reject(
+        Object.assign(new Error(`preparing: ${(err as Error).message}`), { code: PREPARING }),
+      );
+    }
     const headers = {
-      Authorization: this.vapidHeader(url.origin),
+      Authorization: authorization,
       "Content-Encoding": "aes128gcm",
       "Content-Type": "application/octet-stream",
       "Content-Length": String(cipherText.length),

@@ -461,6 +461,9 @@ export default class ChatService extends Service {
           handler: (ctx: Context<EventMap["chat.blocks.changed"]>) =>
             this.logic?.forgetBlocks(ctx.params.userIds),
         },
+        "profile.cache.clean": {
+          handler: (ctx: Context<EventMap["profile.cache.clean"]>) => this.push?.forgetNames(ctx.params.ids),
+        },
         "$node.disconnected": {
           handler: (ctx: Context<{ node: { id: string } }>) => {
             this.announcer.offline(this.presence.dropNode(ctx.params.node.id));
@@ -625,7 +628,6 @@ export default class ChatService extends Service {
     await this.blobs?.close();
   }
 
-  /** A new message goes to the members, then its sender's read mark (their own messages are read). */
   /**
    * The caller of a send or a new chat; with REQUIRE_EMAIL_VERIFICATION only once their access token
    * says the address is verified (its `ev` claim, set on the refresh after the verification).
@@ -641,6 +643,10 @@ export default class ChatService extends Service {
     return id;
   }
 
+  /**
+   * A new message goes to the members, then its sender's read mark (their own messages are read),
+   * then to the push notifier for the members who are away.
+   */
   private sent(result: Awaited<ReturnType<ChatLogic["send"]>>): MessageView {
     if (result.created) {
       const m = result.message;

@@ -10,6 +10,7 @@
  * sender's name once, all of their subscriptions in one find.
  */
 import type { MessageView } from "../../lib/contracts.ts";
+import { LocalCache } from "../../lib/local-cache.ts";
 import type { PushResult } from "../../lib/metrics.ts";
 import { PushSender, pushTopic } from "../../lib/push/push-sender.ts";
 import { loadVapidKeys } from "../../lib/push/vapid-keys.ts";
@@ -19,6 +20,9 @@ import { muteOf, type Receipt, receiptIdOf } from "./receipts.repo.ts";
 
 /** Code points of the text a push carries. */
 export const PREVIEW_LENGTH = 100;
+/** How long a sender's display name is reused; a profile change drops it sooner (`forgetNames`). */
+const NAME_TTL_MS = 60_000;
+const NAME_CACHE_MAX = 10_000;
 
 export interface PushPayload {
   type: "message";
@@ -122,6 +126,8 @@ export interface PushNotifications {
   publicKey: string;
   subscriptions: PushSubscriptionsRepository;
   notifier: PushNotifier;
+  /** Drops the cached display names of these users (their profiles changed). */
+  forgetNames(userIds: string[]): void;
   /** Waits for the pushes under way (at most `timeoutMs`), then drops the rest. */
   close(timeoutMs?: number): Promise<void>;
 }
@@ -140,6 +146,7 @@ export async function openPushNotifications(options: {
   const subscriptions = new PushSubscriptionsRepository(store.collection("push_subscriptions"));
   const receipts = store.collection<Receipt>("receipts");
   const [keys] = await Promise.all([loadVapidKeys(store), subscriptions.init()]);
+  const names = new LocalCache<{ name: string }>({ ttlMs: NAME_TTL_MS, max: NAME_CACHE_MAX });
   const sender = new PushSender<PushSubscriptionRecord>({
     keys,
     allowInternal: options.config.allowInsecure,
@@ -160,7 +167,14 @@ export async function openPushNotifications(options: {
         (r): r is Receipt => r !== null,
       ),
     subscriptionsOf: (userIds) => subscriptions.forUsers(userIds),
-    senderName: options.senderName,
+    senderName: async (userId) => {
+      const cached = names.get(userId);
+      if (cached) return cached.name;
+      const mark = names.mark();
+      const name = await options.senderName(userId);
+      names.set(userId, { name }, mark);
+      return name;
+    },
     push: (target, payload, topic) => sender.send(target, payload, topic),
     preview: options.config.preview,
     onError: (err) => logger.warn("Preparing the pushes of a message failed", (err as Error).message),
@@ -169,6 +183,7 @@ export async function openPushNotifications(options: {
     publicKey: keys.publicKey,
     subscriptions,
     notifier,
+    forgetNames: (userIds) => names.drop(userIds),
     close: async (timeoutMs = 5_000) => {
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<void>((resolve) => {

@@ -81,17 +81,25 @@ async function connect(u: User): Promise<RawSocket> {
   return s;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const messageIds = (endpoint: string) => stand.received(endpoint).map((p) => p.payload.messageId);
 
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
+let fence: { from: User; chatId: string; endpoint: string } | undefined;
+/**
+ * Resolves once the pushes of every message sent so far have arrived: the sender works its queue
+ * in order, so two pushes to a fence user, each sent after the one before arrived, come after them.
+ */
+async function settled(): Promise<void> {
+  if (!fence) {
+    const [from, to] = [await user("fa"), await user("fb")];
+    const endpoint = await subscribed(to);
+    fence = { from, chatId: (await from.api.openDirect(to.id)).id, endpoint };
+  }
+  for (let i = 0; i < 2; i++) {
+    const n = stand.received(fence.endpoint).length;
+    await fence.from.api.sendMessage(fence.chatId, "fence");
+    await stand.waitForEndpoint(fence.endpoint, n + 1);
   }
 }
-
-const messageIds = (endpoint: string) => stand.received(endpoint).map((p) => p.payload.messageId);
 
 describe("push keys and subscriptions", () => {
   test("the VAPID public key is an uncompressed P-256 point, the same on every ask, no token needed", async () => {
@@ -176,45 +184,69 @@ describe("pushes for new messages", () => {
     assert.deepEqual(stand.refused, []);
   });
 
+  test("a renamed sender's next push carries the new name", async () => {
+    const [a, b] = [await user("rn"), await user("rr")];
+    const endpoint = await subscribed(b);
+    const chat = await a.api.openDirect(b.id);
+    await a.api.sendMessage(chat.id, "before");
+    await stand.waitForEndpoint(endpoint, 1);
+    await a.api.updateMe({ displayName: "Renamed Sender" });
+    await a.api.sendMessage(chat.id, "after");
+    const pushes = await stand.waitForEndpoint(endpoint, 2);
+    assert.deepEqual(
+      pushes.map((p) => p.payload.senderName),
+      [a.displayName, "Renamed Sender"],
+    );
+  });
+
   test("no push while the user has a socket open; one once it is closed", async () => {
-    const [a, b, c] = [await user("sa"), await user("on"), await user("off")];
-    const [eb, ec] = [await subscribed(b), await subscribed(c)];
+    const [a, b] = [await user("sa"), await user("on")];
+    const eb = await subscribed(b);
     const socketA = await connect(a);
     const socketB = await connect(b);
     const toB = await a.api.openDirect(b.id);
-    const toC = await a.api.openDirect(c.id);
     const missed = await a.api.sendMessage(toB.id, "you are online");
     await socketB.next((f) => f.type === "new_message" && f.id === missed.id);
-    // The push to C is queued after the one B would get: once it is there, B's would be too.
-    await a.api.sendMessage(toC.id, "fence");
-    await stand.waitForEndpoint(ec, 1);
+    await settled();
     assert.deepEqual(messageIds(eb), []);
     socketB.close();
     await socketA.next((f) => f.type === "presence" && f.userId === b.id && f.status === "offline");
     const later = await a.api.sendMessage(toB.id, "now you are away");
     await stand.waitForEndpoint(eb, 1);
+    await settled();
     assert.deepEqual(messageIds(eb), [later.id]);
   });
 
-  test("no push for a muted chat, nor across a block", async () => {
-    const [a, b, c] = [await user("sa"), await user("mu"), await user("bl")];
-    const [eb, ec] = [await subscribed(b), await subscribed(c)];
+  test("no push for a muted chat; one again once it is unmuted", async () => {
+    const [a, b] = [await user("sa"), await user("mu")];
+    const eb = await subscribed(b);
     const toB = await a.api.openDirect(b.id);
-    const toC = await a.api.openDirect(c.id);
     assert.equal((await raw("PUT", `/chats/${toB.id}/mute`, b.token, { until: null })).status, 204);
     await a.api.sendMessage(toB.id, "muted");
-    const fence = await a.api.sendMessage(toC.id, "fence");
-    await stand.waitForEndpoint(ec, 1);
+    await settled();
     assert.deepEqual(messageIds(eb), []);
-    assert.deepEqual(messageIds(ec), [fence.id]);
-    // A block in a group: C blocks A, and A mentions C (and B) there.
-    const group = await a.api.openGroup("blocked", [b.id, c.id]);
-    await c.api.block(a.id);
     assert.equal((await raw("DELETE", `/chats/${toB.id}/mute`, b.token)).status, 204);
-    const mention = await a.api.sendMessage(group.id, `@${c.username} @${b.username} hi`);
+    const unmuted = await a.api.sendMessage(toB.id, "unmuted");
     await stand.waitForEndpoint(eb, 1);
-    assert.deepEqual(messageIds(eb), [mention.id]);
-    assert.deepEqual(messageIds(ec), [fence.id]);
+    assert.deepEqual(messageIds(eb), [unmuted.id]);
+  });
+
+  test("no push across a block, whoever made it", async () => {
+    const [a, b, c] = [await user("sa"), await user("bb"), await user("bc")];
+    const [eb, ec] = [await subscribed(b), await subscribed(c)];
+    const group = await a.api.openGroup("blocked", [b.id, c.id]);
+    // C blocks A, and A blocks B; both are mentioned in the group, where they still share a chat.
+    await c.api.block(a.id);
+    await a.api.block(b.id);
+    await a.api.sendMessage(group.id, `@${c.username} @${b.username} hi`);
+    await settled();
+    assert.deepEqual(messageIds(ec), []);
+    assert.deepEqual(messageIds(eb), []);
+    // Lifted, the next mention reaches C.
+    await c.api.unblock(a.id);
+    const after = await a.api.sendMessage(group.id, `@${c.username} again`);
+    await stand.waitForEndpoint(ec, 1);
+    assert.deepEqual(messageIds(ec), [after.id]);
   });
 
   test("in a group only the mentioned offline members get a push", async () => {
@@ -233,25 +265,33 @@ describe("pushes for new messages", () => {
     const [push] = await stand.waitForEndpoint(eb, 1);
     assert.equal(push?.payload.messageId, mention.id);
     assert.ok(plain.id);
-    // A direct message to C after both, as a fence: C gets that one only.
-    const fence = await a.api.sendMessage((await a.api.openDirect(c.id)).id, "fence");
-    await stand.waitForEndpoint(ec, 1);
-    assert.deepEqual(messageIds(ec), [fence.id]);
+    await settled();
+    assert.deepEqual(messageIds(ec), [], "C is not mentioned");
     assert.deepEqual(messageIds(eb), [mention.id]);
     assert.deepEqual(messageIds(ed), [], "D has a socket open");
     assert.deepEqual(messageIds(ea), [], "the sender gets none");
   });
 
-  test("a 410 removes the subscription", async () => {
+  test("a 410 removes the subscription: the next message sends nothing to it", async () => {
     const [a, b] = [await user("sa"), await user("gone")];
     const sub = stand.createSubscription();
     assert.deepEqual(await b.api.subscribePush(sub), { created: true });
+    const kept = await subscribed(b);
     stand.answer(sub.endpoint, 410);
-    await a.api.sendMessage((await a.api.openDirect(b.id)).id, "to a browser that left");
-    await until(() => stand.refusedOnPurpose(sub.endpoint) === 1, "the 410");
-    // Once it is removed, registering it again creates it anew.
-    await until(async () => (await b.api.subscribePush(sub)).created, "the subscription removed");
+    const chat = await a.api.openDirect(b.id);
+    const first = await a.api.sendMessage(chat.id, "to a browser that left");
+    await stand.waitForEndpoint(kept, 1);
+    await settled();
+    assert.equal(stand.refusedOnPurpose(sub.endpoint), 1);
+    const second = await a.api.sendMessage(chat.id, "to the browser that stayed");
+    await stand.waitForEndpoint(kept, 2);
+    await settled();
+    // A push to it now would have been accepted and recorded: none came.
+    assert.equal(stand.refusedOnPurpose(sub.endpoint), 1);
     assert.deepEqual(stand.received(sub.endpoint), []);
+    assert.deepEqual(messageIds(kept), [first.id, second.id]);
+    // Registering it again creates it anew.
+    assert.deepEqual(await b.api.subscribePush(sub), { created: true });
   });
 
   test("a 429 with Retry-After is retried, and the push arrives once", async () => {
@@ -277,6 +317,7 @@ describe("pushes for new messages", () => {
     await b.api.unsubscribePush(removed);
     const second = await a.api.sendMessage(chat.id, "to one");
     await stand.waitForEndpoint(kept, 2);
+    await settled();
     assert.deepEqual(messageIds(kept), [first.id, second.id]);
     assert.deepEqual(messageIds(removed), [first.id]);
   });
@@ -289,8 +330,51 @@ describe("pushes for new messages", () => {
     await a.api.sendMessage((await a.api.openDirect(b.id)).id, "to the old owner");
     const toC = await a.api.sendMessage((await a.api.openDirect(c.id)).id, "to the new owner");
     await stand.waitForEndpoint(sub.endpoint, 1);
-    const fence = await a.api.sendMessage((await a.api.openDirect(c.id)).id, "fence");
-    await stand.waitForEndpoint(sub.endpoint, 2);
-    assert.deepEqual(messageIds(sub.endpoint), [toC.id, fence.id]);
+    await settled();
+    assert.deepEqual(messageIds(sub.endpoint), [toC.id]);
+  });
+});
+
+describe("push subscriptions on a platform that allows only public https endpoints", () => {
+  let strict: Platform;
+  before(async () => {
+    strict = await startEmbedded({ PUSH_PREVIEW: "false" });
+  });
+  after(() => strict?.stop());
+
+  test("http, loopback, private and link-local endpoints are 422 naming endpoint; a public https one is 201", async () => {
+    const api = new ApiClient(strict.url);
+    const { accessToken } = await api.register(newUser("st"));
+    const keys = stand.createSubscription().keys;
+    const post = (endpoint: string) =>
+      fetch(`${strict.url}/push/subscriptions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${accessToken}` },
+        body: JSON.stringify({ endpoint, keys }),
+      }).then(async (res) => ({ status: res.status, body: (await res.json()) as unknown }));
+    for (const endpoint of [
+      stand.createSubscription().endpoint,
+      "http://push.example.com/send/1",
+      "https://127.0.0.1/send/1",
+      "https://localhost:8443/send/1",
+      "https://10.1.2.3/send/1",
+      "https://192.168.0.10/send/1",
+      "https://169.254.169.254/latest",
+      "https://[::1]/send/1",
+      "https://[fd12::1]/send/1",
+      "https://[::ffff:127.0.0.1]/send/1",
+    ]) {
+      const res = await post(endpoint);
+      assert.equal(res.status, 422, `${endpoint}: ${JSON.stringify(res.body)}`);
+      const error = (res.body as { error: { code: string; details?: { field: string }[] } }).error;
+      assert.equal(error.code, "VALIDATION_FAILED");
+      assert.deepEqual(
+        error.details?.map((d) => d.field),
+        ["endpoint"],
+      );
+    }
+    const ok = await post("https://push.example.com/send/abc");
+    assert.equal(ok.status, 201);
+    assert.deepEqual(ok.body, { created: true });
   });
 });

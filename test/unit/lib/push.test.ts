@@ -13,7 +13,15 @@ import {
   pushTopic,
   retryAfterMs,
 } from "../../../lib/push/push-sender.ts";
-import { PREVIEW_LENGTH, previewOf, pushAudience } from "../../../services/chat/push-notifier.ts";
+import {
+  PREVIEW_LENGTH,
+  PushNotifier,
+  type PushNotifierDeps,
+  previewOf,
+  pushAudience,
+} from "../../../services/chat/push-notifier.ts";
+import type { PushSubscriptionRecord } from "../../../services/chat/push-subscriptions.repo.ts";
+import { type Receipt, receiptIdOf } from "../../../services/chat/receipts.repo.ts";
 import { type PushServiceStandIn, startPushService } from "../../support/push-service.ts";
 
 const point = () => createECDH("prime256v1").generateKeys().toString("base64url");
@@ -260,6 +268,18 @@ describe("push sender against the stand-in", () => {
     assert.equal(results.filter((r) => r === "failed").length, 2);
     assert.equal(warnings.length, 2);
   });
+  test("a push that cannot be encrypted, or whose host resolves inside, fails at once without retries", async () => {
+    const { s, results, warnings } = sender();
+    const bad = { ...target(), p256dh: Buffer.alloc(65, 1).toString("base64url") };
+    const inside = { ...target(), endpoint: target().endpoint.replace("127.0.0.1", "localhost") };
+    s.send(bad, "{}", "t");
+    s.send(inside, "{}", "t");
+    await s.idle();
+    assert.deepEqual(results, ["failed", "failed"]);
+    assert.equal(stand.received(bad.endpoint).length + stand.received(inside.endpoint).length, 0);
+    assert.ok(warnings.some((w) => w.includes("after 1 attempts")));
+    s.close();
+  });
 });
 
 describe("connecting to a push service", () => {
@@ -276,5 +296,177 @@ describe("connecting to a push service", () => {
 
   test("a public address passes", async () => {
     assert.deepEqual(await resolve("93.184.215.14"), { address: "93.184.215.14" });
+  });
+});
+
+describe("push notifier decisions", () => {
+  const chatId = "chat-1";
+  const message = (over: Partial<MessageView> = {}) =>
+    ({
+      id: "m-1",
+      chatId,
+      seq: 7,
+      senderId: "a",
+      message: "hello there",
+      mentions: [],
+      ...over,
+    }) as MessageView;
+  const subOf = (userId: string, n = 1): PushSubscriptionRecord => ({
+    _id: `${userId}-${n}`,
+    userId,
+    endpoint: `https://push.example.com/${userId}/${n}`,
+    p256dh: "k",
+    auth: "s",
+    createdAt: new Date(),
+    updatedAt: new Date(),
+  });
+  const receipt = (userId: string, mute: Partial<Receipt> = {}): Receipt => ({
+    _id: receiptIdOf(chatId, userId),
+    chatId,
+    userId,
+    lastReadSeq: 0,
+    createdAt: new Date(),
+    updatedAt: new Date(),
+    ...mute,
+  });
+
+  /** A notifier over fakes; every subscription of a user is `subOf(user)`, unless `subs` says. */
+  function fake(options: {
+    online?: string[];
+    hidden?: string[];
+    receipts?: Receipt[];
+    subs?: (userIds: string[]) => PushSubscriptionRecord[];
+    preview?: boolean;
+    failSubscriptions?: boolean;
+  }) {
+    const calls = { hiddenFrom: 0, receiptsOf: 0, subscriptionsOf: 0, senderName: 0 };
+    const pushes: { target: PushSubscriptionRecord; payload: Record<string, unknown>; topic: string }[] = [];
+    const errors: unknown[] = [];
+    const deps: PushNotifierDeps = {
+      isOnline: (u) => (options.online ?? []).includes(u),
+      hiddenFrom: async (_sender, ids) => {
+        calls.hiddenFrom += 1;
+        return new Set(ids.filter((id) => (options.hidden ?? []).includes(id)));
+      },
+      receiptsOf: async (chat, ids) => {
+        calls.receiptsOf += 1;
+        return (options.receipts ?? []).filter((r) => r.chatId === chat && ids.includes(r.userId));
+      },
+      subscriptionsOf: async (ids) => {
+        calls.subscriptionsOf += 1;
+        if (options.failSubscriptions) throw new Error("store down");
+        return options.subs ? options.subs(ids) : ids.map((id) => subOf(id));
+      },
+      senderName: async () => {
+        calls.senderName += 1;
+        return "Ann";
+      },
+      push: (target, payload, topic) => pushes.push({ target, payload: JSON.parse(payload), topic }),
+      preview: options.preview ?? true,
+      onError: (err) => errors.push(err),
+    };
+    const notifier = new PushNotifier(deps);
+    return { notifier, calls, pushes, errors };
+  }
+  const recipients = (pushes: { target: PushSubscriptionRecord }[]) =>
+    pushes.map((p) => p.target.userId).sort();
+
+  test("a direct message is pushed to the offline other member with the payload of the contract", async () => {
+    const { notifier, pushes } = fake({});
+    notifier.messageStored({ type: "direct", members: ["a", "b"] }, message());
+    await notifier.idle();
+    assert.equal(pushes.length, 1);
+    assert.deepEqual(pushes[0]?.payload, {
+      type: "message",
+      chatId,
+      messageId: "m-1",
+      seq: 7,
+      senderId: "a",
+      senderName: "Ann",
+      preview: "hello there",
+    });
+    assert.equal(pushes[0]?.topic, pushTopic("b", chatId));
+  });
+
+  test("nothing is looked up for a member who is online", async () => {
+    const { notifier, pushes, calls } = fake({ online: ["b"] });
+    notifier.messageStored({ type: "direct", members: ["a", "b"] }, message());
+    await notifier.idle();
+    assert.deepEqual(pushes, []);
+    assert.deepEqual(calls, { hiddenFrom: 0, receiptsOf: 0, subscriptionsOf: 0, senderName: 0 });
+  });
+
+  test("a group message goes to the mentioned members who are offline, not muted and not blocked", async () => {
+    const future = new Date(Date.now() + 3_600_000);
+    const past = new Date(Date.now() - 1_000);
+    const { notifier, pushes } = fake({
+      online: ["c"],
+      hidden: ["d"],
+      receipts: [
+        receipt("e", { muted: true, mutedUntil: null }),
+        receipt("f", { muted: true, mutedUntil: future }),
+        receipt("g", { muted: true, mutedUntil: past }),
+        receipt("h"),
+      ],
+    });
+    const members = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    notifier.messageStored(
+      { type: "group", members },
+      message({ mentions: ["a", "b", "c", "d", "e", "f", "g", "h"] }),
+    );
+    await notifier.idle();
+    assert.deepEqual(recipients(pushes), ["b", "g", "h"]);
+  });
+
+  test("no preview with preview off, nor for a message without text", async () => {
+    const off = fake({ preview: false });
+    off.notifier.messageStored({ type: "direct", members: ["a", "b"] }, message());
+    const empty = fake({});
+    empty.notifier.messageStored({ type: "direct", members: ["a", "b"] }, message({ message: "" }));
+    await Promise.all([off.notifier.idle(), empty.notifier.idle()]);
+    for (const { pushes } of [off, empty]) {
+      assert.equal(pushes.length, 1);
+      assert.equal("preview" in (pushes[0]?.payload ?? {}), false);
+      assert.equal(pushes[0]?.payload.senderName, "Ann");
+    }
+  });
+
+  test("a long text is cut to 100 code points in the payload", async () => {
+    const { notifier, pushes } = fake({});
+    notifier.messageStored({ type: "direct", members: ["a", "b"] }, message({ message: "é😀".repeat(80) }));
+    await notifier.idle();
+    assert.equal([...String(pushes[0]?.payload.preview)].length, PREVIEW_LENGTH);
+  });
+
+  test("every subscription of a recipient gets the push; one that moved to another user does not", async () => {
+    const { notifier, pushes } = fake({
+      subs: () => [subOf("b", 1), subOf("b", 2), subOf("z", 1)],
+    });
+    notifier.messageStored({ type: "direct", members: ["a", "b"] }, message());
+    await notifier.idle();
+    assert.deepEqual(
+      pushes.map((p) => p.target._id),
+      ["b-1", "b-2"],
+    );
+  });
+
+  test("1,000 offline members of a group are served with one lookup of each kind", async () => {
+    const members = Array.from({ length: 1001 }, (_, i) => (i === 0 ? "a" : `m${i}`));
+    const { notifier, pushes, calls } = fake({
+      receipts: [receipt("m5", { muted: true, mutedUntil: null })],
+    });
+    notifier.messageStored({ type: "group", members }, message({ mentions: members }));
+    await notifier.idle();
+    assert.equal(pushes.length, 999);
+    assert.equal(recipients(pushes).includes("m5"), false);
+    assert.deepEqual(calls, { hiddenFrom: 1, receiptsOf: 1, subscriptionsOf: 1, senderName: 1 });
+  });
+
+  test("a failing lookup is reported and never thrown to the send", async () => {
+    const { notifier, pushes, errors } = fake({ failSubscriptions: true });
+    assert.doesNotThrow(() => notifier.messageStored({ type: "direct", members: ["a", "b"] }, message()));
+    await notifier.idle();
+    assert.deepEqual(pushes, []);
+    assert.equal((errors[0] as Error).message, "store down");
   });
 });
