@@ -360,38 +360,28 @@ export default class GatewayService extends Service {
         });
       },
       started: async () => {
+        // What the routes served beside moleculer-web (files, the export) take from the gateway.
+        const streamed = {
+          broker: this.broker,
+          authenticate: (token: string) => this.verifier.verify(token),
+          assertReady: () => this.assertReady(),
+          answerError: (req: Req, res: ServerResponse, err: unknown) => this.answerError(req, res, err),
+          cors: config.corsOrigins.length
+            ? (req: Req, res: ServerResponse) => {
+                (
+                  this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }
+                ).corsHandler(this.settings, req, res);
+              }
+            : undefined,
+          logger: this.logger,
+          metrics: platformMetrics(this.broker),
+        };
         this.files = new FileRoutes({
+          ...streamed,
           blobs: await openBlobStore(config.files),
           limits: { maxBytes: config.files.maxBytes, allowedTypes: config.files.allowedTypes },
-          broker: this.broker,
-          authenticate: (token) => this.verifier.verify(token),
-          assertReady: () => this.assertReady(),
-          answerError: (req, res, err) => this.answerError(req, res, err),
-          cors: config.corsOrigins.length
-            ? (req, res) => {
-                (
-                  this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }
-                ).corsHandler(this.settings, req, res);
-              }
-            : undefined,
-          logger: this.logger,
-          metrics: platformMetrics(this.broker),
         });
-        this.exporter = new AccountExport({
-          broker: this.broker,
-          authenticate: (token) => this.verifier.verify(token),
-          assertReady: () => this.assertReady(),
-          answerError: (req, res, err) => this.answerError(req, res, err),
-          cors: config.corsOrigins.length
-            ? (req, res) => {
-                (
-                  this as unknown as { corsHandler(s: unknown, q: Req, r: ServerResponse): boolean }
-                ).corsHandler(this.settings, req, res);
-              }
-            : undefined,
-          logger: this.logger,
-          metrics: platformMetrics(this.broker),
-        });
+        this.exporter = new AccountExport(streamed);
         this.syncTimer = setInterval(() => void this.syncKeys(), SYNC_INTERVAL_MS);
         this.syncTimer.unref();
         this.ws = this.createWsServer();

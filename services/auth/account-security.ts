@@ -10,6 +10,7 @@
 
 import { createHash } from "node:crypto";
 import { Errors } from "moleculer";
+import type { AccountView } from "../../lib/contracts.ts";
 import {
   ConflictError,
   ForbiddenError,
@@ -42,15 +43,6 @@ export const VERIFY_TTL_S = 48 * 3600;
 export const MFA_TOKEN_TTL_S = 5 * 60;
 /** A setup not confirmed within this is forgotten: enable answers MFA_NOT_SET_UP. */
 const MFA_SETUP_TTL_MS = 15 * 60_000;
-
-export interface AccountView {
-  id: string;
-  email: string;
-  emailVerified: boolean;
-  mfaEnabled: boolean;
-  recoveryCodesLeft: number;
-  createdAt: string;
-}
 
 export interface SecurityDeps {
   accounts: AccountsRepository;
