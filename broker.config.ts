@@ -7,7 +7,8 @@
  * Fault tolerance is on and tuned rather than left at Moleculer's defaults (all off, no timeout):
  * every call has a timeout; only retryable errors are retried, with backoff, and actions that are
  * not idempotent switch retries off in their own schema; a circuit breaker per endpoint stops
- * calling a failing node; password hashing runs behind a bulkhead declared on the auth actions.
+ * calling a failing node; password hashing runs behind the auth node's admission gate
+ * (services/auth/hash-admission.ts), which answers 503 at once rather than queue for long.
  *
  * Observability (docs/observability.md): Prometheus metrics on METRICS_PORT of every node,
  * Moleculer's built-in ones plus the platform's own (lib/metrics.ts); Pino JSON logs whose lines
@@ -23,6 +24,7 @@ import { logDestination } from "./lib/log-destination.ts";
 import { observabilityMiddleware } from "./lib/observability.ts";
 import { PLATFORM_CONFIG } from "./lib/platform.ts";
 import { PrometheusReporter } from "./lib/prometheus-reporter.ts";
+import { clusterNodes } from "./lib/redis.ts";
 
 export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
   return {
@@ -47,6 +49,10 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
     // INFO goes out as each local service registers, not a second later: a gateway that accepts
     // sockets before the chat nodes know its `gateway.deliver` would miss their live messages.
     transit: { serviceChangedDebounceTime: 0 },
+    // JSON: of Moleculer's serializers with a maintained package (CBOR by cbor-x, Notepack by
+    // notepack.io, MsgPack by msgpack5), the fastest on this platform's packets by far, measured
+    // in one run by bench/serializers.ts (docs/benchmarks.md, "Serializers"): the binary ones save
+    // a tenth of the bytes and take 1.5 to 9 times as long to encode and decode.
     serializer: "JSON",
     requestTimeout: config.requestTimeoutMs,
     retryPolicy: {
@@ -63,29 +69,62 @@ export function createBrokerOptions(config: PlatformConfig): BrokerOptions {
       minRequestCount: config.circuitBreaker.minRequests,
       windowTime: config.circuitBreaker.windowS,
       halfOpenTime: config.circuitBreaker.halfOpenMs,
-      check: (err: Error) => ((err as Errors.MoleculerError).code ?? 500) >= 500,
+      // A hash refused for overload (HASHING_BUSY) is the node shedding load, not failing: it must
+      // not open the circuit and turn every password route away.
+      check: (err: Error) =>
+        ((err as Errors.MoleculerError).code ?? 500) >= 500 &&
+        (err as Errors.MoleculerError).type !== "HASHING_BUSY",
     },
     bulkhead: { enabled: false },
     heartbeatInterval: 5,
     heartbeatTimeout: 15,
     registry: { strategy: "RoundRobin", preferLocal: true },
     tracking: { enabled: true, shutdownTimeout: 10_000 },
-    cacher: config.redisUrl
-      ? {
-          type: "Redis",
-          options: {
-            prefix: `${config.namespace}-cache`,
-            ttl: config.profileCacheTtlS,
-            redis: config.redisUrl,
-          },
-        }
-      : { type: "MemoryLRU", options: { max: 10_000, ttl: config.profileCacheTtlS } },
+    cacher: cacherOptions(config),
     validator: true,
     metrics: metricsOptions(config),
     tracing: tracingOptions(config),
     middlewares: [observabilityMiddleware],
     [PLATFORM_CONFIG]: config,
   } as BrokerOptions;
+}
+
+/**
+ * Moleculer's Redis cacher on REDIS_URL, or on the Redis Cluster of REDIS_CLUSTER_NODES (the
+ * same fail-fast client options as lib/redis.ts; every cache key is a key of its own, so no
+ * command spans slots); in memory on a node with neither.
+ */
+function cacherOptions(config: PlatformConfig): BrokerOptions["cacher"] {
+  const common = { prefix: `${config.namespace}-cache`, ttl: config.profileCacheTtlS };
+  if (config.redisClusterNodes.length > 0) {
+    const { nodes, auth } = clusterNodes(config.redisClusterNodes);
+    const redisOptions = { ...auth, maxRetriesPerRequest: 1, connectTimeout: 2_000, commandTimeout: 1_000 };
+    return {
+      type: "Redis",
+      options: {
+        ...common,
+        cluster: {
+          nodes,
+          options: {
+            enableOfflineQueue: false,
+            clusterRetryStrategy: (times: number) => Math.min(times * 200, 2_000),
+            retryDelayOnFailover: 200,
+            retryDelayOnClusterDown: 200,
+            maxRedirections: 3,
+            slotsRefreshInterval: 5_000,
+            redisOptions,
+          },
+        },
+      },
+    } as BrokerOptions["cacher"];
+  }
+  // Moleculer's types want an options object for `redis`; the cacher takes a URL too.
+  if (config.redisUrl)
+    return {
+      type: "Redis",
+      options: { ...common, redis: config.redisUrl },
+    } as unknown as BrokerOptions["cacher"];
+  return { type: "MemoryLRU", options: { max: 10_000, ttl: config.profileCacheTtlS } };
 }
 
 /** Prometheus on METRICS_PORT, through the reporter that also writes _sum/_count of bucket histograms. */

@@ -7,6 +7,7 @@ import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import autocannon, { type Request } from "autocannon";
+import { runChild } from "./processes.ts";
 
 const REQUEST_TIMEOUT_S = 10;
 const ERROR_BODY_CHARS = 300;
@@ -28,6 +29,12 @@ export interface LoadResult {
   statusCodes: Record<string, number>;
   /** The start of the first body answered with each non-2xx status (not kept for plain reads). */
   errorBodies: Record<string, string>;
+  /** Paced runs: 503 answers (load shed) and their latency percentiles, in ms. */
+  shed?: { count: number; p50: number; p99: number; max: number };
+  /** Paced runs: the slowest answer of any status, in ms. */
+  maxMs?: number;
+  /** The generator's own CPU, in cores, when it ran in a process of its own (openLoopInChild). */
+  generatorCores?: number;
 }
 
 export interface ClosedLoop {
@@ -120,6 +127,8 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
   const { hostname, port } = new URL(options.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.maxInFlight });
   const samples: number[] = [];
+  const shedSamples: number[] = [];
+  let maxMs = 0;
   const statusCodes: Record<string, number> = {};
   const errorBodies: Record<string, string> = {};
   let failures = 0;
@@ -159,8 +168,11 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
               keepErrorBody(errorBodies, status, text);
               statusCodes[status] = (statusCodes[status] ?? 0) + 1;
               lastAnswer = performance.now();
-              if (status >= 200 && status < 300) samples.push(lastAnswer - due);
+              const ms = lastAnswer - due;
+              maxMs = Math.max(maxMs, ms);
+              if (status >= 200 && status < 300) samples.push(ms);
               else failures += 1;
+              if (status === 503) shedSamples.push(ms);
             }
             resolve();
           });
@@ -200,6 +212,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
   }
   agent.destroy();
   const sorted = samples.sort((a, b) => a - b);
+  const shedSorted = shedSamples.sort((a, b) => a - b);
   const elapsedS = Math.max(options.durationS, (lastAnswer - start) / 1000);
   return {
     rps: samples.length / elapsedS,
@@ -211,6 +224,14 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
     failures,
     statusCodes,
     errorBodies,
+    shed: {
+      count: shedSorted.length,
+      p50: percentile(shedSorted, 50),
+      p99: percentile(shedSorted, 99),
+      max: shedSorted.at(-1) ?? Number.NaN,
+    },
+    maxMs:
+      statusCodes.timeout || statusCodes.unanswered || statusCodes.error ? Number.POSITIVE_INFINITY : maxMs,
   };
 }
 
@@ -223,4 +244,11 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
+}
+
+/** openLoop in a child process (bench/open-loop-child.ts): bodiless requests, with the generator's CPU. */
+export async function openLoopInChild(options: Omit<OpenLoop, "body">): Promise<LoadResult> {
+  const timeoutMs = (options.durationS + REQUEST_TIMEOUT_S) * 1000 + OVERRUN_MS + 30_000;
+  const data = await runChild("open-loop", "./open-loop-child.ts", options, timeoutMs);
+  return { ...(data.result as LoadResult), generatorCores: data.cores as number };
 }

@@ -152,6 +152,8 @@ export interface Report {
   figures: Figure[];
   hashComparison: { concurrency: number; faster: string; by: number }[];
   profiles?: { file: string; top: string }[];
+  /** Moleculer's serializers on the platform's packets (bench/serializers.ts), as a markdown table. */
+  serializers?: string;
 }
 
 function topologyList(t: Topology): string[] {
@@ -200,6 +202,16 @@ export function markdown(report: Report): string {
       .join("; ")}.`,
   ];
   lines.push("", ...cpuTable(report.figures));
+  if (report.serializers) {
+    lines.push(
+      "",
+      "## Serializers",
+      "",
+      "Encode + decode round trips of Moleculer's serializers, in this run (bench/serializers.ts):",
+      "",
+      report.serializers,
+    );
+  }
   const notes = report.figures.filter((f) => f.note);
   if (notes.length) lines.push("", "## Notes", "", ...notes.map((f) => `- ${f.label}: ${f.note}`));
   const bodies = report.figures.filter(

@@ -38,6 +38,7 @@ import {
   type Settings,
   scalingReads,
 } from "./scenarios.ts";
+import { measureSerializers, serializerTable } from "./serializers.ts";
 import { WS_DEFAULTS, type WsOptions, wsBudgetS, wsFanout, wsSettings } from "./ws/scenario.ts";
 import { BENCH_ENV as WS_BENCH_ENV } from "./ws/topology.ts";
 
@@ -273,6 +274,9 @@ async function main(): Promise<void> {
   const auth = hashRate ? await authFlows(settings, infra, hashRate) : undefined;
   if (auth) add(auth);
   if (wsOptions) add(await wsFanout(settings, infra, wsOptions));
+  // A few seconds of this runner's own CPU, with no server under load.
+  const serializers = only ? undefined : serializerTable(measureSerializers({ ms: 300, rounds: runs + 2 }));
+  if (serializers) log(`serializers:\n${serializers}`);
 
   const order = ["bare.", "echo.", "profile.", "scale.", "argon2.", "register.", "login.", "ws."];
   const rank = (f: Figure) => order.findIndex((prefix) => f.id.startsWith(prefix));
@@ -301,7 +305,7 @@ async function main(): Promise<void> {
     topology: {
       loadGenerator: {
         pid: process.pid,
-        role: "this runner: autocannon (closed loop) and the paced open-loop generator, one event loop",
+        role: "this runner: autocannon (closed loop) and the paced open-loop generator of the auth routes, one event loop; the paced profile reads come from a generator process of their own (its CPU is a figure)",
       },
       servers: {
         "nats-server": { pid: servers.nats.pid, url: infra.nats },
@@ -315,6 +319,7 @@ async function main(): Promise<void> {
     figures,
     hashComparison: fasterHash(figures),
     ...(profiles ? { profiles } : {}),
+    ...(serializers ? { serializers } : {}),
   };
 
   await mkdir(RESULTS, { recursive: true });

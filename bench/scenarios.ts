@@ -4,6 +4,9 @@
  * platform's profile reads, registrations and logins through its gateway.
  */
 
+import { readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiClient, ApiError } from "../client/rest-client.ts";
 import type { Servers } from "../test/support/cluster.ts";
@@ -11,8 +14,9 @@ import { newUser, SERVICES, type ServiceName, tempDir } from "../test/support/pl
 import { type CpuUse, type MeasuredPid, measureCpu, waitUntilQuiet } from "./cpu.ts";
 import { type Figure, figure, median, type Target } from "./figures.ts";
 import type { HashImpl } from "./hash-rate.ts";
-import { closedLoop, type LoadResult, openLoop } from "./load.ts";
+import { closedLoop, type LoadResult, openLoop, openLoopInChild } from "./load.ts";
 import { type BenchChild, runChild, startChild } from "./processes.ts";
+import { type ProbeLine, summarizeProbe } from "./servers/probe.ts";
 
 /** autocannon settings of every HTTP read figure. */
 export const HTTP_CONNECTIONS = 64;
@@ -22,6 +26,8 @@ export const AUTH_CONNECTIONS = 16;
 export const SPEC_READ_RATE = 1_000;
 /** Share of the measured hash rate offered as a fixed arrival rate. */
 export const PACED_SHARE = 0.8;
+/** Share of the measured hash rate offered to see the overload answered: the excess refused at once. */
+export const OVERLOAD_SHARE = 1.5;
 /** Profile reads are to reach this share of B's rate, and hold their p99 target there. */
 const READ_SHARE_OF_B = 0.6;
 /** Hashes in flight per auth node (HASH_CONCURRENCY's default): the hash rate auth is held to. */
@@ -390,6 +396,7 @@ async function withPlatform<T>(
   measure: (servers: Deployment) => Promise<T>,
   roles: ServiceName[] = PLATFORM_ROLES,
   embedded = false,
+  extra: { probeFile?: string } = {},
 ): Promise<T & { processes: ProcessInfo[] }> {
   const namespace = `${name.replace(/\W/g, "")}${process.pid}`;
   const dataDir = await tempDir("social-bench-");
@@ -406,6 +413,7 @@ async function withPlatform<T>(
         namespace,
         dataDir: dataDir.dir,
         env: s.platformEnv,
+        ...extra,
       },
       roles,
     );
@@ -444,81 +452,137 @@ export async function profileReads(
   infra: Infra,
   echo: { rps: Figure; p99: Figure; targetP99: Figure },
 ): Promise<Measured> {
-  const measured = await withPlatform(s, infra, "platform-reads", async (servers) => {
-    const reader = new ApiClient(servers.url);
-    const { user } = await setUp(() => reader.register(newUser("read")));
-    await reader.user(user.id);
-    const path = `/users/${user.id}`;
-    const headers = { authorization: `Bearer ${reader.accessToken}` };
-    const label = "GET /users/:id full stack";
-    const results = await httpReads(s, label, servers, `${servers.url}${path}`, headers);
-    // The p99 target holds at the throughput target: 60 % of B's rate, offered at a fixed pace
-    // (a closed loop at saturation measures its own queue: 64 connections over its rate).
-    const targetRate = shareOf(echo.rps.median, READ_SHARE_OF_B);
-    const atTarget = await repeat(
-      s,
-      `GET /users/:id at ${targetRate}/s`,
-      servers,
-      (durationS) =>
-        openLoop({
-          url: servers.url,
-          method: "GET",
-          path,
-          headers,
-          rate: targetRate,
-          durationS,
-          maxInFlight: 1_000,
-        }),
-      describeLatency,
-    );
-    const paced = await repeat(
-      s,
-      `GET /users/:id at ${SPEC_READ_RATE}/s`,
-      servers,
-      (durationS) =>
-        openLoop({
-          url: servers.url,
-          method: "GET",
-          path,
-          headers,
-          rate: SPEC_READ_RATE,
-          durationS,
-          maxInFlight: 1_000,
-        }),
-      describeLatency,
-    );
-    return {
-      figures: [
-        ...readFigures("profile", label, results, echo, {
-          rps: { on: "ratio", op: ">=", value: READ_SHARE_OF_B },
-        }),
-        figure({
-          id: "profile.target.p99",
-          label: `GET /users/:id p99 at ${targetRate.toLocaleString("en-US")}/s (${READ_SHARE_OF_B * 100} % of B)`,
-          unit: "ms",
-          runs: atTarget.map((r) => r.p99),
-          baseline: echo.targetP99,
-          target: { on: "value", op: "<=", value: 30 },
-          ...totals(atTarget),
-        }),
-        figure({
-          id: "profile.target.rps",
-          label: `GET /users/:id answered/s when offered ${targetRate.toLocaleString("en-US")}/s`,
-          unit: "req/s",
-          runs: atTarget.map((r) => r.rps),
-          ...totals(atTarget),
-        }),
-        figure({
-          id: "profile.paced.p95",
-          label: `GET /users/:id p95 at ${SPEC_READ_RATE.toLocaleString("en-US")}/s (original spec)`,
-          unit: "ms",
-          runs: paced.map((r) => r.p95 ?? Number.NaN),
-          target: { on: "value", op: "<=", value: 150 },
-          ...totals(paced),
-        }),
-      ],
-    };
-  });
+  const probeFile = path.join(os.tmpdir(), `social-bench-probe-${process.pid}-${Date.now()}.jsonl`);
+  const measured = await withPlatform(
+    s,
+    infra,
+    "platform-reads",
+    async (servers) => {
+      const reader = new ApiClient(servers.url);
+      const { user } = await setUp(() => reader.register(newUser("read")));
+      await reader.user(user.id);
+      const path = `/users/${user.id}`;
+      const headers = { authorization: `Bearer ${reader.accessToken}` };
+      const label = "GET /users/:id full stack";
+      const results = await httpReads(s, label, servers, `${servers.url}${path}`, headers);
+      // The p99 target holds at the throughput target: 60 % of B's rate, offered at a fixed pace
+      // (a closed loop at saturation measures its own queue: 64 connections over its rate).
+      // The generator runs in a process of its own (its CPU is reported), and the server's probe
+      // (servers/probe.ts) records its event-loop delay and GC pauses over each run.
+      const targetRate = shareOf(echo.rps.median, READ_SHARE_OF_B);
+      const windows: Array<[number, number]> = [];
+      const atTarget = await repeat(
+        s,
+        `GET /users/:id at ${targetRate}/s`,
+        servers,
+        async (durationS) => {
+          const from = Date.now();
+          const r = await openLoopInChild({
+            url: servers.url,
+            method: "GET",
+            path,
+            headers,
+            rate: targetRate,
+            durationS,
+            maxInFlight: 1_000,
+          });
+          windows.push([from, Date.now()]);
+          return r;
+        },
+        describeLatency,
+      );
+      const probeLines = (await readFile(probeFile, "utf8").catch(() => ""))
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as ProbeLine);
+      // The first window is the warm-up.
+      const probes = windows.slice(1).map(([from, to]) => summarizeProbe(probeLines, from, to));
+      for (const [i, p] of probes.entries()) {
+        const gc = Object.entries(p.gc)
+          .map(([kind, g]) => `${kind} ${g.count}× ${g.totalMs.toFixed(0)} ms (max ${g.maxMs.toFixed(1)})`)
+          .join(", ");
+        s.log(
+          `GET /users/:id at ${targetRate}/s run ${i + 1}: server event-loop delay p99 ${p.eldP99Max} ms ` +
+            `(worst second), max ${p.eldMax} ms; GC over ${p.seconds} s: ${gc || "none"}; generator ` +
+            `${(atTarget[i]?.generatorCores ?? Number.NaN).toFixed(2)} cores`,
+        );
+      }
+      const gcTotal = (p: (typeof probes)[number]) =>
+        Object.values(p.gc).reduce((sum, g) => sum + g.totalMs, 0) / Math.max(1, p.seconds);
+      const paced = await repeat(
+        s,
+        `GET /users/:id at ${SPEC_READ_RATE}/s`,
+        servers,
+        (durationS) =>
+          openLoop({
+            url: servers.url,
+            method: "GET",
+            path,
+            headers,
+            rate: SPEC_READ_RATE,
+            durationS,
+            maxInFlight: 1_000,
+          }),
+        describeLatency,
+      );
+      return {
+        figures: [
+          ...readFigures("profile", label, results, echo, {
+            rps: { on: "ratio", op: ">=", value: READ_SHARE_OF_B },
+          }),
+          figure({
+            id: "profile.target.p99",
+            label: `GET /users/:id p99 at ${targetRate.toLocaleString("en-US")}/s (${READ_SHARE_OF_B * 100} % of B)`,
+            unit: "ms",
+            runs: atTarget.map((r) => r.p99),
+            baseline: echo.targetP99,
+            target: { on: "value", op: "<=", value: 60 },
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.target.eld.p99",
+            label: `GET /users/:id at ${targetRate.toLocaleString("en-US")}/s: server event-loop delay p99 (worst second)`,
+            unit: "ms",
+            runs: probes.map((p) => p.eldP99Max),
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.target.gc",
+            label: `GET /users/:id at ${targetRate.toLocaleString("en-US")}/s: server GC pause per second`,
+            unit: "ms",
+            runs: probes.map(gcTotal),
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.target.generator",
+            label: `GET /users/:id at ${targetRate.toLocaleString("en-US")}/s: the generator's CPU (own process)`,
+            unit: "cores",
+            runs: atTarget.map((r) => r.generatorCores ?? Number.NaN),
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.target.rps",
+            label: `GET /users/:id answered/s when offered ${targetRate.toLocaleString("en-US")}/s`,
+            unit: "req/s",
+            runs: atTarget.map((r) => r.rps),
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.paced.p95",
+            label: `GET /users/:id p95 at ${SPEC_READ_RATE.toLocaleString("en-US")}/s (original spec)`,
+            unit: "ms",
+            runs: paced.map((r) => r.p95 ?? Number.NaN),
+            target: { on: "value", op: "<=", value: 150 },
+            ...totals(paced),
+          }),
+        ],
+      };
+    },
+    PLATFORM_ROLES,
+    false,
+    { probeFile },
+  );
+  await rm(probeFile, { force: true });
   return measured;
 }
 
@@ -583,8 +647,45 @@ async function authFlow(
   const ownRate = shareOf(closedRps, PACED_SHARE);
   const own = await repeat(s, `POST ${path} at ${ownRate}/s`, servers, pacedAt(ownRate), describeLatency);
   const paced = await repeat(s, `POST ${path} at ${rate}/s`, servers, pacedAt(rate), describeLatency);
+  // Overload: OVERLOAD_SHARE of the hash rate. The excess is to be refused at once (503), the rest
+  // served at the closed loop's throughput, and no request left waiting for long.
+  const overRate = shareOf(hashRate.median, OVERLOAD_SHARE);
+  const over = await repeat(s, `POST ${path} at ${overRate}/s`, servers, pacedAt(overRate), describeLatency);
+  const overLabel = `${label} at ${overRate}/s (${OVERLOAD_SHARE * 100} % of hash rate)`;
   return [
     ...closedFigures,
+    figure({
+      id: `${id}.over.rps`,
+      label: `${overLabel}: accepted/s`,
+      unit: "req/s",
+      runs: over.map((r) => r.rps),
+      baseline: hashRate,
+      target: { on: "ratio", op: ">=", value: 0.85 },
+      ...totals(over),
+    }),
+    figure({
+      id: `${id}.over.max`,
+      label: `${overLabel}: slowest answer, any status`,
+      unit: "ms",
+      runs: over.map((r) => r.maxMs ?? Number.NaN),
+      target: { on: "value", op: "<=", value: 2_000 },
+      ...totals(over),
+    }),
+    figure({
+      id: `${id}.over.shed.p99`,
+      label: `${overLabel}: p99 of the 503 answers`,
+      unit: "ms",
+      runs: over.map((r) => r.shed?.p99 ?? Number.NaN),
+      target: { on: "value", op: "<=", value: 50 },
+      ...totals(over),
+    }),
+    figure({
+      id: `${id}.over.shed.share`,
+      label: `${overLabel}: share answered 503`,
+      unit: "ratio",
+      runs: over.map((r) => (r.shed?.count ?? 0) / Math.max(1, r.requests)),
+      ...totals(over),
+    }),
     figure({
       id: `${id}.paced.p95`,
       label: `${label} p95 at ${rate}/s (${PACED_SHARE * 100} % of hash rate)`,

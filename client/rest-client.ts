@@ -81,9 +81,12 @@ export function expectSession(res: LoginResult): Session {
 const REFRESH_AT = 0.2;
 
 /**
- * How request() retries: reads (GET, HEAD, OPTIONS) after a network error or a 502, 503 or 504;
- * writes only when the connection was refused, so the server never saw them. Backoff doubles from minDelayMs with jitter, up to maxDelayMs, and
- * follows Retry-After within that cap. `attempts` counts the first try.
+ * How request() retries: idempotent calls (GET, HEAD, OPTIONS, and the PUT and DELETE routes that
+ * api.md calls idempotent) after a network error or a 502, 503 or 504, such as the 503 with
+ * Retry-After of an overloaded node; other writes (POST, PATCH, and the DELETEs whose repeat would
+ * answer differently) only when the connection was refused, so the server never saw them. Backoff
+ * doubles from minDelayMs with jitter, up to maxDelayMs, and follows Retry-After within that cap.
+ * `attempts` counts the first try.
  */
 export interface RetryOptions {
   attempts: number;
@@ -115,8 +118,9 @@ export interface UploadOptions {
 export type ThumbSize = 160 | 320 | 640;
 
 export const DEFAULT_RETRY: RetryOptions = { attempts: 4, minDelayMs: 100, maxDelayMs: 2_000 };
-const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-const RETRYABLE_READ_STATUS = new Set([502, 503, 504]);
+/** Methods whose repeat has the effect of one call (RFC 9110, 9.2.2). */
+const IDEMPOTENT_METHODS = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+const RETRYABLE_STATUS = new Set([502, 503, 504]);
 
 export class ApiClient {
   readonly baseUrl: string;
@@ -189,20 +193,25 @@ export class ApiClient {
     method: string,
     path: string,
     body?: unknown,
-    options: { anonymous?: boolean } = {},
+    options: {
+      anonymous?: boolean;
+      /** False for a PUT or DELETE whose repeat would not answer as the first did (default: by method). */
+      idempotent?: boolean;
+    } = {},
   ): Promise<T> {
+    const idempotent = options.idempotent ?? IDEMPOTENT_METHODS.has(method.toUpperCase());
     for (let attempt = 1; ; attempt++) {
       if (!options.anonymous) await this.refreshIfDue();
       let res: ApiResponse<T>;
       try {
         res = await this.raw<T>(method, path, { body, ...(options.anonymous ? { token: null } : {}) });
       } catch (err) {
-        if (attempt >= this.retry.attempts || !retryableFailure(method, err)) throw err;
+        if (attempt >= this.retry.attempts || !retryableFailure(idempotent, err)) throw err;
         await sleep(this.backoff(attempt));
         continue;
       }
       if (res.status < 400) return res.body;
-      if (attempt >= this.retry.attempts || !retryableStatus(method, res)) {
+      if (attempt >= this.retry.attempts || !(idempotent && RETRYABLE_STATUS.has(res.status))) {
         throw new ApiError(res.status, res.body);
       }
       await sleep(this.backoff(attempt, retryAfterMs(res.headers)));
@@ -305,7 +314,8 @@ export class ApiClient {
     const body: DeleteAccountInput = { password: input.password };
     if (input.code !== undefined) body.code = input.code;
     if (input.eraseMessages !== undefined) body.eraseMessages = input.eraseMessages;
-    await this.request("DELETE", "/users/me", body);
+    // Not repeated: after a deletion that answered late, a repeat would find no account.
+    await this.request("DELETE", "/users/me", body, { idempotent: false });
     this.tokens = undefined;
   }
 
@@ -364,7 +374,10 @@ export class ApiClient {
   }
 
   revokeSession(id: string): Promise<void> {
-    return this.request("DELETE", `/auth/sessions/${encodeURIComponent(id)}`);
+    // A repeat of a revocation that was done answers 404.
+    return this.request("DELETE", `/auth/sessions/${encodeURIComponent(id)}`, undefined, {
+      idempotent: false,
+    });
   }
 
   me(): Promise<OwnProfile> {
@@ -445,7 +458,10 @@ export class ApiClient {
 
   /** Removes a member (the owner), or leaves the chat (the caller's own id). */
   async removeMember(chatId: string, userId: string): Promise<void> {
-    await this.request("DELETE", `${chatPath(chatId)}/members/${encodeURIComponent(userId)}`);
+    // A repeat of a removal that was done answers 403 or 404.
+    await this.request("DELETE", `${chatPath(chatId)}/members/${encodeURIComponent(userId)}`, undefined, {
+      idempotent: false,
+    });
   }
 
   /** Messages ascending by seq: the newest page, or the page before or after a seq. */
@@ -525,7 +541,8 @@ export class ApiClient {
   }
 
   async deleteMessage(chatId: string, messageId: string): Promise<void> {
-    await this.request("DELETE", messagePath(chatId, messageId));
+    // A repeat of a deletion that was done may no longer find the message as its sender's.
+    await this.request("DELETE", messagePath(chatId, messageId), undefined, { idempotent: false });
   }
 
   /** Moves the caller's read mark up to `seq`. */
@@ -622,16 +639,11 @@ function blockPath(userId: string): string {
   return `/users/me/blocks/${encodeURIComponent(userId)}`;
 }
 
-/** A read may be resent after any network failure; a write only when it never reached a server. */
-function retryableFailure(method: string, err: unknown): boolean {
-  if (SAFE_METHODS.has(method.toUpperCase())) return true;
+/** An idempotent call may be resent after any network failure; another only when it never reached a server. */
+function retryableFailure(idempotent: boolean, err: unknown): boolean {
+  if (idempotent) return true;
   const cause = (err as { cause?: { code?: string } } | undefined)?.cause;
   return cause?.code === "ECONNREFUSED";
-}
-
-/** A write that got 503 may have been done (a timeout after the store wrote), so only reads. */
-function retryableStatus(method: string, res: ApiResponse<unknown>): boolean {
-  return SAFE_METHODS.has(method.toUpperCase()) && RETRYABLE_READ_STATUS.has(res.status);
 }
 
 function retryAfterMs(headers: Headers): number {

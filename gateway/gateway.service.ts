@@ -89,6 +89,9 @@ export default class GatewayService extends Service {
   private exporter: AccountExport | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
+  /** HTTP requests being answered, and what waits for them to be done (the drain). */
+  private httpInFlight = 0;
+  private httpIdle: Array<() => void> = [];
   /** This process's online/offline announcements so far (services/chat/presence-map.ts). */
   private readonly presenceStamp: PresenceStamp = { instance: randomUUID(), version: 0 };
 
@@ -259,6 +262,7 @@ export default class GatewayService extends Service {
         // File transfers stream for as long as they take, outside the request timeout of an
         // action call, and past moleculer-web's body handling; everything else goes to it.
         httpHandler: (req: Req, res: ServerResponse, next?: unknown) => {
+          this.trackRequest(res);
           if (this.files?.handles(req)) {
             this.beginRequest(req, res);
             try {
@@ -406,6 +410,27 @@ export default class GatewayService extends Service {
     return id;
   }
 
+  /** Counts the request until its answer is sent or its connection goes. */
+  private trackRequest(res: ServerResponse): void {
+    this.httpInFlight += 1;
+    res.once("close", () => {
+      this.httpInFlight -= 1;
+      if (this.httpInFlight === 0) for (const wake of this.httpIdle.splice(0)) wake();
+    });
+  }
+
+  /** Resolves when no HTTP request is being answered, or after timeoutMs. */
+  private requestsDone(timeoutMs: number): Promise<void> {
+    if (this.httpInFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.httpIdle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   /** The port the HTTP server listens on (useful when PORT=0). */
   get port(): number {
     return ((this as unknown as { server: { address(): AddressInfo } }).server.address() as AddressInfo).port;
@@ -413,8 +438,8 @@ export default class GatewayService extends Service {
 
   /**
    * Graceful stop: new connections are refused and idle keep-alive ones closed, readiness turns
-   * 503, answers close their connection, and the sockets finish the frames they received, then
-   * close with 1001 so clients reconnect to another gateway.
+   * 503, answers close their connection, requests being answered are finished, and the sockets
+   * finish the frames they received, then close with 1001 so clients reconnect to another gateway.
    */
   private drain(): Promise<void> {
     this.draining ??= (async () => {
@@ -424,7 +449,13 @@ export default class GatewayService extends Service {
         server.close();
         server.closeIdleConnections();
       }
-      await this.ws?.shutdown();
+      // The requests this gateway took are answered before its broker stops its services and
+      // leaves the bus: a call to another node made after that would fail with 503. A request
+      // gets at most the request timeout, as it would have anyway.
+      await Promise.all([
+        this.ws?.shutdown(),
+        this.requestsDone(platformConfig(this.broker).requestTimeoutMs),
+      ]);
     })();
     return this.draining;
   }
@@ -536,6 +567,10 @@ export default class GatewayService extends Service {
       status: mapped.status,
     };
     if (mapped.status === 500) this.logger.error({ ...entry, err }, "failed");
+    // Load shed by an auth node is counted there (social_hash_shed_total); a line per refusal
+    // would add to the overload it answers.
+    else if ((err as { type?: unknown })?.type === "HASHING_BUSY")
+      this.logger.debug({ ...entry, reason: "hashing busy" }, "shed");
     else if (mapped.status >= 500)
       this.logger.warn({ ...entry, reason: (err as Error)?.message }, "unavailable");
     else this.logger.info(entry, "request");

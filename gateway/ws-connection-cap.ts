@@ -1,11 +1,11 @@
 /**
  * The cap on each user's WebSocket connections (WS_MAX_CONNECTIONS_PER_USER): counted across the
- * cluster in Redis when REDIS_URL is set, on this gateway alone otherwise.
+ * cluster in Redis when REDIS_URL (or REDIS_CLUSTER_NODES) is set, on this gateway alone otherwise.
  *
- * In Redis each user has a hash `<ns>:ws:conns:<userId>`, one field per gateway process holding
+ * In Redis each user has a hash `{<ns>:ws}:conns:<userId>`, one field per gateway process holding
  * how many of the user's sockets that process has. The field is named by a random id of the
  * process, not its node id, so a gateway restarted under the same node id does not inherit the
- * count of the one that died. Gateways keep themselves alive in the sorted set `<ns>:ws:gateways`
+ * count of the one that died. Gateways keep themselves alive in the sorted set `{<ns>:ws}:gateways`
  * (score: when, by Redis's clock, their entry lapses), renewed every RENEW_MS; the field of a
  * process whose entry lapsed does not count and is deleted when next seen. A gateway killed with
  * SIGKILL therefore stops counting at most ALIVE_TTL_MS after its last renewal: the bus's heartbeat
@@ -16,10 +16,18 @@
  * time, so a write lost while Redis was away is put right by the next one. The renewal rewrites the
  * users whose write failed, and every user once an hour or when Redis had lost this gateway's entry
  * (restarted empty). While Redis is away a gateway admits by its own count alone.
+ *
+ * Every key starts with the hash tag `{<ns>:ws}`: in a Redis Cluster only the tag is hashed, so
+ * all of them live in one slot. The acquire script reads a user's hash and the gateways' set
+ * together, and a script (or MULTI) may only touch keys of one slot (CROSSSLOT otherwise); the
+ * gateways' set is one for all users, so every user's hash goes into its slot. That puts the
+ * connection counts on one master of the cluster (a small load: one script per socket opened or
+ * closed); while that master fails over, gateways count their own, as with one Redis away. The
+ * tag names other keys than the untagged ones of before: gateways of both versions running at
+ * once count apart until the old ones are gone (old keys lapse unwritten after USER_TTL_MS).
  */
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import { createRedis } from "../lib/redis.ts";
+import { createRedis, type RedisClient } from "../lib/redis.ts";
 
 /** How long a gateway's entry lives without renewal: the bus's heartbeat timeout. */
 export const ALIVE_TTL_MS = 15_000;
@@ -42,11 +50,17 @@ export interface ConnectionCounter {
 export function connectionCounter(options: {
   max: number;
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES: count in that Redis Cluster instead. */
+  redisClusterNodes?: string[] | undefined;
   namespace: string;
   onError?: (err: Error) => void;
 }): ConnectionCounter {
-  return options.redisUrl
-    ? new RedisConnectionCounter(options.max, createRedis(options.redisUrl, "gateway-ws-connections"), {
+  const redis = createRedis(
+    { redisUrl: options.redisUrl, redisClusterNodes: options.redisClusterNodes ?? [] },
+    "gateway-ws-connections",
+  );
+  return redis
+    ? new RedisConnectionCounter(options.max, redis, {
         namespace: options.namespace,
         onError: options.onError,
       })
@@ -136,7 +150,7 @@ interface Scripts {
 export class RedisConnectionCounter extends LocalConnectionCounter {
   /** This process's name in Redis. */
   readonly instance = randomUUID();
-  private readonly redis: Redis & Scripts;
+  private readonly redis: RedisClient & Scripts;
   private readonly prefix: string;
   private readonly gatewaysKey: string;
   private readonly onError: ((err: Error) => void) | undefined;
@@ -152,15 +166,16 @@ export class RedisConnectionCounter extends LocalConnectionCounter {
 
   constructor(
     max: number,
-    redis: Redis,
+    redis: RedisClient,
     options: { namespace: string; onError?: ((err: Error) => void) | undefined },
   ) {
     super(max);
-    this.redis = redis as Redis & Scripts;
+    this.redis = redis as RedisClient & Scripts;
     this.redis.defineCommand("wsAcquire", { numberOfKeys: 2, lua: ACQUIRE });
     this.redis.defineCommand("wsRenew", { numberOfKeys: 1, lua: RENEW });
-    this.prefix = `${options.namespace}:ws:conns:`;
-    this.gatewaysKey = `${options.namespace}:ws:gateways`;
+    // One hash tag for every key the scripts touch together (see the header).
+    this.prefix = `{${options.namespace}:ws}:conns:`;
+    this.gatewaysKey = `{${options.namespace}:ws}:gateways`;
     this.onError = options.onError;
     this.timer = setInterval(() => void this.renew(), RENEW_MS);
     this.timer.unref();

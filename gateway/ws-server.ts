@@ -85,6 +85,7 @@ export class WsServer implements FrameHandler {
     this.connections = connectionCounter({
       max: options.limits.maxConnectionsPerUser,
       redisUrl: options.limits.redisUrl,
+      redisClusterNodes: options.limits.redisClusterNodes,
       namespace: options.limits.namespace,
       onError: (err) => {
         if (Date.now() - warnedAt < COUNTER_WARN_INTERVAL_MS) return;

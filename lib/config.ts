@@ -9,6 +9,7 @@
  *   DATA_DIR                      embedded store folder                   ./data
  *   EMBEDDED_SYNCHRONOUS          embedded store's disk flush: FULL|NORMAL FULL
  *   REDIS_URL                     redis://... cache, limits, presence     unset: in memory
+ *   REDIS_CLUSTER_NODES           host:port[,...] Redis Cluster seeds     unset (not with REDIS_URL)
  *   HOST / PORT                   gateway HTTP listen address             0.0.0.0 / 3000
  *   METRICS_PORT                  Prometheus /metrics port (0: any free)  3030
  *   METRICS_HOST                  address /metrics listens on             127.0.0.1 (this host only)
@@ -23,8 +24,10 @@
  *   CIRCUIT_BREAKER_MIN_REQUESTS  calls in a window before it can open    10
  *   CIRCUIT_BREAKER_WINDOW_S      window the ratio is measured over       30
  *   CIRCUIT_BREAKER_HALF_OPEN_MS  open time before one probe call         5000
- *   HASH_CONCURRENCY              hashes run at once per action and node  2
- *   HASH_QUEUE_SIZE               hashes waiting before 503               200
+ *   UV_THREADPOOL_SIZE            libuv's thread pool (argon2 runs there)  4
+ *   HASH_CONCURRENCY              hashes run at once per node             libuv pool - 1, at most the cores
+ *   HASH_MAX_WAIT_MS              longest foreseen wait for a hash (503)  200
+ *   HASH_QUEUE_SIZE               hashes waiting at most (503 beyond)     100
  *   ARGON2_MEMORY_KIB / ARGON2_TIME_COST / ARGON2_PARALLELISM   19456 / 2 / 1 (OWASP minimum)
  *   JWT_ISSUER / JWT_AUDIENCE     access token iss / aud                  social-platform
  *   ACCESS_TOKEN_TTL_S            access token lifetime                   900
@@ -124,6 +127,8 @@ export interface PlatformConfig {
   dataDir: string;
   embeddedSynchronous: (typeof SYNCHRONOUS_MODES)[number];
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster (host:port or redis:// URLs), or none. */
+  redisClusterNodes: string[];
   host: string;
   port: number;
   metricsEnabled: boolean;
@@ -136,6 +141,7 @@ export interface PlatformConfig {
   circuitBreaker: { threshold: number; minRequests: number; windowS: number; halfOpenMs: number };
   hashing: {
     concurrency: number;
+    maxWaitMs: number;
     queueSize: number;
     memoryKiB: number;
     timeCost: number;
@@ -179,12 +185,13 @@ export interface PlatformConfig {
     maxConnectionsPerUser: number;
     resumeMaxMessages: number;
     /**
-     * TRUSTED_PROXIES, REDIS_URL and NAMESPACE again, for the WebSocket endpoint, which is built
-     * from this section: whose X-Forwarded-Proto the Origin check believes, and where the
-     * connections per user are counted.
+     * TRUSTED_PROXIES, REDIS_URL (or REDIS_CLUSTER_NODES) and NAMESPACE again, for the WebSocket
+     * endpoint, which is built from this section: whose X-Forwarded-Proto the Origin check
+     * believes, and where the connections per user are counted.
      */
     trustedProxies: string[];
     redisUrl: string | undefined;
+    redisClusterNodes: string[];
     namespace: string;
   };
   files: {
@@ -226,6 +233,16 @@ export interface PlatformConfig {
 export function loadConfig(env: Env = process.env): PlatformConfig {
   const e = new EnvReader(env);
   return readConfig(e);
+}
+
+/**
+ * Hashes a node runs at once by default: libuv's pool less one thread left for the file system and
+ * DNS work that shares it (when the pool has more than two), and no more than the cores, since
+ * each argon2id hash (parallelism 1) keeps one core busy.
+ */
+export function hashSlotsDefault(poolThreads: number): number {
+  const forHashing = poolThreads > 2 ? poolThreads - 1 : poolThreads;
+  return Math.max(1, Math.min(forHashing, os.availableParallelism()));
 }
 
 /** The names of every variable loadConfig reads. */
@@ -270,6 +287,14 @@ function readConfig(e: EnvReader): PlatformConfig {
   const s3Bucket = e.string("S3_BUCKET", "");
   const s3Endpoint = e.url("S3_ENDPOINT", ["http:", "https:"]);
   const allowedTypes = e.list("UPLOAD_ALLOWED_TYPES");
+  const redisUrl = e.url("REDIS_URL", ["redis:", "rediss:"]);
+  const redisClusterNodes = e.hostPortList("REDIS_CLUSTER_NODES", ["redis:", "rediss:"]);
+  if (redisUrl && redisClusterNodes.length > 0) {
+    throw new ConfigError(
+      "REDIS_CLUSTER_NODES",
+      "REDIS_CLUSTER_NODES and REDIS_URL exclude each other: set one (a Redis Cluster, or one Redis)",
+    );
+  }
   return {
     nodeId: e.string("NODE_ID", `${os.hostname()}-${process.pid}`),
     namespace: e.string("NAMESPACE", "social"),
@@ -277,7 +302,8 @@ function readConfig(e: EnvReader): PlatformConfig {
     mongoUrl: e.multiHostUrl("MONGO_URL", ["mongodb:", "mongodb+srv:"]),
     dataDir,
     embeddedSynchronous: e.oneOf("EMBEDDED_SYNCHRONOUS", "FULL", SYNCHRONOUS_MODES),
-    redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
+    redisUrl,
+    redisClusterNodes,
     host: e.string("HOST", "0.0.0.0"),
     port,
     metricsEnabled: e.bool("METRICS_ENABLED", true),
@@ -298,8 +324,14 @@ function readConfig(e: EnvReader): PlatformConfig {
       halfOpenMs: e.int("CIRCUIT_BREAKER_HALF_OPEN_MS", 5_000, 100),
     },
     hashing: {
-      concurrency: e.int("HASH_CONCURRENCY", 2, 1, 64),
-      queueSize: e.int("HASH_QUEUE_SIZE", 200, 0, 100_000),
+      concurrency: e.int(
+        "HASH_CONCURRENCY",
+        hashSlotsDefault(e.int("UV_THREADPOOL_SIZE", 4, 1, 1024)),
+        1,
+        64,
+      ),
+      maxWaitMs: e.int("HASH_MAX_WAIT_MS", 200, 0, 60_000),
+      queueSize: e.int("HASH_QUEUE_SIZE", 100, 0, 100_000),
       memoryKiB: e.int("ARGON2_MEMORY_KIB", 19_456, 19_456, 4_194_304),
       timeCost: e.int("ARGON2_TIME_COST", 2, 2, 100),
       parallelism: e.int("ARGON2_PARALLELISM", 1, 1, 16),
@@ -342,7 +374,8 @@ function readConfig(e: EnvReader): PlatformConfig {
       maxConnectionsPerUser: e.int("WS_MAX_CONNECTIONS_PER_USER", 20, 1, 100_000),
       resumeMaxMessages: e.int("WS_RESUME_MAX_MESSAGES", 200, 1, 10_000),
       trustedProxies: e.list("TRUSTED_PROXIES"),
-      redisUrl: e.url("REDIS_URL", ["redis:", "rediss:"]),
+      redisUrl,
+      redisClusterNodes,
       namespace: e.string("NAMESPACE", "social"),
     },
     files: {

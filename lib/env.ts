@@ -112,6 +112,22 @@ export class EnvReader {
   }
 
   /**
+   * Comma-separated server addresses, each `host:port` or a URL of one of the protocols (such as
+   * the seed nodes of a Redis Cluster); kept as written, trimmed. Unset or empty: none.
+   */
+  hostPortList(name: string, protocols: readonly string[]): string[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    const entries = value.split(",").map((s) => s.trim());
+    for (const entry of entries) {
+      if (entry.includes("://")) checkUrl(name, entry, protocols);
+      else if (!/^[^\s:/]+:\d{1,5}$/.test(entry) || Number(entry.slice(entry.lastIndexOf(":") + 1)) > 65535)
+        throw new ConfigError(name, `expected host:port or a ${protocols.join(" or ")} URL, got "${entry}"`);
+    }
+    return entries;
+  }
+
+  /**
    * A URL whose authority may list several hosts, as a MongoDB seed list does
    * (`mongodb://user:pass@a:27017,b:27017/db?replicaSet=rs0`); each host is checked.
    */

@@ -41,6 +41,8 @@ export const METRIC = {
   MAIL_RETRIES: "social_mail_retries_total",
   MAIL_QUEUE: "social_mail_queue",
   PUSH_SENT: "social_push_sent_total",
+  HASH_SHED: "social_hash_shed_total",
+  HASH_QUEUE: "social_hash_queue",
 } as const;
 
 /** Kinds of mail, the label values of the mail counters. */
@@ -107,6 +109,8 @@ export class PlatformMetrics {
   private readonly mailRetries: Counter;
   private readonly mailQueue: Gauge;
   private readonly pushSent: Counter;
+  private readonly hashShedCount: Counter;
+  private readonly hashQueue: Gauge;
   private readonly mailLabels = new Map<string, Labels>(MAIL_KINDS.map((kind) => [kind, labels({ kind })]));
   private readonly pushLabels = new Map<string, Labels>(
     PUSH_RESULTS.map((result) => [result, labels({ result })]),
@@ -195,6 +199,15 @@ export class PlatformMetrics {
     this.pushSent = counter(METRIC.PUSH_SENT, "Web pushes by result: sent, gone (404/410), failed, retried", [
       "result",
     ]);
+    this.hashShedCount = counter(
+      METRIC.HASH_SHED,
+      "Password checks refused at once with 503 (the wait for a hashing slot would pass HASH_MAX_WAIT_MS)",
+    );
+    this.hashQueue = m.register({
+      name: METRIC.HASH_QUEUE,
+      type: "gauge",
+      description: "Password checks waiting for a hashing slot on this node",
+    }) as Gauge;
     this.profileLocalCache = counter(
       METRIC.PROFILE_LOCAL_CACHE,
       "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
@@ -230,6 +243,14 @@ export class PlatformMetrics {
 
   pushed(result: PushResult): void {
     this.pushSent.increment(this.pushLabels.get(result));
+  }
+
+  hashShed(): void {
+    this.hashShedCount.increment();
+  }
+
+  hashQueued(waiting: number): void {
+    this.hashQueue.set(waiting);
   }
 
   wsClosed(code: number): void {

@@ -1,13 +1,13 @@
 /**
  * Fixed-window rate limits from rate-limiter-flexible: in memory on a lone node, in Redis when
- * REDIS_URL is set so every node of the cluster counts against the same budget. While Redis is
+ * REDIS_URL (or REDIS_CLUSTER_NODES: one key per limit and client, so a Redis Cluster serves it
+ * as is) is set so every node of the cluster counts against the same budget. While Redis is
  * away each node falls back to its own in-memory limiter (the insurance limiter): limits stay on,
  * per node, rather than failing open (no limit) or closed (nobody can log in).
  *
  * Every refusal counts in social_rate_limit_rejections_total{limit="<name>"} of the node whose
  * service built the limit in its started() (lib/metrics.ts), or of the metrics given.
  */
-import type { Redis } from "ioredis";
 import {
   type RateLimiterAbstract,
   RateLimiterMemory,
@@ -17,6 +17,7 @@ import {
 import type { Rate } from "./config.ts";
 import { RateLimitedError } from "./errors.ts";
 import { metricsInScope, type PlatformMetrics } from "./metrics.ts";
+import type { RedisClient } from "./redis.ts";
 
 export class RateLimit {
   private readonly limiter: RateLimiterAbstract;
@@ -26,7 +27,7 @@ export class RateLimit {
   constructor(
     name: string,
     rate: Rate,
-    redis: Redis | undefined,
+    redis: RedisClient | undefined,
     namespace: string,
     metrics: PlatformMetrics | undefined = metricsInScope(),
   ) {

@@ -7,6 +7,7 @@
  */
 import { type PlatformNode, type ServiceName, startNode, waitReady } from "../../test/support/platform.ts";
 import { announce, childArgs, stopOnRequest } from "../child.ts";
+import { startProbe } from "./probe.ts";
 
 const args = childArgs<{
   /** Empty: the embedded default (`npm start`), every role in one broker with the embedded store. */
@@ -19,7 +20,11 @@ const args = childArgs<{
   roles: ServiceName[];
   /** Settings given with the runner's --env, over these defaults. */
   env: Record<string, string>;
+  /** Where to write the event-loop and GC probe's lines (probe.ts); none: no probe. */
+  probeFile?: string;
 }>();
+
+if (args.probeFile) startProbe(args.probeFile);
 
 const env = {
   TRANSPORTER: args.transporter,

@@ -4,7 +4,6 @@
  */
 
 import path from "node:path";
-import type { Redis } from "ioredis";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import { broadcast, type CallMeta, call, PARAMS } from "../../lib/contracts.ts";
 import { UnauthorizedError, ValidationFailedError } from "../../lib/errors.ts";
@@ -12,12 +11,13 @@ import { createMailer, type Mailer } from "../../lib/mail/index.ts";
 import { platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { RateLimit } from "../../lib/rate-limiter.ts";
-import { createRedis } from "../../lib/redis.ts";
+import { createRedis, type RedisClient } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { AccountSecurity } from "./account-security.ts";
 import { type Account, AccountsRepository } from "./accounts.repo.ts";
 import { type AuthDeps, AuthLogic, type ClientInfo, toPublicUser } from "./auth.logic.ts";
+import { HashAdmission } from "./hash-admission.ts";
 import { MailedTokensRepository } from "./mailed-tokens.repo.ts";
 import { PasswordHasher } from "./passwords.ts";
 import { RefreshTokensRepository } from "./refresh-tokens.repo.ts";
@@ -33,11 +33,12 @@ type Ctx<P = Record<string, never>> = Context<P, CallMeta>;
 
 export default class AuthService extends Service {
   private store!: Store;
-  private redis: Redis | undefined;
+  private redis: RedisClient | undefined;
   private keys!: SigningKeys;
   private logic!: AuthLogic;
   private housekeeping: NodeJS.Timeout | undefined;
   private hasher!: PasswordHasher;
+  private admission!: HashAdmission;
   private security!: AccountSecurity;
   private mailer: Mailer | undefined;
   private exportLimit!: RateLimit;
@@ -45,36 +46,11 @@ export default class AuthService extends Service {
   constructor(broker: ServiceBroker) {
     super(broker);
     const config = platformConfig(broker);
-    const hashingBulkhead = {
-      enabled: true,
-      concurrency: config.hashing.concurrency,
-      maxQueueSize: config.hashing.queueSize,
-    };
     const noRetry = { enabled: false };
     this.parseServiceSchema({
       name: "auth",
       settings: {},
       actions: {
-        // The bulkhead bounds the hashing alone (hashPassword, verifyPassword below), not the
-        // whole register or login: a slot held through the store writes, the profile call and
-        // the token signing as well would halve what the hashing cores can do.
-        hashPassword: {
-          visibility: "protected",
-          params: { password: "string" },
-          bulkhead: hashingBulkhead,
-          retryPolicy: noRetry,
-          handler: (ctx: Ctx<{ password: string }>) => this.hasher.hash(ctx.params.password),
-        },
-        verifyPassword: {
-          visibility: "protected",
-          params: { hash: "string", password: "string", nothing: "boolean" },
-          bulkhead: hashingBulkhead,
-          retryPolicy: noRetry,
-          handler: (ctx: Ctx<{ hash: string; password: string; nothing: boolean }>) =>
-            ctx.params.nothing
-              ? this.hasher.verifyNothing(ctx.params.password)
-              : this.hasher.verify(ctx.params.hash, ctx.params.password),
-        },
         register: {
           params: PARAMS["auth.register"],
           retryPolicy: noRetry,
@@ -253,6 +229,18 @@ export default class AuthService extends Service {
   private async start(): Promise<void> {
     const config = platformConfig(this.broker);
     this.hasher = new PasswordHasher(config.hashing);
+    const metrics = platformMetrics(this.broker);
+    this.admission = new HashAdmission({
+      slots: config.hashing.concurrency,
+      maxWaitMs: config.hashing.maxWaitMs,
+      maxQueue: config.hashing.queueSize,
+      initialHashMs: 50,
+      onShed: () => metrics?.hashShed(),
+      onQueue: (waiting) => metrics?.hashQueued(waiting),
+    });
+    // One hash timed before the first request, so the first foreseen waits use this machine's time
+    // (it is also the dummy hash that verifyNothing spends for unknown accounts).
+    await this.admission.calibrate(() => this.hasher.verifyNothing("calibration"));
     this.store = await openStore(config, this.logger);
     const accounts = new AccountsRepository(this.store.collection("accounts"));
     const sessions = new SessionsRepository(this.store.collection("sessions"));
@@ -272,7 +260,7 @@ export default class AuthService extends Service {
       accessTtlS: config.jwt.accessTtlS,
       keyRotationS: config.jwt.keyRotationS,
     });
-    this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-auth`) : undefined;
+    this.redis = createRedis(config, `${config.nodeId}-auth`);
     const limit = (name: string, rate: { points: number; duration: number }) =>
       new RateLimit(name, rate, this.redis, config.namespace);
     this.mailer = createMailer({
@@ -387,25 +375,15 @@ export default class AuthService extends Service {
   }
 
   /**
-   * The hashing for AuthLogic, through this node's own hashPassword and verifyPassword actions
-   * (their bulkhead bounds it); a password never leaves the node for it.
+   * The hashing for AuthLogic, through this node's admission gate (hash-admission.ts): at most
+   * HASH_CONCURRENCY hashes at once, a bounded wait, 503 at once beyond it.
    */
   private boundedHasher(): AuthDeps["hasher"] {
-    const local = { nodeID: this.broker.nodeID, retries: 0 };
+    const gate = this.admission;
     return {
-      hash: (password) => this.broker.call("auth.hashPassword", { password }, local) as Promise<string>,
-      verify: (hash, password) =>
-        this.broker.call(
-          "auth.verifyPassword",
-          { hash, password, nothing: false },
-          local,
-        ) as Promise<boolean>,
-      verifyNothing: (password) =>
-        this.broker.call(
-          "auth.verifyPassword",
-          { hash: "", password, nothing: true },
-          local,
-        ) as Promise<false>,
+      hash: (password) => gate.run(() => this.hasher.hash(password)),
+      verify: (hash, password) => gate.run(() => this.hasher.verify(hash, password)),
+      verifyNothing: (password) => gate.run(() => this.hasher.verifyNothing(password)),
       needsRehash: (hash) => this.hasher.needsRehash(hash),
     };
   }

@@ -2,7 +2,6 @@
  * The chat service: chats, members, messages (gap-free seq per chat), receipts, and delivery of
  * every event to the gateways that hold the recipients' WebSockets.
  */
-import type { Redis } from "ioredis";
 import { type Context, Service, type ServiceBroker } from "moleculer";
 import {
   type ActionMap,
@@ -24,7 +23,7 @@ import { type PlatformMetrics, platformMetrics } from "../../lib/metrics.ts";
 import { platformConfig } from "../../lib/platform.ts";
 import { checkSubscription } from "../../lib/push/endpoint-rules.ts";
 import { RateLimit } from "../../lib/rate-limiter.ts";
-import { createRedis } from "../../lib/redis.ts";
+import { createRedis, type RedisClient } from "../../lib/redis.ts";
 import { openStore } from "../../lib/store/index.ts";
 import type { Store } from "../../lib/store/types.ts";
 import { AccountData } from "./account-data.ts";
@@ -52,7 +51,7 @@ const SWEEP_INTERVAL_MAX_MS = 600_000;
 export default class ChatService extends Service {
   private store!: Store;
   /** Where the per-user limits count across the cluster (REDIS_URL), when set. */
-  private redis: Redis | undefined;
+  private redis: RedisClient | undefined;
   private logic!: ChatLogic;
   private blobs: BlobStore | undefined;
   private uploads!: Uploads;
@@ -516,7 +515,7 @@ export default class ChatService extends Service {
       },
       warn: (message, err) => this.logger.warn(message, (err as Error)?.message),
     });
-    this.redis = config.redisUrl ? createRedis(config.redisUrl, `${config.nodeId}-chat`) : undefined;
+    this.redis = createRedis(config, `${config.nodeId}-chat`);
     const limit = (name: string, rate: { points: number; duration: number }) =>
       new RateLimit(name, rate, this.redis, config.namespace);
     this.lastMessages = new LastMessageWriter(chats, (err) =>

@@ -202,7 +202,8 @@ export default class ProfileService extends Service {
     // to the store, and a failed write to the cache does not fail the read.
     const cacher = this.broker.cacher?.connected === false ? undefined : this.broker.cacher;
     const key = cacher ? this.sharedKey(id) : "";
-    let record = cacher ? ((await cacher.get(key)) as ProfileRecord | null) : null;
+    // A read the cacher fails (a Redis Cluster master gone, until its replica takes over) is a miss.
+    let record = cacher ? ((await cacher.get(key).catch(() => null)) as ProfileRecord | null) : null;
     if (!record) {
       const profile = await this.profiles.findById(id);
       if (!profile) throw new NotFoundError("User", "USER_NOT_FOUND");
@@ -235,7 +236,8 @@ export default class ProfileService extends Service {
   private async dropLocal(ids: string[]): Promise<void> {
     this.local.drop(ids);
     const cacher = this.broker.cacher;
-    if (cacher) await cacher.del(ids.map((id) => this.sharedKey(id)));
+    // One key per DEL: in a Redis Cluster the keys of one command must share a slot.
+    if (cacher) await Promise.all(ids.map((id) => cacher.del(this.sharedKey(id))));
   }
 }
 

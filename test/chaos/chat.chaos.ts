@@ -12,6 +12,7 @@ import { type Ack, ChatSocket } from "../../client/chat-socket.ts";
 import { ApiClient } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { freePort } from "../harness/servers.ts";
+import { account, assertClean } from "../support/chaos.ts";
 import { type Servers, startServers } from "../support/cluster.ts";
 import { NodeProcess } from "../support/node-process.ts";
 import { newUser, waitReady } from "../support/platform.ts";
@@ -167,30 +168,7 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
   for (const c of clients) await c.socket.catchUp();
   progress("every client caught up");
 
-  const ackedIds = new Map<string, string>();
-  for (const c of clients) for (const a of c.acked) ackedIds.set(a.clientMsgId, c.chatId);
-  let lost = 0;
-  let unexpected = 0;
-  let gaps = 0;
-  let duplicates = 0;
-  for (const c of clients) {
-    const got = new Set(c.received.map((m) => m.clientMsgId));
-    for (const [id, chatId] of ackedIds) if (chatId === c.chatId && !got.has(id)) lost += 1;
-    for (const m of c.received) if (!sent.has(m.clientMsgId)) unexpected += 1;
-    const seqs = c.received.map((m) => m.seq);
-    for (let i = 0; i < seqs.length; i++) {
-      if (seqs[i] !== i + 1) seqs.indexOf(seqs[i] as number) !== i ? duplicates++ : gaps++;
-    }
-  }
-  const totalAcked = ackedIds.size;
-  process.stdout.write(
-    `chaos: sent ${sent.size}, acknowledged ${totalAcked}, lost ${lost}, unexpected ${unexpected}, ` +
-      `seq gaps ${gaps}, seq duplicates ${duplicates}\n`,
-  );
+  const result = account(clients, sent);
   for (const c of clients) c.socket.close();
-  assert.equal(totalAcked, CLIENTS * PER_CLIENT, "every send was eventually acknowledged");
-  assert.equal(lost, 0);
-  assert.equal(unexpected, 0);
-  assert.equal(gaps, 0);
-  assert.equal(duplicates, 0);
+  assertClean(result, CLIENTS * PER_CLIENT);
 });

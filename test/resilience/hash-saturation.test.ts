@@ -1,8 +1,8 @@
 /**
  * Password hashing saturates the CPU: a burst of registrations and logins against an auth node
- * (a process of its own) while other clients read profiles and chat. The bulkhead
- * (HASH_CONCURRENCY hashes at once per action, HASH_QUEUE_SIZE waiting, 503 beyond) keeps the
- * hashing bounded, so profile reads and chat delivery keep answering.
+ * (a process of its own) while other clients read profiles and chat. The admission gate
+ * (HASH_CONCURRENCY hashes at once per node, a wait of at most HASH_MAX_WAIT_MS foreseen, 503 with
+ * Retry-After beyond) keeps the hashing bounded, so profile reads and chat delivery keep answering.
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -26,7 +26,7 @@ before(async () => {
   servers = await startServers();
   cluster = await TestCluster.start(servers, { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) });
   fleet = new NodeFleet(cluster);
-  await fleet.start("auth-p", ["auth"], { env: { HASH_CONCURRENCY: "2", HASH_QUEUE_SIZE: "20" } });
+  await fleet.start("auth-p", ["auth"], { env: { HASH_CONCURRENCY: "2", HASH_MAX_WAIT_MS: "200" } });
   await cluster.add("profile-1", ["profile"]);
   await cluster.add("chat-1", ["chat"]);
   gateway = (await cluster.add("gateway-1", ["gateway"])).url;

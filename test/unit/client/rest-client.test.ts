@@ -10,6 +10,8 @@ let url: string;
 /** Status codes still to answer per "METHOD path", then 200. */
 const script = new Map<string, number[]>();
 const seen: string[] = [];
+/** The Retry-After of the scripted 503s. */
+let retryAfter = "0";
 
 before(async () => {
   server = createServer((req, res) => {
@@ -18,7 +20,7 @@ before(async () => {
     const status = script.get(key)?.shift() ?? 200;
     res.statusCode = status;
     res.setHeader("content-type", "application/json");
-    if (status === 503) res.setHeader("retry-after", "0");
+    if (status === 503) res.setHeader("retry-after", retryAfter);
     res.end(JSON.stringify(status === 200 ? { ok: true } : { error: { code: "X", message: "no" } }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -55,6 +57,48 @@ describe("ApiClient retries", () => {
       return err instanceof ApiError && err.status === 503;
     });
     assert.equal(count("POST /c"), 1);
+  });
+
+  test("an idempotent PUT or DELETE answered 503 with Retry-After is resent", async () => {
+    script.set("PUT /chats/c1/mute", [503]);
+    script.set("DELETE /users/me/blocks/u1", [503, 503]);
+    const api = new ApiClient(url, { retry: fast });
+    await api.request("PUT", "/chats/c1/mute", { until: null });
+    await api.unblock("u1");
+    assert.equal(count("PUT /chats/c1/mute"), 2);
+    assert.equal(count("DELETE /users/me/blocks/u1"), 3);
+  });
+
+  test("a 503 is not resent for a login, a registration or a DELETE whose repeat would differ", async () => {
+    script.set("POST /auth/login", [503]);
+    script.set("POST /auth/register", [503]);
+    script.set("DELETE /auth/sessions/s1", [503]);
+    const api = new ApiClient(url, { retry: fast });
+    const is503 = (err: unknown) => err instanceof ApiError && err.status === 503;
+    await assert.rejects(api.login({ username: "u", password: "p".repeat(12) }), is503);
+    await assert.rejects(
+      api.register({ email: "u@example.com", username: "u", password: "p".repeat(12) }),
+      is503,
+    );
+    await assert.rejects(api.revokeSession("s1"), is503);
+    assert.equal(count("POST /auth/login"), 1);
+    assert.equal(count("POST /auth/register"), 1);
+    assert.equal(count("DELETE /auth/sessions/s1"), 1);
+  });
+
+  test("the wait before a resend follows Retry-After", async () => {
+    retryAfter = "1";
+    try {
+      script.set("GET /slow", [503]);
+      const started = performance.now();
+      await new ApiClient(url, { retry: { attempts: 2, minDelayMs: 1, maxDelayMs: 5_000 } }).request(
+        "GET",
+        "/slow",
+      );
+      assert.ok(performance.now() - started >= 990, "waited the second Retry-After asked for");
+    } finally {
+      retryAfter = "0";
+    }
   });
 
   test("client errors are never retried", async () => {

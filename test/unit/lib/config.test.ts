@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
-import { configVariables, loadConfig } from "../../../lib/config.ts";
+import { configVariables, hashSlotsDefault, loadConfig } from "../../../lib/config.ts";
 import { ConfigError } from "../../../lib/env.ts";
 
 describe("loadConfig", () => {
@@ -13,8 +13,9 @@ describe("loadConfig", () => {
     assert.equal(config.port, 3000);
     assert.equal(config.jwt.accessTtlS, 900);
     assert.deepEqual(config.hashing, {
-      concurrency: 2,
-      queueSize: 200,
+      concurrency: hashSlotsDefault(4),
+      maxWaitMs: 200,
+      queueSize: 100,
       memoryKiB: 19_456,
       timeCost: 2,
       parallelism: 1,
@@ -44,6 +45,23 @@ describe("loadConfig", () => {
     );
   });
 
+  test("REDIS_CLUSTER_NODES takes a Redis Cluster's seed nodes, and excludes REDIS_URL", () => {
+    assert.deepEqual(loadConfig({}).redisClusterNodes, []);
+    const nodes = "10.0.0.1:7000, redis-1.example:7001,redis://:pw@10.0.0.3:7002";
+    const config = loadConfig({ REDIS_CLUSTER_NODES: nodes });
+    assert.deepEqual(config.redisClusterNodes, [
+      "10.0.0.1:7000",
+      "redis-1.example:7001",
+      "redis://:pw@10.0.0.3:7002",
+    ]);
+    assert.deepEqual(config.ws.redisClusterNodes, config.redisClusterNodes);
+    assert.equal(config.redisUrl, undefined);
+    assert.throws(
+      () => loadConfig({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", REDIS_URL: "redis://127.0.0.1:6379" }),
+      (err: unknown) => err instanceof ConfigError && err.variable === "REDIS_CLUSTER_NODES",
+    );
+  });
+
   const bad: [string, string][] = [
     ["PORT", "http"],
     ["PORT", "70000"],
@@ -56,6 +74,10 @@ describe("loadConfig", () => {
     ["MONGO_URL", "redis://a:27017,b:27017/social"],
     ["MONGO_URL", "mongodb:///social"],
     ["REDIS_URL", "http://x"],
+    ["REDIS_CLUSTER_NODES", "127.0.0.1"],
+    ["REDIS_CLUSTER_NODES", "127.0.0.1:7000,"],
+    ["REDIS_CLUSTER_NODES", "127.0.0.1:70000"],
+    ["REDIS_CLUSTER_NODES", "http://127.0.0.1:7000"],
     ["LOG_LEVEL", "loud"],
     ["ARGON2_MEMORY_KIB", "1024"],
     ["ARGON2_TIME_COST", "1"],
