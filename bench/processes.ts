@@ -1,10 +1,11 @@
 /**
  * The runner's children: each is forked with the current Node binary, the loopback guard preloaded,
- * stdout scanned for its one `{"bench":...}` line, and stopped by pid. Every child still alive is
+ * stdout scanned for its one `{"bench":...}` line, and stopped by pid; or, for a server that is
+ * not Node (spawnServer: Centrifugo), spawned from its binary and ready when its probe answers. Every child still alive is
  * stopped by stopAll() (the runner calls it in `finally`, on signals and on its watchdog) and
  * SIGKILLed synchronously if the runner exits anyway.
  */
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 
@@ -113,6 +114,58 @@ export async function startChild(
     await stop();
     throw err;
   }
+}
+
+/**
+ * Spawns a server binary (not Node: no guard, no IPC), ready once `probe` answers true; stopped
+ * by pid with SIGTERM, then SIGKILL. Its output is kept only to explain a failed start.
+ */
+export async function spawnServer(
+  name: string,
+  command: string,
+  args: string[],
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<BenchChild> {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const record = (chunk: Buffer) => {
+    output = (output + chunk.toString("utf8")).slice(-TAIL_CHARS);
+  };
+  child.stdout?.on("data", record);
+  child.stderr?.on("data", record);
+  let failed: Error | undefined;
+  child.once("error", (err) => {
+    failed = err;
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.once("close", () => {
+      live.delete(child);
+      resolve();
+    });
+  });
+  const stop = async () => {
+    signal(child, "SIGTERM");
+    if (await settles(exited, STOP_GRACE_MS)) return;
+    signal(child, "SIGKILL");
+    await exited;
+  };
+  live.set(child, stop);
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe().catch(() => false))) {
+    const gone = failed ?? (child.exitCode !== null || child.signalCode !== null);
+    if (gone || Date.now() > deadline) {
+      await stop();
+      const why = failed
+        ? failed.message
+        : gone
+          ? `exited (${child.exitCode ?? child.signalCode})`
+          : "timed out";
+      throw new Error(`${name} was not ready: ${why}${tail(output)}`);
+    }
+    await sleep(50);
+  }
+  return { name, pid: child.pid as number, data: {}, exited, stop };
 }
 
 /** Runs a measuring child to its end and answers its `{"bench":"result",...}` fields. */

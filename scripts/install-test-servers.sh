@@ -3,7 +3,8 @@
 # redis-server and PostgreSQL from apt, and FerretDB (the MongoDB wire protocol, keeping its data in
 # PostgreSQL) built with Go; SeaweedFS (`weed mini`, the S3-compatible object store of the file-store
 # tests, test/harness/seaweedfs.ts) built with Go; Mailpit (the SMTP server with an HTTP API that the
-# mail tests read from, test/harness/mailpit.ts) with `go install`; also
+# mail tests read from, test/harness/mailpit.ts) with `go install`; Centrifugo v6 (a target of the
+# WebSocket benchmark, bench/servers/centrifugo.ts) with `go install`; also
 # docker-compose and haproxy from apt, which check docker/ offline (test/deploy/deploy.test.ts);
 # chromium with chromium-driver from apt, which the browser tests drive (test/browser/); and
 # Schemathesis from PyPI into its own venv (/opt/schemathesis), which fuzzes the OpenAPI contract
@@ -16,6 +17,7 @@ FERRETDB_VERSION="v1.24.2"
 # the pseudo-version of that commit, which it serves.
 SEAWEEDFS_VERSION="v0.0.0-20261109003541-7506e5f91cd6"
 MAILPIT_VERSION="v1.33.1"
+CENTRIFUGO_VERSION="v6.9.1"
 SCHEMATHESIS_VERSION="4.32.5"
 SCHEMATHESIS_VENV="/opt/schemathesis"
 
@@ -205,8 +207,30 @@ install_mailpit() {
   GOTOOLCHAIN=auto "$go" install "github.com/axllent/mailpit@${MAILPIT_VERSION}"
 }
 
+# Centrifugo v6, a target of the WebSocket benchmark (bench/servers/centrifugo.ts), with
+# `go install` into the Go bin folder (bench/servers/centrifugo.ts looks in /root/go/bin). Its
+# `version` command prints v0.0.0 for a go-installed build, so the version is read from the binary.
+find_centrifugo() {
+  local bin
+  for bin in "$(find_bin centrifugo || true)" "${1:-}/centrifugo"; do
+    if [[ -n "$bin" && -x "$bin" ]] && [[ "$(go_module_version "$bin")" == "$CENTRIFUGO_VERSION" ]]; then
+      echo "$bin"
+      return 0
+    fi
+  done
+  return 1
+}
+
+install_centrifugo() {
+  local go
+  if find_centrifugo >/dev/null; then return 0; fi
+  go=$(find_go)
+  if find_centrifugo "$(go_bin_dir "$go")" >/dev/null; then return 0; fi
+  GOTOOLCHAIN=auto "$go" install "github.com/centrifugal/centrifugo/v6@${CENTRIFUGO_VERSION}"
+}
+
 print_versions() {
-  local nats redis ferret weed mailpit
+  local nats redis ferret weed mailpit centrifugo
   mailpit=$(find_mailpit || find_mailpit "$(go_bin_dir "$(find_go)")")
   nats=$(find_bin nats-server)
   redis=$(find_bin redis-server)
@@ -217,6 +241,8 @@ print_versions() {
   echo "ferretdb     $("$ferret" --version | sed -n 's/^version: //p')  $ferret"
   echo "seaweedfs    $("$weed" version | sed -n 's/^version [^ ]* \([0-9][0-9.]*\).*/v\1/p')  $weed"
   echo "mailpit      $(go_module_version "$mailpit")  $mailpit"
+  centrifugo=$(find_centrifugo || find_centrifugo "$(go_bin_dir "$(find_go)")")
+  echo "centrifugo   $(go_module_version "$centrifugo")  $centrifugo"
   echo "postgres     $("$(find_postgres)" --version | sed -n 's/.* \([0-9][0-9.]*\).*/v\1/p')  $(find_postgres)"
   echo "schemathesis $("$SCHEMATHESIS_VENV/bin/schemathesis" --version | sed -n 's/.* version \([^ ]*\).*/v\1/p')  $SCHEMATHESIS_VENV/bin/schemathesis"
   echo "chromium     $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([^ ]*\).*/v\1/p')  $(find_bin chromium)"
@@ -228,5 +254,6 @@ install_browser
 install_ferretdb
 install_seaweedfs
 install_mailpit
+install_centrifugo
 install_schemathesis
 print_versions

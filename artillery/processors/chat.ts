@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChatSocket } from "../../client/chat-socket.ts";
 import { ApiClient, expectSession } from "../../client/rest-client.ts";
+import { withTimeout } from "../../lib/concurrency.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { numberVar, type PoolUser, pool, registerPool, target, type VuContext, type VuEvents } from "./vu.ts";
 
@@ -149,12 +150,4 @@ function pickDistinct(users: PoolUser[], count: number): PoolUser[] {
     { length: count },
     () => rest.splice(Math.floor(Math.random() * rest.length), 1)[0] as PoolUser,
   );
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took over ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

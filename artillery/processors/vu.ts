@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ApiClient } from "../../client/rest-client.ts";
+import { forEachLimit } from "../../lib/concurrency.ts";
 
 /** Artillery's per-virtual-user context: `vars` feed the templates (`{{ token }}`). */
 export interface VuContext {
@@ -50,21 +51,10 @@ export function numberVar(context: VuContext, name: string, fallback: number): n
 /** Registers `count` users through the REST client, a few at a time (each costs an argon2id hash). */
 export async function registerPool(url: string, count: number): Promise<PoolUser[]> {
   const users: PoolUser[] = [];
-  const next = async (): Promise<void> => {
-    while (users.length + inFlight < count) {
-      inFlight += 1;
-      try {
-        const credentials = uniqueUser();
-        const api = new ApiClient(url);
-        const { user, accessToken } = await api.register(credentials);
-        users.push({ id: user.id, email: credentials.email, password: credentials.password, accessToken });
-      } finally {
-        inFlight -= 1;
-      }
-    }
-  };
-  let inFlight = 0;
-  await Promise.all(Array.from({ length: 4 }, next));
+  await forEachLimit(Array.from({ length: count }, uniqueUser), 4, async (credentials) => {
+    const { user, accessToken } = await new ApiClient(url).register(credentials);
+    users.push({ id: user.id, email: credentials.email, password: credentials.password, accessToken });
+  });
   return users;
 }
 

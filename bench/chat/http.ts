@@ -117,23 +117,4 @@ export class TimedClient {
 }
 
 /** Runs `task` over `items` with at most `limit` in flight; stops at the first failure. */
-export async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T, i: number) => Promise<void>,
-) {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const i = next++;
-      try {
-        await task(items[i] as T, i);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
-}
+export { forEachLimit as pool } from "../../lib/concurrency.ts";

@@ -15,6 +15,7 @@
  */
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
+import { forEachLimit as inBatches } from "../../lib/concurrency.ts";
 import type { Account } from "../../services/auth/accounts.repo.ts";
 import type { LastMessage } from "../../services/chat/chats.repo.ts";
 import type { Message } from "../../services/chat/messages.repo.ts";
@@ -81,15 +82,6 @@ announce("result", {
   seconds: (performance.now() - started) / 1000,
   insertSeconds,
 } satisfies FillResult);
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-async function inBatches<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
 
 async function writeUsersAndChats(r: Repositories, plan: Manifest): Promise<Manifest> {
   const at = new Date(FIRST_MESSAGE_AT - 86_400_000);

@@ -1,13 +1,16 @@
 /**
- * The benchmark's clients: one ChatSocket (client/chat-socket.ts) per seeded user, all in this
- * process, opened at a bounded concurrency. Each socket hands every new_message to a shared
- * listener with the receiving user's id and the time it arrived.
+ * The benchmark's clients: one socket per seeded user, all in this process, opened at a bounded
+ * concurrency: a ChatSocket (client/chat-socket.ts) for the platform and the bare target, which
+ * speak the platform's frames, or a CentrifugoSocket (centrifugo-client.ts) for Centrifugo. Each
+ * socket hands every delivered message to a shared listener with the receiving user's id.
  */
 import { performance } from "node:perf_hooks";
 import WS from "ws";
 import { ChatSocket } from "../../client/chat-socket.ts";
 import { ApiClient } from "../../client/rest-client.ts";
+import { forEachLimit, withTimeout } from "../../lib/concurrency.ts";
 import type { MessageView } from "../../lib/contracts.ts";
+import { CentrifugoSocket } from "./centrifugo-client.ts";
 
 export interface BenchUser {
   id: string;
@@ -32,9 +35,19 @@ class SeededApi extends ApiClient {
 
 export type SocketImpl = "ws" | "undici";
 
+/** What the server speaks: the platform's frames (the platform and the bare target) or Centrifugo's. */
+export type Protocol = "platform" | "centrifugo";
+
+/** What drive.ts uses of a socket; ChatSocket and CentrifugoSocket both are one. */
+export interface BenchSocket {
+  connect(): Promise<void>;
+  send(target: { chatId: string }, message: string, clientMsgId: string): Promise<unknown>;
+  close(): void;
+}
+
 export interface Client {
   user: BenchUser;
-  socket: ChatSocket;
+  socket: BenchSocket;
   /** Which of the gateways it connected to (an index into connectAll's urls). */
   gateway: number;
 }
@@ -50,7 +63,7 @@ export interface Connected {
   closes(): number;
 }
 
-export type Receive = (userId: string, message: MessageView) => void;
+export type Receive = (userId: string, message: Pick<MessageView, "clientMsgId" | "senderId">) => void;
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -59,33 +72,37 @@ export async function connectAll(options: {
   urls: string[];
   users: BenchUser[];
   concurrency: number;
+  /** The WebSocket under ChatSocket; CentrifugoSocket is always on `ws`. */
   impl: SocketImpl;
+  protocol: Protocol;
   onMessage: Receive;
 }): Promise<Connected> {
-  const { urls, users, concurrency, impl, onMessage } = options;
+  const { urls, users, concurrency, impl, protocol, onMessage } = options;
   const clients: Client[] = [];
   const setupMs: number[] = [];
   let failed = 0;
   let closes = 0;
   let firstError: string | undefined;
   const started = performance.now();
-  let next = 0;
   const openOne = async (user: BenchUser, index: number) => {
     let ready = false;
     const gateway = index % urls.length;
-    const socket = new ChatSocket(new SeededApi(urls[gateway] as string, user.token), {
-      WebSocketImpl: impl === "ws" ? (WS as unknown as typeof WebSocket) : undefined,
-      onMessage: (m) => onMessage(user.id, m),
-      onStateChange: (state) => {
-        if (state === "closed" && ready) closes += 1;
-      },
-    });
+    const url = urls[gateway] as string;
+    const onStateChange = (state: string) => {
+      if (state === "closed" && ready) closes += 1;
+    };
+    const receive = (m: Pick<MessageView, "clientMsgId" | "senderId">) => onMessage(user.id, m);
+    const socket: BenchSocket =
+      protocol === "centrifugo"
+        ? new CentrifugoSocket(url, user.token, user.id, user.chatId, { onMessage: receive, onStateChange })
+        : new ChatSocket(new SeededApi(url, user.token), {
+            WebSocketImpl: impl === "ws" ? (WS as unknown as typeof WebSocket) : undefined,
+            onMessage: receive,
+            onStateChange,
+          });
     const t0 = performance.now();
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error("no ready within 30 s")), CONNECT_TIMEOUT_MS).unref(),
-    );
     try {
-      await Promise.race([socket.connect(), timeout]);
+      await withTimeout(socket.connect(), CONNECT_TIMEOUT_MS, "ready");
       ready = true;
       setupMs.push(performance.now() - t0);
       clients.push({ user, socket, gateway });
@@ -95,13 +112,7 @@ export async function connectAll(options: {
       socket.close();
     }
   };
-  const worker = async () => {
-    while (next < users.length) {
-      const index = next++;
-      await openOne(users[index] as BenchUser, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, users.length) }, worker));
+  await forEachLimit(users, concurrency, openOne);
   return {
     clients,
     setupMs,

@@ -1,6 +1,7 @@
 /**
  * One paced run: `rate` messages per second for `durationS`, each from a random connected user to
- * their group chat, sent with ChatSocket.send (which resolves on the `ack`). Every new_message a
+ * their group chat, sent with the socket's send (which resolves on the `ack`, or on Centrifugo's
+ * publish reply). Every new_message (or Centrifugo publication push) a
  * socket receives is matched to its send by clientMsgId; for every acknowledged message the run
  * counts how many of the other connected members received it, and when (same process clock).
  */
@@ -60,10 +61,13 @@ interface Sent {
   acked: boolean;
 }
 
+/** What a delivery tells the run: which send it is, and who sent it. */
+type Delivered = Pick<MessageView, "clientMsgId" | "senderId">;
+
 /** The run that matches received messages now; deliveries of older runs are ignored. */
 let current: Run | undefined;
 
-export function onMessage(userId: string, m: MessageView): void {
+export function onMessage(userId: string, m: Delivered): void {
   current?.receive(userId, m);
 }
 
@@ -75,7 +79,7 @@ class Run {
   inWindow = 0;
   inLateHalf = 0;
 
-  receive(userId: string, m: MessageView): void {
+  receive(userId: string, m: Delivered): void {
     const sent = this.messages.get(m.clientMsgId);
     if (!sent || m.senderId === userId) return;
     const now = performance.now();

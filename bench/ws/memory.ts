@@ -35,6 +35,11 @@ export function reportMemoryOnSignal(file: string, collectOthers?: () => Promise
   });
 }
 
+/** The RSS alone, of a process that cannot report its heap (Centrifugo): heap and external are NaN. */
+export function sampleRss(pid: number): MemorySample {
+  return { rssBytes: rssOf(pid), heapUsedBytes: Number.NaN, externalBytes: Number.NaN };
+}
+
 /** Asks the process for its heap after a collection, then reads its RSS. */
 export async function sampleMemory(pid: number, file: string): Promise<MemorySample> {
   await rm(file, { force: true });

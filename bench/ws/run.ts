@@ -14,21 +14,23 @@ import { postgresTree, type Settings } from "../scenarios.ts";
 import type { SocketImpl } from "./clients.ts";
 import { DRAIN_MS, describeDrive, MESSAGE_CHARS } from "./drive.ts";
 import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } from "./scenario.ts";
-import { BENCH_ENV, type Target } from "./topology.ts";
+import { BENCH_ENV, TARGETS, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
-       [--targets bare,embedded,cluster,cluster2] [--no-saturation] [--overload R] [--concurrency C]
+       [--targets bare,centrifugo,embedded,cluster,cluster2] [--no-saturation] [--overload R] [--concurrency C]
        [--impl ws|undici] [--cpu-prof]
        [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
   --rate R          messages/s of the measured runs (default ${WS_DEFAULTS.rate})
   --runs N          measured runs per figure (default 3), --duration S seconds each (default 10)
-  --targets LIST    which of bare, embedded, cluster, cluster2 (default all; bare is the baseline;
+  --targets LIST    which of ${TARGETS.join(", ")} (default all; bare is the baseline;
+                    centrifugo is Centrifugo v6, installed by scripts/install-test-servers.sh;
                     cluster2 is the cluster scaled out to two gateways and two chat nodes)
   --no-saturation   skip the saturation search
   --overload R      one run at R messages/s before the measured runs, which then show the recovery
   --concurrency C   upgrades in flight while connecting (default ${WS_DEFAULTS.connectConcurrency})
-  --impl ws|undici  WebSocket implementation under ChatSocket (default ${WS_DEFAULTS.impl})
+  --impl ws|undici  WebSocket implementation under ChatSocket (default ${WS_DEFAULTS.impl}; Centrifugo's
+                    clients are on ws)
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/ws-<target>-*.cpuprofile
                     (summarize one with \`npx node bench/profile-summary.ts FILE\`); profiling slows them down
   --env NAME=VALUE  a setting of the platform nodes, over the bench's own; repeatable`;
@@ -66,7 +68,7 @@ function positive(value: string | undefined, fallback: number, name: string): nu
 
 const targets = (values.targets?.split(",") ?? WS_DEFAULTS.targets) as Target[];
 for (const t of targets)
-  if (!["bare", "embedded", "cluster", "cluster2"].includes(t)) throw new Error(`unknown target ${t}`);
+  if (!(TARGETS as readonly string[]).includes(t)) throw new Error(`unknown target ${t}`);
 const impl = (values.impl ?? WS_DEFAULTS.impl) as SocketImpl;
 if (impl !== "ws" && impl !== "undici") throw new Error(`--impl is ws or undici, not ${impl}`);
 const options: WsOptions = {
@@ -131,7 +133,7 @@ function details(measured: WsMeasured): string[] {
       "",
       `- ${r.connected} of ${r.connections} sockets ready in ${r.connectSeconds.toFixed(1)} s (${r.connectFailed} failed${r.connectFirstError ? `: ${r.connectFirstError}` : ""}); seeding took ${r.seedSeconds.toFixed(1)} s`,
       `- setup p50 ${r.setup.p50.toFixed(2)} ms, p99 ${r.setup.p99.toFixed(2)} ms, max ${r.setup.max.toFixed(1)} ms`,
-      `- memory of pid under test: RSS ${(r.memory.before.rssBytes / 2 ** 20).toFixed(1)} -> ${(r.memory.after.rssBytes / 2 ** 20).toFixed(1)} MiB, heap+external ${((r.memory.before.heapUsedBytes + r.memory.before.externalBytes) / 2 ** 20).toFixed(1)} -> ${((r.memory.after.heapUsedBytes + r.memory.after.externalBytes) / 2 ** 20).toFixed(1)} MiB`,
+      `- memory of pid under test: RSS ${(r.memory.before.rssBytes / 2 ** 20).toFixed(1)} -> ${(r.memory.after.rssBytes / 2 ** 20).toFixed(1)} MiB, ${Number.isNaN(r.memory.before.heapUsedBytes) ? "heap not read" : `heap+external ${((r.memory.before.heapUsedBytes + r.memory.before.externalBytes) / 2 ** 20).toFixed(1)} -> ${((r.memory.after.heapUsedBytes + r.memory.after.externalBytes) / 2 ** 20).toFixed(1)} MiB`}`,
       `- sockets closed during the runs (then reconnected): ${r.closesDuringRuns}`,
       ...(r.overload ? [`- overload run before the others: ${describeDrive(r.overload)}`] : []),
       ...r.runs.map((x, i) => `- run ${i + 1}: ${describeDrive(x)}`),

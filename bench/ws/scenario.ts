@@ -1,15 +1,17 @@
 /**
  * The 10,000-connection WebSocket benchmark as a scenario of the bench runner: for the bare `ws`
- * baseline, then each platform topology, it seeds N users in groups of GROUP_SIZE, opens N
+ * baseline, then Centrifugo and each platform topology, it seeds N users in groups of GROUP_SIZE, opens N
  * ChatSockets at a bounded concurrency (setup time, gateway memory per idle connection), drives
  * a fixed send rate for the measured runs (delivery, latency, delivered messages/s), and finds the
  * saturation rate: the highest rate whose runs keep up with none lost (drive.ts keptUp), probed in
  * that deployment and measured in a fresh one. The platform's figures take the bare baseline's,
- * measured in the same run, as their baseline.
+ * measured in the same run, as their baseline; so do Centrifugo's, which have no targets (they are
+ * the platform's).
  */
 import { performance } from "node:perf_hooks";
 import { type CpuUse, measureCpu, waitUntilQuiet } from "../cpu.ts";
 import { type Figure, type Target as FigureTarget, figure } from "../figures.ts";
+import { percentile } from "../load.ts";
 import type { Infra, ProcessInfo, Settings } from "../scenarios.ts";
 import { type Client, closeAll, connectAll, type SocketImpl } from "./clients.ts";
 import {
@@ -22,9 +24,9 @@ import {
   MESSAGE_CHARS,
   onMessage,
 } from "./drive.ts";
-import { type MemorySample, sampleMemory } from "./memory.ts";
+import { type MemorySample, sampleMemory, sampleRss } from "./memory.ts";
 import { GROUP_SIZE } from "./seed.ts";
-import { type Deployed, deploy, type Target } from "./topology.ts";
+import { type Deployed, deploy, TARGETS, type Target } from "./topology.ts";
 
 export interface WsOptions {
   connections: number;
@@ -48,7 +50,7 @@ export const WS_DEFAULTS: WsOptions = {
   rate: 100,
   connectConcurrency: 8,
   impl: "ws",
-  targets: ["bare", "embedded", "cluster", "cluster2"],
+  targets: [...TARGETS],
   saturation: true,
 };
 
@@ -65,6 +67,7 @@ const QUIET_TIMEOUT_MS = 60_000;
 
 const LABEL: Record<Target, string> = {
   bare: "bare ws",
+  centrifugo: "Centrifugo v6",
   embedded: "embedded platform",
   cluster: "cluster platform",
   cluster2: "cluster platform, 2 gateways + 2 chat nodes",
@@ -98,10 +101,6 @@ export interface WsMeasured {
   figures: Figure[];
   processes: ProcessInfo[];
   results: TargetResult[];
-}
-
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 }
 
 async function settle(s: Settings, d: Deployed, label: string): Promise<void> {
@@ -214,16 +213,16 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
   };
   try {
     await settle(s, d, label);
-    const before = await sampleMemory(d.gatewayPid, d.memoryFile);
+    const before = await memoryOf(d);
     s.log(`${label}: opening ${o.connections} sockets, ${o.connectConcurrency} at a time`);
     const connected = await connectClients(d, o);
     clients = connected.clients;
     const setup = [...connected.setupMs].sort((a, b) => a - b);
     s.log(
-      `${label}: ${clients.length} ready in ${connected.seconds.toFixed(1)} s (${connected.failed} failed${connected.firstError ? `: ${connected.firstError}` : ""}); setup p50 ${percentile(setup, 0.5).toFixed(2)} ms, p99 ${percentile(setup, 0.99).toFixed(2)} ms`,
+      `${label}: ${clients.length} ready in ${connected.seconds.toFixed(1)} s (${connected.failed} failed${connected.firstError ? `: ${connected.firstError}` : ""}); setup p50 ${percentile(setup, 50).toFixed(2)} ms, p99 ${percentile(setup, 99).toFixed(2)} ms`,
     );
     await settle(s, d, label);
-    const after = await sampleMemory(d.gatewayPid, d.memoryFile);
+    const after = await memoryOf(d);
     // Memory is sampled on the first gateway: per connection it holds.
     const n = Math.max(1, clients.filter((c) => c.gateway === 0).length);
     const memory = {
@@ -234,7 +233,7 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
         (after.heapUsedBytes + after.externalBytes - before.heapUsedBytes - before.externalBytes) / n / 1024,
     };
     s.log(
-      `${label}: gateway memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB, heap+external ${memory.heapPerConnKB.toFixed(1)} KB`,
+      `${label}: ${d.memoryFile ? "gateway" : "server"} memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB${d.memoryFile ? `, heap+external ${memory.heapPerConnKB.toFixed(1)} KB` : ""}`,
     );
     if (clients.length === 0) throw new Error(`${label}: no socket connected (${connected.firstError})`);
     s.log(`${label}: warm-up ${s.warmupS} s at ${o.rate}/s`);
@@ -245,6 +244,8 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       : [];
     const runs = await measuredRuns(s, d, clients, label, o.rate, s.runs);
     const found = o.saturation ? await findSaturation(s, d, clients, label, o.rate) : undefined;
+    // Counted before the sockets are closed below: those closes are the bench's own.
+    const closesDuringRuns = connected.closes() - closesBefore;
     let saturation: TargetResult["saturation"];
     if (found) {
       s.log(`${label}: saturation rate ${found.rate}/s`);
@@ -270,9 +271,9 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       ...(connected.firstError ? { connectFirstError: connected.firstError } : {}),
       connectSeconds: connected.seconds,
       seedSeconds: d.seedS,
-      setup: { p50: percentile(setup, 0.5), p99: percentile(setup, 0.99), max: setup.at(-1) ?? Number.NaN },
+      setup: { p50: percentile(setup, 50), p99: percentile(setup, 99), max: setup.at(-1) ?? Number.NaN },
       memory,
-      closesDuringRuns: connected.closes() - closesBefore,
+      closesDuringRuns,
       ...(overload ? { overload } : {}),
       runs,
       ...(saturation ? { saturation } : {}),
@@ -283,6 +284,11 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
   }
 }
 
+/** The memory of the process under test: its heap too where it reports one. */
+function memoryOf(d: Deployed): Promise<MemorySample> {
+  return d.memoryFile ? sampleMemory(d.gatewayPid, d.memoryFile) : Promise.resolve(sampleRss(d.gatewayPid));
+}
+
 /** Opens a socket for every user of the deployment, a bounded number at a time. */
 function connectClients(d: Deployed, o: WsOptions) {
   return connectAll({
@@ -290,6 +296,7 @@ function connectClients(d: Deployed, o: WsOptions) {
     users: d.users,
     concurrency: o.connectConcurrency,
     impl: o.impl,
+    protocol: d.protocol,
     onMessage,
   });
 }
@@ -339,16 +346,19 @@ function outcomes(runs: DriveResult[]) {
 function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Figure[] {
   const id = (name: string) => `ws.${r.target}.${name}`;
   const label = LABEL[r.target];
-  const platform = r.target !== "bare";
+  // Every target but bare is compared with bare; the targets are the platform's alone.
+  const compared = r.target !== "bare";
+  const platform = compared && r.target !== "centrifugo";
   const target = (t: FigureTarget) => (platform ? { target: t } : {});
+  const server = platform ? "gateway " : r.target === "centrifugo" ? "server " : "";
   const runs = r.runs;
   const cpu = runs.map((x) => x.cpu);
   const at = `at ${rate.toLocaleString("en-US")}/s`;
   const conns = `${r.connected.toLocaleString("en-US")} connections`;
   const make = (input: Parameters<typeof figure>[0], baseId?: string) => {
     const baseline = baseId ? base.get(baseId) : undefined;
-    const f = figure({ ...input, ...(platform && baseline ? { baseline } : {}) });
-    if (!platform) base.set(input.id, f);
+    const f = figure({ ...input, ...(compared && baseline ? { baseline } : {}) });
+    if (!compared) base.set(input.id, f);
     return f;
   };
   const connectNote =
@@ -376,22 +386,27 @@ function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Fi
     make(
       {
         id: id("memory.rss"),
-        label: `WS ${label}: ${platform ? "gateway " : ""}RSS per idle connection`,
+        label: `WS ${label}: ${server}RSS per idle connection`,
         unit: "KB",
         runs: [r.memory.rssPerConnKB],
         ...target({ on: "value", op: "<=", value: 20 }),
       },
       "ws.bare.memory.rss",
     ),
-    make(
-      {
-        id: id("memory.heap"),
-        label: `WS ${label}: ${platform ? "gateway " : ""}heap + external per idle connection, after GC`,
-        unit: "KB",
-        runs: [r.memory.heapPerConnKB],
-      },
-      "ws.bare.memory.heap",
-    ),
+    // Centrifugo's heap is not read (RSS only): no figure rather than NaN.
+    ...(Number.isNaN(r.memory.heapPerConnKB)
+      ? []
+      : [
+          make(
+            {
+              id: id("memory.heap"),
+              label: `WS ${label}: ${server}heap + external per idle connection, after GC`,
+              unit: "KB",
+              runs: [r.memory.heapPerConnKB],
+            },
+            "ws.bare.memory.heap",
+          ),
+        ]),
     make(
       {
         id: id("delivery"),
@@ -493,6 +508,8 @@ export async function wsFanout(s: Settings, infra: Infra, o: WsOptions): Promise
   }
   const role: Record<Target, string> = {
     bare: "bare `ws` fan-out server (the baseline), same frames, token = user id",
+    centrifugo:
+      "Centrifugo v6 (one node, memory engine, JSON protocol), a `chat:<id>` channel per group that its subscribers publish to; connection JWT (HS256) per user",
     embedded: "the whole platform in one process and one broker, embedded store (npm start defaults)",
     cluster:
       "gateway in one process; auth, profile and chat brokers in another; over NATS, with Redis and FerretDB",
@@ -503,7 +520,7 @@ export async function wsFanout(s: Settings, infra: Infra, o: WsOptions): Promise
     figures,
     processes: ordered.map((t) => ({
       name: `ws-${t}`,
-      role: `${role[t]}; ${o.connections.toLocaleString("en-US")} ChatSockets in the runner's process`,
+      role: `${role[t]}; ${o.connections.toLocaleString("en-US")} ${t === "centrifugo" ? "Centrifugo sockets" : "ChatSockets"} in the runner's process`,
     })),
     results,
   };

@@ -4,28 +4,35 @@
  * the embedded store, as `npm start` runs it) and the cluster (a gateway process, and auth,
  * profile and chat brokers in another, over NATS with Redis and FerretDB) and the same cluster
  * scaled out (`cluster2`: two gateway processes, and a second chat node in a process of its own;
- * the clients alternate between the gateways). `gatewayPid` is the process whose memory per
- * connection is measured (the first gateway).
+ * the clients alternate between the gateways); and Centrifugo v6 (bench/servers/centrifugo.ts), a
+ * real-time server of another make, with the same users and groups, its own protocol and a
+ * connection JWT per user. `gatewayPid` is the process whose memory per connection is measured
+ * (the first gateway; Centrifugo's process, of which only the RSS is read).
  */
 import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { loadConfig } from "../../lib/config.ts";
 import { type ServiceName, tempDir } from "../../test/support/platform.ts";
 import { type BenchChild, startChild } from "../processes.ts";
 import type { Infra } from "../scenarios.ts";
-import type { BenchUser } from "./clients.ts";
+import { connectionToken, startCentrifugo } from "../servers/centrifugo.ts";
+import type { BenchUser, Protocol } from "./clients.ts";
 import { GROUP_SIZE, seed } from "./seed.ts";
 
-export type Target = "bare" | "embedded" | "cluster" | "cluster2";
+export const TARGETS = ["bare", "centrifugo", "embedded", "cluster", "cluster2"] as const;
+export type Target = (typeof TARGETS)[number];
 
 export interface Deployed {
   target: Target;
   /** The gateways; user i connects to urls[i % urls.length]. */
   urls: string[];
   users: BenchUser[];
+  protocol: Protocol;
   gatewayPid: number;
-  memoryFile: string;
+  /** Where gatewayPid reports its heap (memory.ts); none for Centrifugo, whose RSS alone is read. */
+  memoryFile: string | undefined;
   children: BenchChild[];
   /** Seconds spent seeding users, sessions, tokens and chats. */
   seedS: number;
@@ -74,6 +81,24 @@ export async function deploy(
     for (const child of [...children].reverse()) await child.stop();
     await dir.remove();
   };
+  /** The deployment, served by `urls`, of which `under` is measured. */
+  const deployed = (
+    urls: string[],
+    users: BenchUser[],
+    under: BenchChild,
+    seedS: number,
+    protocol: Protocol = "platform",
+  ): Deployed => ({
+    target,
+    urls,
+    users,
+    protocol,
+    gatewayPid: under.pid,
+    memoryFile: protocol === "platform" ? memoryFile : undefined,
+    children,
+    seedS,
+    stop,
+  });
   try {
     if (target === "bare") {
       const users = bareUsers(connections);
@@ -89,16 +114,17 @@ export async function deploy(
         },
       );
       children.push(child);
-      return {
-        target,
-        urls: [String(child.data.url)],
-        users,
-        gatewayPid: child.pid,
-        memoryFile,
-        children,
-        seedS: 0,
-        stop,
-      };
+      return deployed([String(child.data.url)], users, child, 0);
+    }
+    if (target === "centrifugo") {
+      const server = await startCentrifugo(dir.dir, READY_TIMEOUT_MS);
+      children.push(server.child);
+      const started = performance.now();
+      const users = bareUsers(connections).map((u) => ({
+        ...u,
+        token: connectionToken(server.hmacSecret, u.id),
+      }));
+      return deployed([server.url], users, server.child, (performance.now() - started) / 1000, "centrifugo");
     }
     const namespace = `benchws${target}${process.pid}`;
     const env: Record<string, string> = {
@@ -127,16 +153,7 @@ export async function deploy(
         { timeoutMs: READY_TIMEOUT_MS, nodeFlags: flags("ws-embedded") },
       );
       children.push(child);
-      return {
-        target,
-        urls: [String(child.data.url)],
-        users,
-        gatewayPid: child.pid,
-        memoryFile,
-        children,
-        seedS: seeded.seconds,
-        stop,
-      };
+      return deployed([String(child.data.url)], users, child, seeded.seconds);
     }
     const scaled = target === "cluster2";
     const gatewayBrokers: ServiceName[][] = [["gateway"]];
@@ -161,23 +178,22 @@ export async function deploy(
       children.push(child);
       if (gateway) gateways.push(child);
     }
-    return {
-      target,
-      urls: gateways.map((g) => String(g.data.url)),
+    return deployed(
+      gateways.map((g) => String(g.data.url)),
       users,
-      gatewayPid: (gateways[0] as BenchChild).pid,
-      memoryFile,
-      children,
-      seedS: seeded.seconds,
-      stop,
-    };
+      gateways[0] as BenchChild,
+      seeded.seconds,
+    );
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-/** Users of the bare baseline: the same id shapes and groups; the token is the user id. */
+/**
+ * Users of the bare baseline (and of Centrifugo, which gets a JWT instead): the same id shapes and
+ * groups; the token is the user id.
+ */
 function bareUsers(count: number): BenchUser[] {
   const users: BenchUser[] = [];
   for (let i = 0; i < count; i += GROUP_SIZE) {
