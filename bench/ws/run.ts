@@ -17,7 +17,7 @@ import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } fr
 import { BENCH_ENV, TARGETS, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
-       [--targets bare,centrifugo,embedded,cluster,cluster2] [--no-saturation] [--overload R] [--concurrency C]
+       [--targets bare,centrifugo,embedded,cluster,cluster2,cluster-ha] [--no-saturation] [--overload R] [--concurrency C]
        [--impl ws|undici] [--cpu-prof]
        [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
@@ -25,7 +25,8 @@ const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--r
   --runs N          measured runs per figure (default 3), --duration S seconds each (default 10)
   --targets LIST    which of ${TARGETS.join(", ")} (default all; bare is the baseline;
                     centrifugo is Centrifugo v6, installed by scripts/install-test-servers.sh;
-                    cluster2 is the cluster scaled out to two gateways and two chat nodes)
+                    cluster2 is the cluster scaled out to two gateways and two chat nodes; cluster-ha
+                    the cluster on a NATS cluster and a Redis Cluster)
   --no-saturation   skip the saturation search
   --overload R      one run at R messages/s before the measured runs, which then show the recovery
   --concurrency C   upgrades in flight while connecting (default ${WS_DEFAULTS.connectConcurrency})
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
   log(`${runs} run(s) of ${durationS} s; ${options.connections} connections; targets ${targets.join(", ")}`);
   for (const variable of ["NATS_URL", "REDIS_URL", "MONGO_URL"]) delete process.env[variable];
   let infra = { nats: "", redis: "", mongo: "" };
-  if (targets.includes("cluster") || targets.includes("cluster2")) {
+  if (targets.some((t) => t.startsWith("cluster"))) {
     servers = await startServers();
     infra = { nats: servers.nats.url, redis: servers.redis.url, mongo: servers.mongo.url };
     settings.infraPids = {

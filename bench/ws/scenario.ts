@@ -71,6 +71,7 @@ const LABEL: Record<Target, string> = {
   embedded: "embedded platform",
   cluster: "cluster platform",
   cluster2: "cluster platform, 2 gateways + 2 chat nodes",
+  "cluster-ha": "cluster platform on a NATS cluster and a Redis Cluster",
 };
 
 export interface TargetResult {
@@ -515,6 +516,8 @@ export async function wsFanout(s: Settings, infra: Infra, o: WsOptions): Promise
       "gateway in one process; auth, profile and chat brokers in another; over NATS, with Redis and FerretDB",
     cluster2:
       "the cluster scaled out: two gateway processes (clients alternate between them), auth, profile and chat brokers in one process and a second chat node in another",
+    "cluster-ha":
+      "the cluster's two processes on a NATS cluster (three nats-server with routes; the nodes connect through the list) and a Redis Cluster (three masters with a replica each), FerretDB as the store",
   };
   return {
     figures,

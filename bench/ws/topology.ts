@@ -14,6 +14,7 @@ import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadConfig } from "../../lib/config.ts";
+import { startNatsCluster, startRedisCluster } from "../../test/harness/clusters.ts";
 import { type ServiceName, tempDir } from "../../test/support/platform.ts";
 import { type BenchChild, startChild } from "../processes.ts";
 import type { Infra } from "../scenarios.ts";
@@ -21,7 +22,7 @@ import { connectionToken, startCentrifugo } from "../servers/centrifugo.ts";
 import type { BenchUser, Protocol } from "./clients.ts";
 import { GROUP_SIZE, seed } from "./seed.ts";
 
-export const TARGETS = ["bare", "centrifugo", "embedded", "cluster", "cluster2"] as const;
+export const TARGETS = ["bare", "centrifugo", "embedded", "cluster", "cluster2", "cluster-ha"] as const;
 export type Target = (typeof TARGETS)[number];
 
 export interface Deployed {
@@ -77,8 +78,10 @@ export async function deploy(
   const dir = await tempDir(`social-bench-ws-${target}-`);
   const memoryFile = path.join(dir.dir, "memory.json");
   const children: BenchChild[] = [];
+  const haStops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const child of [...children].reverse()) await child.stop();
+    await Promise.all(haStops.map((s) => s()));
     await dir.remove();
   };
   /** The deployment, served by `urls`, of which `under` is measured. */
@@ -126,14 +129,31 @@ export async function deploy(
       }));
       return deployed([server.url], users, server.child, (performance.now() - started) / 1000, "centrifugo");
     }
-    const namespace = `benchws${target}${process.pid}`;
+    const namespace = `benchws${target.replace(/\W/g, "")}${process.pid}`;
+    // cluster-ha: the cluster's processes on a NATS cluster (three servers with routes) and a Redis
+    // Cluster (three masters, a replica each), started for this deployment and stopped with it.
+    let ha: { nats: string; redisNodes: string } | undefined;
+    if (target === "cluster-ha") {
+      const [nats, redis] = await Promise.all([startNatsCluster(3), startRedisCluster()]);
+      haStops.push(
+        () => nats.stop(),
+        () => redis.stop(),
+      );
+      ha = { nats: nats.url, redisNodes: redis.nodes };
+    }
     const env: Record<string, string> = {
       ...BENCH_ENV,
       DATA_DIR: path.join(dir.dir, "data"),
       NAMESPACE: namespace,
-      ...(target !== "embedded"
-        ? { TRANSPORTER: infra.nats, MONGO_URL: `${infra.mongo}/${namespace}`, REDIS_URL: infra.redis }
-        : {}),
+      ...(ha
+        ? {
+            TRANSPORTER: ha.nats,
+            MONGO_URL: `${infra.mongo}/${namespace}`,
+            REDIS_CLUSTER_NODES: ha.redisNodes,
+          }
+        : target !== "embedded"
+          ? { TRANSPORTER: infra.nats, MONGO_URL: `${infra.mongo}/${namespace}`, REDIS_URL: infra.redis }
+          : {}),
       ...extraEnv,
     };
     log(`${target}: seeding ${connections} users and ${Math.ceil(connections / GROUP_SIZE)} groups`);

@@ -45,7 +45,6 @@ export default class AuthService extends Service {
 
   constructor(broker: ServiceBroker) {
     super(broker);
-    const config = platformConfig(broker);
     const noRetry = { enabled: false };
     this.parseServiceSchema({
       name: "auth",
@@ -54,8 +53,13 @@ export default class AuthService extends Service {
         register: {
           params: PARAMS["auth.register"],
           retryPolicy: noRetry,
-          handler: (ctx: Ctx<{ email: string; username: string; password: string; displayName?: string }>) =>
-            this.logic.register(ctx.params, clientOf(ctx)),
+          handler: (
+            ctx: Ctx<{ email: string; username: string; password: string; displayName?: string }>,
+          ) => {
+            // Refused before its rate limit and its checks when its hash would be (see check()).
+            this.admission.check();
+            return this.logic.register(ctx.params, clientOf(ctx));
+          },
         },
         login: {
           params: PARAMS["auth.login"],
@@ -67,6 +71,7 @@ export default class AuthService extends Service {
                 { field: "email", type: "required", message: "Give either email or username, not both" },
               ]);
             }
+            this.admission.check();
             return this.logic.login(ctx.params, clientOf(ctx), (id, username) =>
               this.displayNameOf(ctx, id, username),
             );

@@ -6,9 +6,12 @@
  * refused at once with 503 and Retry-After, and counted, instead of queueing for seconds: under
  * overload the accepted requests keep their latency and the excess learns at once to come back.
  *
- * The foreseen wait of a newcomer is (waiting + 1) × hashMs / slots, where hashMs is a moving
- * average of how long the node's hashes take (seeded by one hash timed at start). A line longer
- * than `maxQueue` is refused too, whatever the average says.
+ * The foreseen wait of a newcomer is (waiting + 1) × hashMs / slots, where hashMs is the shortest
+ * of the node's last 32 hash durations (seeded by one hash timed at start): the hash's own time.
+ * A longer duration is the hash waiting for a core or for the event loop to take its result, and
+ * an average would count that backlog in: under a burst it would grow, shorten the line, turn more
+ * requests away, and each refusal (an answer to make, a client that sends again) would add to the
+ * backlog it measures. A line longer than `maxQueue` is refused too, whatever the estimate says.
  *
  * Why not Moleculer's bulkhead, which the hashing actions had before: it bounds the line by a
  * count alone, and a count that is right for one machine's hash time is seconds of waiting on a
@@ -41,7 +44,8 @@ export class HashingBusyError extends ServiceUnavailableError {
   }
 }
 
-const EWMA_WEIGHT = 0.2;
+/** Durations the estimate is the shortest of. */
+const WINDOW = 32;
 
 export class HashAdmission {
   private readonly options: Required<Omit<HashAdmissionOptions, "onShed" | "onQueue">> &
@@ -49,6 +53,9 @@ export class HashAdmission {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private hashMs: number;
+  /** The last WINDOW durations, a ring. */
+  private readonly durations: number[] = [];
+  private next = 0;
 
   constructor(options: HashAdmissionOptions) {
     if (!(options.slots >= 1)) throw new RangeError("slots must be at least 1");
@@ -66,8 +73,8 @@ export class HashAdmission {
     return this.waiting.length;
   }
 
-  /** The moving average of a hash's duration (ms). */
-  get averageHashMs(): number {
+  /** The estimate of a hash's own time (ms): the shortest recent duration. */
+  get hashTimeMs(): number {
     return this.hashMs;
   }
 
@@ -77,10 +84,22 @@ export class HashAdmission {
     return ((this.waiting.length + 1) * this.hashMs) / this.options.slots;
   }
 
+  /**
+   * Throws HashingBusyError (counted) when a hash asked for now would be refused. A route calls it
+   * before the work that leads to its hash (rate limits, the account's lookup), so a request that
+   * is going to be refused costs no store or Redis call; run() decides again when the hash is due.
+   */
+  check(): void {
+    if (this.wouldShed()) {
+      this.options.onShed?.();
+      throw new HashingBusyError(this.retryAfterS());
+    }
+  }
+
   /** Runs task in a slot, after a bounded wait; throws HashingBusyError at once when the wait would be longer. */
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running >= this.options.slots) {
-      if (this.waiting.length >= this.options.maxQueue || this.foreseenWaitMs() > this.options.maxWaitMs) {
+      if (this.wouldShed()) {
         this.options.onShed?.();
         throw new HashingBusyError(this.retryAfterS());
       }
@@ -97,16 +116,27 @@ export class HashAdmission {
       return await task();
     } finally {
       const took = this.options.now() - started;
-      this.hashMs += EWMA_WEIGHT * (took - this.hashMs);
+      this.record(took);
       this.release();
     }
   }
 
-  /** Measures one hash to seed the average (the first ones of a node would otherwise guess). */
+  /** Measures one hash to seed the estimate (the first ones of a node would otherwise guess). */
   async calibrate(task: () => Promise<unknown>): Promise<void> {
     const started = this.options.now();
     await task();
-    this.hashMs = this.options.now() - started;
+    this.record(this.options.now() - started);
+  }
+
+  private record(ms: number): void {
+    this.durations[this.next] = ms;
+    this.next = (this.next + 1) % WINDOW;
+    this.hashMs = Math.min(...this.durations);
+  }
+
+  private wouldShed(): boolean {
+    if (this.running < this.options.slots) return false;
+    return this.waiting.length >= this.options.maxQueue || this.foreseenWaitMs() > this.options.maxWaitMs;
   }
 
   private release(): void {

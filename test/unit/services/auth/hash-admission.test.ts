@@ -97,26 +97,50 @@ describe("HashAdmission", () => {
     assert.deepEqual((await Promise.all(runs)).slice(0, 7), Array(7).fill("done"));
   });
 
-  test("the foreseen wait follows the measured hash time", async () => {
+  test("the foreseen wait follows the hash's own time: the shortest recent duration", async () => {
     const { admission, advance } = gate({ maxWaitMs: 1_000 });
-    assert.equal(admission.averageHashMs, 40);
+    assert.equal(admission.hashTimeMs, 40, "the guess until one is measured");
     await admission.calibrate(async () => advance(200));
-    assert.equal(admission.averageHashMs, 200);
-    const slow = pending();
-    const run = admission.run(async () => {
-      await slow.task();
-      advance(100);
-    });
-    await settle();
-    slow.finish();
-    await run;
-    assert.equal(admission.averageHashMs, 180, "moves a fifth of the way to each new measure");
+    assert.equal(admission.hashTimeMs, 200);
+    const timed = async (ms: number) =>
+      admission.run(async () => {
+        advance(ms);
+      });
+    await timed(60);
+    assert.equal(admission.hashTimeMs, 60, "a faster hash lowers it at once");
+    // Hashes slowed by a busy event loop do not raise it while a fast one is among the last 32.
+    for (let i = 0; i < 30; i++) await timed(500);
+    assert.equal(admission.hashTimeMs, 60);
+    // Once every recent one is slow, the machine is: the estimate follows.
+    for (let i = 0; i < 2; i++) await timed(500);
+    assert.equal(admission.hashTimeMs, 500);
     const hogs = [pending(), pending()];
     const held = hogs.map((h) => admission.run(h.task));
     await settle();
-    assert.equal(admission.foreseenWaitMs(), 90, "one in line behind 2 slots of 180 ms");
+    assert.equal(admission.foreseenWaitMs(), 250, "one in line behind 2 slots of 500 ms");
     for (const h of hogs) h.finish();
     await Promise.all(held);
+  });
+
+  test("check() refuses, and counts, exactly when run() would", async () => {
+    const { admission, shed } = gate({ slots: 1, maxWaitMs: 40 });
+    admission.check();
+    const first = pending();
+    const running = admission.run(first.task);
+    admission.check(); // one slot busy, the next would wait 40 ms: still admitted
+    const second = pending();
+    const waiting = admission.run(second.task);
+    await settle();
+    assert.throws(() => admission.check(), HashingBusyError);
+    await assert.rejects(
+      admission.run(async () => undefined),
+      HashingBusyError,
+    );
+    assert.equal(shed(), 2);
+    first.finish();
+    second.finish();
+    await Promise.all([running, waiting]);
+    admission.check();
   });
 
   test("maxQueue bounds the line whatever the foreseen wait", async () => {
