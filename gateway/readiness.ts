@@ -6,6 +6,8 @@
  * a wrong answer. The result is cached briefly so a busy gateway does not ping on every request.
  */
 const CACHE_MS = 1_000;
+/** How long a ready state still answers while the probe that renews it runs. */
+const STALE_MS = 5_000;
 
 export interface ReadinessChecks {
   services: string[];
@@ -33,20 +35,38 @@ export class Readiness {
   /**
    * The current state, probing when the cached one is older than a second. While known not ready,
    * callers get that answer at once and the probe runs for the ones after: a probe of a store that
-   * hangs takes as long as its timeout, and a 503 should not.
+   * hangs takes as long as its timeout, and a 503 should not. A ready state up to STALE_MS old is
+   * answered at once too, the probe renewing it in the background.
    */
   state(): Promise<ReadinessState> {
     if (this.last && Date.now() - this.last.at < CACHE_MS) return Promise.resolve(this.last.state);
+    const running = this.refresh();
+    if (this.last && (!this.last.state.ready || this.freshEnough())) return Promise.resolve(this.last.state);
+    return running;
+  }
+
+  /**
+   * Once ready, requests skip the probe until a check fails again. A ready state older than a
+   * second still answers at once, for up to STALE_MS, while a probe runs beside: requests (and
+   * WebSocket upgrades) never wait for the services' pings, which under load take long enough to
+   * hold up every request of that moment.
+   */
+  isKnownReady(): boolean {
+    if (this.last?.state.ready !== true) return false;
+    if (Date.now() - this.last.at < CACHE_MS) return true;
+    void this.refresh();
+    return this.freshEnough();
+  }
+
+  private freshEnough(): boolean {
+    return this.last !== undefined && Date.now() - this.last.at < STALE_MS;
+  }
+
+  private refresh(): Promise<ReadinessState> {
     this.running ??= this.probe().finally(() => {
       this.running = undefined;
     });
-    if (this.last && !this.last.state.ready) return Promise.resolve(this.last.state);
     return this.running;
-  }
-
-  /** Once ready, requests skip the probe until a check fails again. */
-  isKnownReady(): boolean {
-    return this.last?.state.ready === true && Date.now() - this.last.at < CACHE_MS;
   }
 
   private async probe(): Promise<ReadinessState> {

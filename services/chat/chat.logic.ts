@@ -21,6 +21,7 @@ import type { Chat, ChatsRepository, LastMessage } from "./chats.repo.ts";
 import { mentionedNames } from "./mentions.ts";
 import { MessageAppender } from "./message-appender.ts";
 import type { Message, MessagesRepository } from "./messages.repo.ts";
+import type { OwnReadMarks } from "./own-read-marks.ts";
 import type { PinsRepository } from "./pins.repo.ts";
 import type { ReactionsRepository } from "./reactions.repo.ts";
 import { type ReactionChange, Reactions } from "./reactions.ts";
@@ -61,6 +62,8 @@ export interface ChatDeps {
   profiles(ids: string[]): Promise<PublicProfile[]>;
   /** Tells every chat node that a block between these users was made or lifted. */
   blocksChanged(userIds: string[]): void;
+  /** Moves a sender's read mark to their new message behind the send (own-read-marks.ts). */
+  ownReads: OwnReadMarks;
   /** Writes each chat's lastSeq/lastMessage after the message itself is stored. */
   recordLast(chatId: string, last: LastMessage): void;
   /** The newest summary recorded on this node and not written yet. */
@@ -173,7 +176,8 @@ export class ChatLogic {
 
   /** The chat as the user sees it (their mute; with their counts when `counts`). */
   private async viewFor(userId: string, chat: Chat, counts = false): Promise<ChatView> {
-    return toChatView(chat, { receipt: await this.d.receipts.get(chat._id, userId), counts });
+    const receipt = this.d.ownReads.overlay(chat._id, userId, await this.d.receipts.get(chat._id, userId));
+    return toChatView(chat, { receipt, counts });
   }
 
   async createGroup(ownerId: string, name: string, memberIds: string[]): Promise<ChatView> {
@@ -245,7 +249,10 @@ export class ChatLogic {
     const last = page.chats.at(-1);
     return {
       chats: page.chats.map((c) =>
-        toChatView(this.withLatest(c), { receipt: receipts.get(c._id), counts: true }),
+        toChatView(this.withLatest(c), {
+          receipt: this.d.ownReads.overlay(c._id, userId, receipts.get(c._id)),
+          counts: true,
+        }),
       ),
       hasMore: page.hasMore,
       nextCursor: page.hasMore && last ? encodeChatCursor(userId, { at, below: last.activityKey }) : null,
@@ -381,8 +388,8 @@ export class ChatLogic {
     this.recentSends.set(key, message);
     if (created) {
       this.d.recordLast(chatId, toLast(message));
+      this.d.ownReads.record(chatId, userId, message.seq);
       await Promise.all([
-        this.d.receipts.markRead(chatId, userId, message.seq),
         ...(message.mentions ?? [])
           .filter((m) => m !== userId)
           .map((m) => this.d.receipts.addMention(chatId, m, message.seq)),

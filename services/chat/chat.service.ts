@@ -33,6 +33,7 @@ import { ChatsRepository, pairKeyOf } from "./chats.repo.ts";
 import { DeliveryOutbox } from "./delivery-outbox.ts";
 import { LastMessageWriter } from "./last-message-writer.ts";
 import { MessagesRepository } from "./messages.repo.ts";
+import { OwnReadMarks } from "./own-read-marks.ts";
 import { PinsRepository } from "./pins.repo.ts";
 import { PresenceAnnouncer } from "./presence-announcer.ts";
 import { PresenceMap } from "./presence-map.ts";
@@ -80,6 +81,7 @@ export default class ChatService extends Service {
   });
   private resyncTimer: NodeJS.Timeout | undefined;
   private lastMessages: LastMessageWriter | undefined;
+  private ownReads: OwnReadMarks | undefined;
   private metrics: PlatformMetrics | undefined;
   private push!: PushNotifications;
 
@@ -522,7 +524,12 @@ export default class ChatService extends Service {
       this.logger.warn("A chat summary write failed; the next message rewrites it", (err as Error).message),
     );
     const lastMessages = this.lastMessages;
+    this.ownReads = new OwnReadMarks(receipts, (err) =>
+      this.logger.warn("A sender's read mark write failed; it is tried again", (err as Error).message),
+    );
+    const ownReads = this.ownReads;
     this.logic = new ChatLogic({
+      ownReads,
       recordLast: (chatId, last) => lastMessages.record(chatId, last),
       latestLast: (chatId) => lastMessages.latest(chatId),
       membersChanged: (chatId) => {
@@ -589,7 +596,9 @@ export default class ChatService extends Service {
       uploadRecords,
       uploads: this.uploads,
       listChats: (userId, cursor, limit) => this.logic.list(userId, { limit, cursor }),
-      flushSummaries: () => lastMessages.flushed(),
+      flushSummaries: async () => {
+        await Promise.all([lastMessages.flushed(), ownReads.flushed()]);
+      },
       pushSubscriptions: this.push.subscriptions,
       blocksChanged: (userIds) => {
         this.logic.forgetBlocks(userIds);
@@ -620,7 +629,7 @@ export default class ChatService extends Service {
     clearInterval(this.resyncTimer);
     clearInterval(this.sweepTimer);
     await this.announcer.idle();
-    await this.lastMessages?.flushed();
+    await Promise.all([this.lastMessages?.flushed(), this.ownReads?.flushed()]);
     await this.push?.close();
     this.redis?.disconnect();
     await this.store?.close();

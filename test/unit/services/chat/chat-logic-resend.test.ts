@@ -16,6 +16,7 @@ import { BlocksRepository } from "../../../../services/chat/blocks.repo.ts";
 import { ChatLogic } from "../../../../services/chat/chat.logic.ts";
 import { ChatsRepository } from "../../../../services/chat/chats.repo.ts";
 import { MessagesRepository } from "../../../../services/chat/messages.repo.ts";
+import { OwnReadMarks } from "../../../../services/chat/own-read-marks.ts";
 import { PinsRepository } from "../../../../services/chat/pins.repo.ts";
 import { ReactionsRepository } from "../../../../services/chat/reactions.repo.ts";
 import { ReceiptsRepository } from "../../../../services/chat/receipts.repo.ts";
@@ -61,6 +62,7 @@ before(async () => {
     chats,
     messages,
     receipts,
+    ownReads: new OwnReadMarks(receipts, () => undefined),
     reactions: new ReactionsRepository(store.collection("reactions")),
     pins: new PinsRepository(store.collection("pins")),
     blocks: new BlocksRepository(store.collection("blocks")),

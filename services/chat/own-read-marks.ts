@@ -1,0 +1,144 @@
+/**
+ * A sender's read mark moving to their own new message, written behind the send instead of before
+ * its answer. The send is acknowledged once its message is stored; the mark goes to the store
+ * right after, at most MAX_IN_FLIGHT writes at once per node, a user's newest mark in a chat
+ * replacing an older one still waiting. Until it is written, this node's reads of the receipt
+ * (the chat, the chat list) see it through overlay(), so the sender's own message never counts as
+ * unread here; another chat node reads the stored mark, behind by the writes waiting (none, but
+ * under a load the store cannot take at once).
+ *
+ * Why: the mark was awaited before the answer, one conditional update per message outside the
+ * appender's batches. On FerretDB such updates run one after the other, and the cluster's sends
+ * queued behind them: at 300 messages/s to groups of 10 the delivery p50 was 1.3 s with the mark
+ * awaited, 18 ms without (docs/benchmarks.md). A failed write is retried (after RETRY_MS) while the
+ * mark is still the user's newest; stopping waits for the marks waiting, up to a bound.
+ */
+import type { Receipt, ReceiptsRepository } from "./receipts.repo.ts";
+
+export const MAX_IN_FLIGHT = 4;
+const RETRY_MS = 1_000;
+
+type Marks = Pick<ReceiptsRepository, "markRead">;
+
+export class OwnReadMarks {
+  private readonly receipts: Marks;
+  private readonly onError: (err: unknown) => void;
+  private readonly maxInFlight: number;
+  /** The newest mark waiting per `chatId userId`, in the order they first waited. */
+  private readonly waiting = new Map<string, { chatId: string; userId: string; seq: number }>();
+  /** Marks being written: their key and seq. */
+  private readonly writing = new Map<string, number>();
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(receipts: Marks, onError: (err: unknown) => void, maxInFlight = MAX_IN_FLIGHT) {
+    this.receipts = receipts;
+    this.onError = onError;
+    this.maxInFlight = maxInFlight;
+  }
+
+  /** The user's mark in the chat is to move to `seq` (never back). */
+  record(chatId: string, userId: string, seq: number): void {
+    const key = keyOf(chatId, userId);
+    const queued = this.waiting.get(key);
+    if (queued && queued.seq >= seq) return;
+    if ((this.writing.get(key) ?? 0) >= seq && !queued) return;
+    if (queued) queued.seq = seq;
+    else this.waiting.set(key, { chatId, userId, seq });
+    this.pump();
+  }
+
+  /** The mark this node has not written yet, if any. */
+  pendingOf(chatId: string, userId: string): number | undefined {
+    const key = keyOf(chatId, userId);
+    const seq = Math.max(this.waiting.get(key)?.seq ?? 0, this.writing.get(key) ?? 0);
+    return seq > 0 ? seq : undefined;
+  }
+
+  /** The stored receipt with the marks not yet written applied. */
+  overlay(chatId: string, userId: string, receipt: Receipt | undefined): Receipt | undefined {
+    const pending = this.pendingOf(chatId, userId);
+    if (pending === undefined || (receipt && receipt.lastReadSeq >= pending)) return receipt;
+    if (receipt) return { ...receipt, lastReadSeq: pending };
+    const now = new Date();
+    return {
+      _id: keyOf(chatId, userId),
+      chatId,
+      userId,
+      lastReadSeq: pending,
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  /** Marks waiting or being written (a metric, tests). */
+  get backlog(): number {
+    return this.waiting.size + this.inFlight;
+  }
+
+  /** Resolves once every mark recorded so far is written (or after timeoutMs). */
+  flushed(timeoutMs = 5_000): Promise<void> {
+    if (this.backlog === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      timer.unref();
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight) {
+      const next = this.takeNext();
+      if (!next) break;
+      this.inFlight += 1;
+      void this.write(next.key, next.mark);
+    }
+    if (this.backlog === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** The oldest waiting mark whose key is not being written (one write per key at a time). */
+  private takeNext(): { key: string; mark: { chatId: string; userId: string; seq: number } } | undefined {
+    for (const [key, mark] of this.waiting) {
+      if (this.writing.has(key)) continue;
+      this.waiting.delete(key);
+      this.writing.set(key, mark.seq);
+      return { key, mark };
+    }
+    return undefined;
+  }
+
+  private async write(key: string, mark: { chatId: string; userId: string; seq: number }): Promise<void> {
+    try {
+      await this.receipts.markRead(mark.chatId, mark.userId, mark.seq);
+    } catch (err) {
+      this.onError(err);
+      // Tried again unless a newer mark of the user's replaced it meanwhile.
+      const newer = this.waiting.get(key);
+      if (!newer || newer.seq < mark.seq)
+        this.waiting.set(key, { ...mark, seq: Math.max(mark.seq, newer?.seq ?? 0) });
+      this.retryLater();
+    } finally {
+      this.writing.delete(key);
+      this.inFlight -= 1;
+      if (!this.retryTimer) this.pump();
+      else if (this.backlog === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+}
+
+function keyOf(chatId: string, userId: string): string {
+  return `${chatId}:${userId}`;
+}

@@ -1,0 +1,125 @@
+/** A sender's read marks written behind the send: bounded writes, newest wins, overlay until written, retries. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { OwnReadMarks } from "../../../../services/chat/own-read-marks.ts";
+import type { Receipt } from "../../../../services/chat/receipts.repo.ts";
+
+/** A receipts store whose writes the test finishes by hand. */
+function store() {
+  const writes: Array<{ chatId: string; userId: string; seq: number; ok: () => void; fail: () => void }> = [];
+  const stored = new Map<string, number>();
+  return {
+    writes,
+    stored,
+    markRead: (chatId: string, userId: string, seq: number) =>
+      new Promise<boolean>((resolve, reject) => {
+        writes.push({
+          chatId,
+          userId,
+          seq,
+          ok: () => {
+            stored.set(`${chatId}:${userId}`, Math.max(stored.get(`${chatId}:${userId}`) ?? 0, seq));
+            resolve(true);
+          },
+          fail: () => reject(new Error("store down")),
+        });
+      }),
+  };
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+const receipt = (lastReadSeq: number): Receipt => ({
+  _id: "c1:u1",
+  chatId: "c1",
+  userId: "u1",
+  lastReadSeq,
+  createdAt: new Date(0),
+  updatedAt: new Date(0),
+});
+
+describe("OwnReadMarks", () => {
+  test("writes at most maxInFlight at once, one per user and chat, the newest mark replacing a waiting one", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 2);
+    marks.record("c1", "u1", 1);
+    marks.record("c2", "u2", 1);
+    marks.record("c3", "u3", 1);
+    marks.record("c1", "u1", 2);
+    marks.record("c1", "u1", 3);
+    assert.equal(s.writes.length, 2, "two in flight");
+    assert.deepEqual(
+      s.writes.map((w) => [w.chatId, w.seq]),
+      [
+        ["c1", 1],
+        ["c2", 1],
+      ],
+    );
+    s.writes[0]?.ok();
+    await settle();
+    // c3 waited first; c1's newest (3) waits behind it, and is written once, not for 2 and 3.
+    assert.deepEqual(
+      s.writes.slice(2).map((w) => [w.chatId, w.seq]),
+      [["c3", 1]],
+    );
+    s.writes[1]?.ok();
+    await settle();
+    assert.deepEqual(
+      s.writes.slice(3).map((w) => [w.chatId, w.seq]),
+      [["c1", 3]],
+    );
+    for (const w of s.writes.slice(2)) w.ok();
+    await marks.flushed();
+    assert.equal(marks.backlog, 0);
+    assert.equal(s.stored.get("c1:u1"), 3);
+    assert.equal(s.writes.length, 4);
+  });
+
+  test("until written, overlay() shows the mark over the stored receipt, or makes one", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 1);
+    assert.equal(marks.overlay("c1", "u1", undefined), undefined);
+    marks.record("c1", "u1", 7);
+    assert.equal(marks.overlay("c1", "u1", receipt(3))?.lastReadSeq, 7);
+    assert.equal(marks.overlay("c1", "u1", receipt(9))?.lastReadSeq, 9, "a later read stands");
+    const made = marks.overlay("c1", "u1", undefined);
+    assert.equal(made?.lastReadSeq, 7);
+    assert.equal(made?.chatId, "c1");
+    assert.equal(marks.overlay("c2", "u1", receipt(3))?.lastReadSeq, 3, "other chats untouched");
+    s.writes[0]?.ok();
+    await marks.flushed();
+    assert.equal(marks.pendingOf("c1", "u1"), undefined);
+    assert.equal(marks.overlay("c1", "u1", receipt(7))?.lastReadSeq, 7);
+  });
+
+  test("a failed write is reported and tried again, and the mark shows meanwhile", async () => {
+    const s = store();
+    const errors: unknown[] = [];
+    const marks = new OwnReadMarks(s, (err) => errors.push(err), 1);
+    marks.record("c1", "u1", 5);
+    s.writes[0]?.fail();
+    await settle();
+    assert.equal(errors.length, 1);
+    assert.equal(marks.pendingOf("c1", "u1"), 5, "still owed");
+    assert.equal(marks.overlay("c1", "u1", undefined)?.lastReadSeq, 5);
+    // The retry comes after RETRY_MS (1 s).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    assert.equal(s.writes.length, 2);
+    assert.equal(s.writes[1]?.seq, 5);
+    s.writes[1]?.ok();
+    await marks.flushed();
+    assert.equal(s.stored.get("c1:u1"), 5);
+  });
+
+  test("a mark at or below one already written or waiting is dropped", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 1);
+    marks.record("c1", "u1", 4);
+    marks.record("c1", "u1", 4);
+    marks.record("c1", "u1", 2);
+    assert.equal(s.writes.length, 1);
+    s.writes[0]?.ok();
+    await marks.flushed();
+    assert.equal(s.writes.length, 1);
+  });
+});
