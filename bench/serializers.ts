@@ -7,7 +7,7 @@
  *
  * The packets are those of a chat message's path through the cluster, with the fields Moleculer's
  * transit puts in them: the gateway's REQ to `chat.send`, the chat node's REQ to
- * `gateway.deliver` (the frame for ten members) and its RES, and a `profile.get` RES.
+ * `gateway.deliverMany` (a message and its read frame for ten members) and its RES, and a `profile.get` RES.
  */
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -64,16 +64,24 @@ function packets(): Packet[] {
       },
     },
     {
-      name: "REQ gateway.deliver (chat -> gateway, 10 members)",
+      name: "REQ gateway.deliverMany (chat -> gateway: a message and its read frame, 10 members)",
       type: "REQ",
       payload: {
-        ...base("gateway.deliver"),
-        params: { userIds, frame: { type: "new_message", message } },
+        ...base("gateway.deliverMany"),
+        params: {
+          deliveries: [
+            { userIds, frame: { type: "new_message", ...message } },
+            {
+              userIds,
+              frame: { type: "read", chatId: message.chatId, userId: message.senderId, seq: message.seq },
+            },
+          ],
+        },
         meta: {},
       },
     },
     {
-      name: "RES gateway.deliver",
+      name: "RES gateway.deliverMany",
       type: "RES",
       payload: {
         ver: "5",
