@@ -8,14 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { type Ack, ChatSocket } from "../../client/chat-socket.ts";
-import { ApiClient } from "../../client/rest-client.ts";
-import type { ChatView, MessageView } from "../../lib/contracts.ts";
 import { freePort } from "../harness/servers.ts";
-import { account, assertClean } from "../support/chaos.ts";
+import { account, assertClean, groupClients, progressLog, sendAll, sleep } from "../support/chaos.ts";
 import { type Servers, startServers } from "../support/cluster.ts";
 import { NodeProcess } from "../support/node-process.ts";
-import { newUser, waitReady } from "../support/platform.ts";
+import { waitReady } from "../support/platform.ts";
 
 const CLIENTS = 50;
 const GROUP_SIZE = 5;
@@ -68,65 +65,15 @@ after(async () => {
   await servers?.stop();
 });
 
-interface Client {
-  api: ApiClient;
-  id: string;
-  socket: ChatSocket;
-  chatId: string;
-  received: MessageView[];
-  acked: Ack[];
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const began = Date.now();
-/** Progress lines with the time since the test file started, so a slow phase shows in CI logs. */
-const progress = (line: string) =>
-  process.stdout.write(`chaos: ${((Date.now() - began) / 1000).toFixed(1)} s ${line}\n`);
+const progress = progressLog();
 
 test("no acknowledged message is lost through gateway, chat node and NATS failures", async () => {
-  const clients: Client[] = [];
-  for (let i = 0; i < CLIENTS; i++) {
-    const url = gatewayUrls[i % gatewayUrls.length] as string;
-    const api = new ApiClient(url);
-    const id = (await api.register(newUser(`c${i}`))).user.id;
-    const received: MessageView[] = [];
-    const socket = new ChatSocket(api, {
-      minDelayMs: 100,
-      maxDelayMs: 1_000,
-      onMessage: (m) => received.push(m),
-    });
-    clients.push({ api, id, socket, chatId: "", received, acked: [] });
-  }
-  for (let g = 0; g < CLIENTS / GROUP_SIZE; g++) {
-    const members = clients.slice(g * GROUP_SIZE, (g + 1) * GROUP_SIZE);
-    const owner = members[0] as Client;
-    const chat = await owner.api.request<ChatView>("POST", "/chats", {
-      type: "group",
-      name: `g${g}`,
-      memberIds: members.slice(1).map((m) => m.id),
-    });
-    for (const m of members) m.chatId = chat.id;
-  }
-  progress(`${CLIENTS} users registered, ${CLIENTS / GROUP_SIZE} groups made`);
-  for (const c of clients) {
-    c.socket.track(c.chatId, 0);
-    await c.socket.connect();
-  }
-  progress("sockets connected; sending");
-
-  const sent = new Set<string>();
-  const sending = clients.map(async (c, i) => {
-    for (let n = 0; n < PER_CLIENT; n++) {
-      const clientMsgId = `c${i}-m${n}`;
-      sent.add(clientMsgId);
-      c.acked.push(await c.socket.send({ chatId: c.chatId }, `hello ${n} from ${i}`, clientMsgId));
-      await sleep(100);
-    }
-  });
+  const clients = await groupClients(gatewayUrls, CLIENTS, GROUP_SIZE);
+  progress(`${CLIENTS} users registered, ${CLIENTS / GROUP_SIZE} groups made, sockets connected; sending`);
+  const { sent, done: sending, acked: ackedSoFar } = sendAll(clients, PER_CLIENT, 100);
 
   const node = (id: string) => nodes.find((n) => n.nodeId === id) as NodeProcess;
   const total = CLIENTS * PER_CLIENT;
-  const ackedSoFar = () => clients.reduce((n, c) => n + c.acked.length, 0);
   /** Each fault strikes once this share of the sends is acknowledged, so it lands mid-traffic at any speed. */
   const atShare = async (share: number) => {
     while (ackedSoFar() < share * total) await sleep(20);
@@ -152,11 +99,8 @@ test("no acknowledged message is lost through gateway, chat node and NATS failur
     progress("NATS restarted");
   })();
 
-  const ticker = setInterval(() => {
-    const acked = clients.reduce((n, c) => n + c.acked.length, 0);
-    progress(`${acked} of ${total} sends acknowledged`);
-  }, 10_000);
-  await Promise.all([...sending, faults]).finally(() => clearInterval(ticker));
+  const ticker = setInterval(() => progress(`${ackedSoFar()} of ${total} sends acknowledged`), 10_000);
+  await Promise.all([sending, faults]).finally(() => clearInterval(ticker));
   progress(
     `every send acknowledged; faults struck at ${Object.entries(struckAt)
       .map(([what, n]) => `${what} ${n}`)

@@ -237,8 +237,14 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
             .join(","),
         );
         seen = `${states.map((s) => /cluster_state:(\w+)/.exec(s)?.[1]).join(",")} masters ${masters.join(" | ")}`;
+        // Every node's view also has the three replicas attached: right after `--cluster create`
+        // the nodes to be replicas still show as masters without slots for a moment.
+        const replicasAttached = views.every(
+          (v) => parseClusterNodes(v).filter((n) => n.role === "replica" && !n.failed).length === 3,
+        );
         const ok = states.every((s) => s.includes("cluster_state:ok"));
-        if (ok && new Set(masters).size === 1 && masters[0]?.split(",").length === 3) return;
+        if (ok && replicasAttached && new Set(masters).size === 1 && masters[0]?.split(",").length === 3)
+          return;
       } catch (err) {
         seen = (err as Error).message;
       }

@@ -79,16 +79,31 @@ describe("POST /auth/register", () => {
 
   test("50 concurrent registrations of one email give exactly one 201", async () => {
     const base = newUser("race");
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        api.raw("POST", "/auth/register", {
-          body: { ...base, username: `${base.username.slice(0, 24)}_${i}` },
-        }),
-      ),
-    );
-    const statuses = results.map((r) => r.status);
-    assert.equal(statuses.filter((s) => s === 201).length, 1, `statuses: ${statuses.join(",")}`);
-    assert.equal(statuses.filter((s) => s === 409).length, 49);
+    const register = (i: number) =>
+      api.raw("POST", "/auth/register", {
+        body: { ...base, username: `${base.username.slice(0, 24)}_${i}` },
+      });
+    const statuses = new Map<number, number>();
+    // The burst is more than the auth node's hashing admits at once: the excess is refused at once
+    // with 503 and Retry-After, and is sent again after it, as a client does, until all are answered.
+    let pending = Array.from({ length: 50 }, (_, i) => i);
+    for (let round = 0; pending.length > 0 && round < 20; round++) {
+      const answers = await Promise.all(pending.map(async (i) => [i, await register(i)] as const));
+      let wait = 0;
+      for (const [i, res] of answers) {
+        statuses.set(i, res.status);
+        if (res.status === 503) {
+          const retryAfter = Number(res.headers.get("retry-after"));
+          assert.ok(retryAfter >= 1, "a 503 says when to come back");
+          wait = Math.max(wait, retryAfter);
+        }
+      }
+      pending = answers.filter(([, res]) => res.status === 503).map(([i]) => i);
+      if (pending.length) await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
+    const all = [...statuses.values()];
+    assert.equal(all.filter((s) => s === 201).length, 1, `statuses: ${all.join(",")}`);
+    assert.equal(all.filter((s) => s === 409).length, 49, `statuses: ${all.join(",")}`);
   });
 });
 
