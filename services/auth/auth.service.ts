@@ -243,9 +243,8 @@ export default class AuthService extends Service {
       onShed: () => metrics?.hashShed(),
       onQueue: (waiting) => metrics?.hashQueued(waiting),
     });
-    // One hash timed before the first request, so the first foreseen waits use this machine's time
-    // (it is also the dummy hash that verifyNothing spends for unknown accounts).
-    await this.admission.calibrate(() => this.hasher.verifyNothing("calibration"));
+    // One hash timed before the first request, so the first foreseen waits use this machine's time.
+    await this.admission.calibrate(() => this.hasher.hash("calibration of the hashing admission"));
     this.store = await openStore(config, this.logger);
     const accounts = new AccountsRepository(this.store.collection("accounts"));
     const sessions = new SessionsRepository(this.store.collection("sessions"));
