@@ -78,7 +78,7 @@ export class HashAdmission {
     return this.hashMs;
   }
 
-  /** The wait a request arriving now would have, by the moving average. */
+  /** The wait a request arriving now would have, by the estimate of the hash time. */
   foreseenWaitMs(): number {
     if (this.running < this.options.slots) return 0;
     return ((this.waiting.length + 1) * this.hashMs) / this.options.slots;
