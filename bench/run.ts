@@ -15,6 +15,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { PLATFORM_NODE_FLAGS } from "../lib/node-flags.ts";
 import { type Servers, startServers } from "../test/support/cluster.ts";
 import type { Figure } from "./figures.ts";
 import { OWASP_MIN } from "./hash-rate.ts";
@@ -29,6 +30,7 @@ import {
   fasterHash,
   HTTP_CONNECTIONS,
   hashRates,
+  nodeFlagsOption,
   PACED_SHARE,
   type ProcessInfo,
   postgresTree,
@@ -42,7 +44,7 @@ import { measureSerializers, serializerTable } from "./serializers.ts";
 import { WS_DEFAULTS, type WsOptions, wsBudgetS, wsFanout, wsSettings } from "./ws/scenario.ts";
 import { BENCH_ENV as WS_BENCH_ENV } from "./ws/topology.ts";
 
-const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--split] [--cpu-prof] [--env NAME=VALUE ...]
+const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--split] [--cpu-prof] [--env NAME=VALUE ...] [--node-flags=F]
   --runs N          measured runs per figure (default 3); each figure is their median
   --duration S      seconds per run (default 10)
   --quick           smoke test: runs 1, duration 3
@@ -50,6 +52,8 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/, summarized at the
                     end (profiling slows the servers down)
   --env NAME=VALUE  a setting of the platform nodes (lib/config.ts), e.g. --env HASH_CONCURRENCY=4; repeatable
+  --node-flags=F    the platform processes' Node flags, space-separated, instead of lib/node-flags.ts's
+                    (${PLATFORM_NODE_FLAGS.join(" ")}); "" for none; the baselines run without
   --only PART       one part with its baselines: reads (A, B, profile reads, scaling) or auth (hash rates,
                     register, login); implies --no-ws; --only store runs the store growth benchmark
                     (bench/store/run.ts, its options after it; --only store --help lists them); --only chatlist
@@ -58,7 +62,7 @@ const USAGE = `usage: npm run bench -- [--runs N] [--duration S] [--quick] [--sp
                     --only accounts the sign-in, mail burst and push benchmark (bench/accounts/run.ts)
   --ws-connections N  sockets of the WebSocket benchmark (bench/ws; default 10000); --ws-rate R its
                     messages/s (default 100); --no-ws skips it (\`npx node bench/ws/run.ts\` runs it alone)
-Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof or --env to a file named
+Results go to bench/results/latest.{json,md}; with --quick, --split, --cpu-prof, --env or --node-flags to a file named
 after them (e.g. quick-split.json), so only a default run replaces latest.*.`;
 
 const RESULTS = fileURLToPath(new URL("./results/", import.meta.url));
@@ -134,6 +138,7 @@ const { values } = parseArgs({
     "no-ws": { type: "boolean", default: false },
     only: { type: "string" },
     env: { type: "string", multiple: true, default: [] },
+    "node-flags": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -158,6 +163,7 @@ const outName =
     values.split ? "split" : "",
     values["cpu-prof"] ? "cpu-prof" : "",
     values.env?.length ? "env" : "",
+    values["node-flags"] !== undefined ? "node-flags" : "",
     only ? `only-${only}` : "",
     !only && values["no-ws"] ? "no-ws" : values["ws-connections"] || values["ws-rate"] ? "ws" : "",
   ]
@@ -193,6 +199,7 @@ const settings: Settings = {
   cpuProfDir,
   split: values.split,
   platformEnv,
+  platformNodeFlags: nodeFlagsOption(values["node-flags"]),
   infraPids: {},
   log,
 };

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiClient, ApiError } from "../client/rest-client.ts";
+import { PLATFORM_NODE_FLAGS } from "../lib/node-flags.ts";
 import type { Servers } from "../test/support/cluster.ts";
 import { newUser, SERVICES, type ServiceName, tempDir } from "../test/support/platform.ts";
 import { type CpuUse, type MeasuredPid, measureCpu, waitUntilQuiet } from "./cpu.ts";
@@ -62,9 +63,16 @@ export interface Settings {
   split: boolean;
   /** Extra env of the platform nodes (--env), over the bench's own. */
   platformEnv: Record<string, string>;
+  /** The platform processes' Node flags: lib/node-flags.ts's, or --node-flags (the baselines get none). */
+  platformNodeFlags: readonly string[];
   /** nats-server, redis-server and ferretdb, for the CPU-by-process figures. */
   infraPids: Record<string, MeasuredPid>;
   log(message: string): void;
+}
+
+/** --node-flags "F": space-separated flags ("" for none); absent, the platform's own (lib/node-flags.ts). */
+export function nodeFlagsOption(value: string | undefined): readonly string[] {
+  return value === undefined ? PLATFORM_NODE_FLAGS : value.split(/\s+/).filter(Boolean);
 }
 
 export interface Infra {
@@ -86,10 +94,16 @@ export interface Measured {
   processes: ProcessInfo[];
 }
 
+const PLATFORM_SCRIPT = "./servers/platform.ts";
+
+/** A server child; the platform's run with its own Node flags (lib/node-flags.ts), the baselines without. */
 async function startServer(s: Settings, name: string, script: string, arg: unknown): Promise<BenchChild> {
-  const nodeFlags = s.cpuProfDir
-    ? ["--cpu-prof", `--cpu-prof-dir=${s.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
-    : [];
+  const nodeFlags = [
+    ...(script === PLATFORM_SCRIPT ? s.platformNodeFlags : []),
+    ...(s.cpuProfDir
+      ? ["--cpu-prof", `--cpu-prof-dir=${s.cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : []),
+  ];
   return startChild(name, script, arg, { timeoutMs: READY_TIMEOUT_MS, nodeFlags });
 }
 
@@ -411,7 +425,7 @@ async function withPlatform<T>(
     servers = await deploy(
       s,
       name,
-      "./servers/platform.ts",
+      PLATFORM_SCRIPT,
       {
         transporter: embedded ? "" : infra.nats,
         redisUrl: infra.redis,

@@ -9,6 +9,7 @@ import { createWriteStream, type WriteStream } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { PLATFORM_NODE_FLAGS } from "../lib/node-flags.ts";
 import { type RunnerSpec, SERVICE_FILES } from "./cluster-options.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -36,7 +37,7 @@ export class RunnerProcess {
     this.spec = spec;
     this.logFile = path.join(logDir, `${spec.id}.log`);
     this.#log = createWriteStream(this.logFile, { flags: "a" });
-    const args = [RUNNER, "--config", "broker.config.ts"];
+    const args = [...PLATFORM_NODE_FLAGS, RUNNER, "--config", "broker.config.ts"];
     if (spec.instances > 1) args.push("--instances", String(spec.instances));
     this.#child = spawn(process.execPath, args, {
       cwd: ROOT,

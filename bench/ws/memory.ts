@@ -6,11 +6,14 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { getHeapSpaceStatistics } from "node:v8";
 
 export interface MemorySample {
   rssBytes: number;
   heapUsedBytes: number;
   externalBytes: number;
+  /** The young generation's pages (V8's new space and new large-object space), used or not. */
+  youngBytes: number;
 }
 
 /** VmRSS of a process, in bytes. */
@@ -30,14 +33,25 @@ export function reportMemoryOnSignal(file: string, collectOthers?: () => Promise
     await collectOthers?.().catch(() => undefined);
     const gc = (globalThis as { gc?: () => void }).gc;
     gc?.();
-    writeFileSync(`${file}.tmp`, JSON.stringify({ ...process.memoryUsage(), collected: gc !== undefined }));
+    const young = getHeapSpaceStatistics()
+      .filter((space) => space.space_name.startsWith("new_"))
+      .reduce((sum, space) => sum + space.physical_space_size, 0);
+    writeFileSync(
+      `${file}.tmp`,
+      JSON.stringify({ ...process.memoryUsage(), young, collected: gc !== undefined }),
+    );
     renameSync(`${file}.tmp`, file);
   });
 }
 
 /** The RSS alone, of a process that cannot report its heap (Centrifugo): heap and external are NaN. */
 export function sampleRss(pid: number): MemorySample {
-  return { rssBytes: rssOf(pid), heapUsedBytes: Number.NaN, externalBytes: Number.NaN };
+  return {
+    rssBytes: rssOf(pid),
+    heapUsedBytes: Number.NaN,
+    externalBytes: Number.NaN,
+    youngBytes: Number.NaN,
+  };
 }
 
 /** Asks the process for its heap after a collection, then reads its RSS. */
@@ -48,8 +62,13 @@ export async function sampleMemory(pid: number, file: string): Promise<MemorySam
     await sleep(50);
     const text = await readFile(file, "utf8").catch(() => "");
     if (!text) continue;
-    const usage = JSON.parse(text) as { heapUsed: number; external: number };
-    return { rssBytes: rssOf(pid), heapUsedBytes: usage.heapUsed, externalBytes: usage.external };
+    const usage = JSON.parse(text) as { heapUsed: number; external: number; young: number };
+    return {
+      rssBytes: rssOf(pid),
+      heapUsedBytes: usage.heapUsed,
+      externalBytes: usage.external,
+      youngBytes: usage.young,
+    };
   }
   throw new Error(`pid ${pid} did not report its memory`);
 }

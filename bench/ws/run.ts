@@ -7,10 +7,11 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { PLATFORM_NODE_FLAGS } from "../../lib/node-flags.ts";
 import { type Servers, startServers } from "../../test/support/cluster.ts";
 import { stopAll } from "../processes.ts";
 import { machine, markdownTable, textTable } from "../report.ts";
-import { postgresTree, type Settings } from "../scenarios.ts";
+import { nodeFlagsOption, postgresTree, type Settings } from "../scenarios.ts";
 import type { SocketImpl } from "./clients.ts";
 import { DRAIN_MS, describeDrive, MESSAGE_CHARS } from "./drive.ts";
 import { WS_DEFAULTS, type WsMeasured, type WsOptions, wsFanout, wsSettings } from "./scenario.ts";
@@ -18,7 +19,7 @@ import { BENCH_ENV, TARGETS, type Target } from "./topology.ts";
 
 const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--runs N] [--duration S]
        [--targets bare,centrifugo,embedded,cluster,cluster2,cluster-ha] [--no-saturation] [--overload R] [--concurrency C]
-       [--impl ws|undici] [--cpu-prof]
+       [--impl ws|undici] [--cpu-prof] [--node-flags=FLAGS]
        [--env NAME=VALUE ...]
   --connections N   sockets (users) per target (default ${WS_DEFAULTS.connections}); groups of 10
   --rate R          messages/s of the measured runs (default ${WS_DEFAULTS.rate})
@@ -34,7 +35,9 @@ const USAGE = `usage: npx node bench/ws/run.ts [--connections N] [--rate R] [--r
                     clients are on ws)
   --cpu-prof        the server children write V8 CPU profiles to bench/results/profiles/ws-<target>-*.cpuprofile
                     (summarize one with \`npx node bench/profile-summary.ts FILE\`); profiling slows them down
-  --env NAME=VALUE  a setting of the platform nodes, over the bench's own; repeatable`;
+  --env NAME=VALUE  a setting of the platform nodes, over the bench's own; repeatable
+  --node-flags=F    the platform processes' Node flags, space-separated, instead of lib/node-flags.ts's
+                    (${PLATFORM_NODE_FLAGS.join(" ")}); "" for none`;
 
 const RESULTS = fileURLToPath(new URL("../results/", import.meta.url));
 const argv = process.argv.slice(2);
@@ -52,6 +55,7 @@ const { values } = parseArgs({
     impl: { type: "string" },
     "cpu-prof": { type: "boolean", default: false },
     env: { type: "string", multiple: true, default: [] },
+    "node-flags": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -105,6 +109,7 @@ const settings: Settings = {
   cpuProfDir: values["cpu-prof"] ? path.join(RESULTS, "profiles") : undefined,
   split: false,
   platformEnv,
+  platformNodeFlags: nodeFlagsOption(values["node-flags"]),
   infraPids: {},
   log,
 };

@@ -83,7 +83,14 @@ export interface TargetResult {
   connectSeconds: number;
   seedSeconds: number;
   setup: { p50: number; p99: number; max: number };
-  memory: { before: MemorySample; after: MemorySample; rssPerConnKB: number; heapPerConnKB: number };
+  memory: {
+    before: MemorySample;
+    after: MemorySample;
+    rssPerConnKB: number;
+    heapPerConnKB: number;
+    /** The young generation's growth while connecting, per connection. */
+    youngPerConnKB: number;
+  };
   closesDuringRuns: number;
   /** The overload run before the measured ones, when asked for. */
   overload?: DriveResult & { cpu: CpuUse };
@@ -202,7 +209,15 @@ async function confirmSaturation(s: Settings, d: Deployed, clients: Client[], la
 
 async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Target): Promise<TargetResult> {
   const label = `ws ${LABEL[target]}`;
-  const d = await deploy(target, o.connections, infra, s.platformEnv, s.log, s.cpuProfDir);
+  const d = await deploy(
+    target,
+    o.connections,
+    infra,
+    s.platformEnv,
+    s.log,
+    s.cpuProfDir,
+    s.platformNodeFlags,
+  );
   let clients: Client[] = [];
   let stopped = false;
   const stop = async () => {
@@ -232,9 +247,11 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       rssPerConnKB: (after.rssBytes - before.rssBytes) / n / 1024,
       heapPerConnKB:
         (after.heapUsedBytes + after.externalBytes - before.heapUsedBytes - before.externalBytes) / n / 1024,
+      youngPerConnKB: (after.youngBytes - before.youngBytes) / n / 1024,
     };
+    const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     s.log(
-      `${label}: ${d.memoryFile ? "gateway" : "server"} memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB${d.memoryFile ? `, heap+external ${memory.heapPerConnKB.toFixed(1)} KB` : ""}`,
+      `${label}: ${d.memoryFile ? "gateway" : "server"} memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB${d.memoryFile ? `, heap+external ${memory.heapPerConnKB.toFixed(1)} KB, young generation ${memory.youngPerConnKB.toFixed(1)} KB (${mb(before.youngBytes)} -> ${mb(after.youngBytes)} MB)` : ""}`,
     );
     if (clients.length === 0) throw new Error(`${label}: no socket connected (${connected.firstError})`);
     s.log(`${label}: warm-up ${s.warmupS} s at ${o.rate}/s`);
@@ -314,7 +331,15 @@ async function onFreshDeployment<T>(
   label: string,
   use: (d: Deployed, clients: Client[]) => Promise<T>,
 ): Promise<T> {
-  const d = await deploy(target, o.connections, infra, s.platformEnv, s.log, s.cpuProfDir);
+  const d = await deploy(
+    target,
+    o.connections,
+    infra,
+    s.platformEnv,
+    s.log,
+    s.cpuProfDir,
+    s.platformNodeFlags,
+  );
   let clients: Client[] = [];
   try {
     await settle(s, d, label);
@@ -373,7 +398,7 @@ function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Fi
         label: `WS ${label}: connection setup p50 (${conns})`,
         unit: "ms",
         runs: [r.setup.p50],
-        ...target({ on: "value", op: "<=", value: 5 }),
+        ...target({ on: "value", op: "<=", value: 3 }),
         requests: r.connections,
         failures: r.connectFailed,
         ...(connectNote ? { note: connectNote } : {}),
@@ -390,7 +415,7 @@ function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Fi
         label: `WS ${label}: ${server}RSS per idle connection`,
         unit: "KB",
         runs: [r.memory.rssPerConnKB],
-        ...target({ on: "value", op: "<=", value: 20 }),
+        ...target({ on: "value", op: "<=", value: 14 }),
       },
       "ws.bare.memory.rss",
     ),
@@ -406,6 +431,15 @@ function figuresOf(r: TargetResult, rate: number, base: Map<string, Figure>): Fi
               runs: [r.memory.heapPerConnKB],
             },
             "ws.bare.memory.heap",
+          ),
+          make(
+            {
+              id: id("memory.young"),
+              label: `WS ${label}: ${server}young generation's growth per idle connection`,
+              unit: "KB",
+              runs: [r.memory.youngPerConnKB],
+            },
+            "ws.bare.memory.young",
           ),
         ]),
     make(

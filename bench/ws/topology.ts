@@ -66,13 +66,20 @@ export async function deploy(
   infra: Infra,
   extraEnv: Record<string, string>,
   log: (m: string) => void,
-  cpuProfDir?: string,
+  cpuProfDir: string | undefined,
+  platformFlags: readonly string[],
 ): Promise<Deployed> {
-  /** Node flags of one child: --expose-gc, and a CPU profile named after it when asked. */
-  const flags = (name: string) =>
-    cpuProfDir
-      ? [...NODE_FLAGS, "--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
-      : NODE_FLAGS;
+  /**
+   * Node flags of one child: --expose-gc, a platform node's own (PLATFORM_NODE_FLAGS unless the
+   * run says otherwise), and a CPU profile named after it when asked.
+   */
+  const flags = (name: string, platform = true) => [
+    ...NODE_FLAGS,
+    ...(platform ? platformFlags : []),
+    ...(cpuProfDir
+      ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : []),
+  ];
   /** Where a child dumps its brokers' metrics (with --cpu-prof; they exist with METRICS_ENABLED=true). */
   const metricsOf = (name: string) => (cpuProfDir ? path.join(cpuProfDir, `${name}.metrics`) : undefined);
   const dir = await tempDir(`social-bench-ws-${target}-`);
@@ -113,7 +120,7 @@ export async function deploy(
         { groupsFile, memoryFile },
         {
           timeoutMs: READY_TIMEOUT_MS,
-          nodeFlags: flags("ws-bare"),
+          nodeFlags: flags("ws-bare", false),
         },
       );
       children.push(child);
