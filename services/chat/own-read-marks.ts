@@ -10,8 +10,9 @@
  * Why: the mark was awaited before the answer, one conditional update per message outside the
  * appender's batches. On FerretDB such updates run one after the other, and the cluster's sends
  * queued behind them: at 300 messages/s to groups of 10 the delivery p50 was 1.3 s with the mark
- * awaited, 18 ms without (docs/benchmarks.md). A failed write is retried (after RETRY_MS) while the
- * mark is still the user's newest; stopping waits for the marks waiting, up to a bound.
+ * awaited, 18 ms without (docs/benchmarks.md). A failed write is retried after RETRY_MS (that mark
+ * alone waits; the others go on) while the mark is still the user's newest; stopping waits for the
+ * marks waiting, up to a bound.
  */
 import type { Receipt, ReceiptsRepository } from "./receipts.repo.ts";
 
@@ -20,12 +21,20 @@ const RETRY_MS = 1_000;
 
 type Marks = Pick<ReceiptsRepository, "markRead">;
 
+interface Mark {
+  chatId: string;
+  userId: string;
+  seq: number;
+  /** A mark whose write failed is not tried again before this (performance.now()). */
+  notBefore?: number;
+}
+
 export class OwnReadMarks {
   private readonly receipts: Marks;
   private readonly onError: (err: unknown) => void;
   private readonly maxInFlight: number;
   /** The newest mark waiting per `chatId userId`, in the order they first waited. */
-  private readonly waiting = new Map<string, { chatId: string; userId: string; seq: number }>();
+  private readonly waiting = new Map<string, Mark>();
   /** Marks being written: their key and seq. */
   private readonly writing = new Map<string, number>();
   private inFlight = 0;
@@ -91,8 +100,9 @@ export class OwnReadMarks {
   }
 
   private pump(): void {
+    const now = performance.now();
     while (this.inFlight < this.maxInFlight) {
-      const next = this.takeNext();
+      const next = this.takeNext(now);
       if (!next) break;
       this.inFlight += 1;
       void this.write(next.key, next.mark);
@@ -100,10 +110,13 @@ export class OwnReadMarks {
     if (this.backlog === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /** The oldest waiting mark whose key is not being written (one write per key at a time). */
-  private takeNext(): { key: string; mark: { chatId: string; userId: string; seq: number } } | undefined {
+  /**
+   * The oldest waiting mark whose key is not being written (one write per key at a time) and whose
+   * retry time, if it failed, has come.
+   */
+  private takeNext(now: number): { key: string; mark: Mark } | undefined {
     for (const [key, mark] of this.waiting) {
-      if (this.writing.has(key)) continue;
+      if (this.writing.has(key) || (mark.notBefore ?? 0) > now) continue;
       this.waiting.delete(key);
       this.writing.set(key, mark.seq);
       return { key, mark };
@@ -111,30 +124,41 @@ export class OwnReadMarks {
     return undefined;
   }
 
-  private async write(key: string, mark: { chatId: string; userId: string; seq: number }): Promise<void> {
+  private async write(key: string, mark: Mark): Promise<void> {
     try {
       await this.receipts.markRead(mark.chatId, mark.userId, mark.seq);
     } catch (err) {
       this.onError(err);
-      // Tried again unless a newer mark of the user's replaced it meanwhile.
+      // Tried again later unless a newer mark of the user's replaced it meanwhile (that one goes
+      // at its turn: it was never tried).
       const newer = this.waiting.get(key);
-      if (!newer || newer.seq < mark.seq)
-        this.waiting.set(key, { ...mark, seq: Math.max(mark.seq, newer?.seq ?? 0) });
-      this.retryLater();
+      if (!newer) {
+        this.waiting.set(key, { ...mark, notBefore: performance.now() + RETRY_MS });
+        this.retryLater();
+      }
     } finally {
       this.writing.delete(key);
       this.inFlight -= 1;
-      if (!this.retryTimer) this.pump();
-      else if (this.backlog === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      this.pump();
     }
   }
 
+  /**
+   * Pumps again once the earliest failed mark may be retried. One whose time has come already
+   * goes when a write in flight ends (pump() took every other).
+   */
   private retryLater(): void {
     if (this.retryTimer) return;
+    const now = performance.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const { notBefore } of this.waiting.values())
+      if (notBefore !== undefined && notBefore > now && notBefore < earliest) earliest = notBefore;
+    if (!Number.isFinite(earliest)) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
-    }, RETRY_MS);
+      this.retryLater();
+    }, earliest - now);
     this.retryTimer.unref();
   }
 }

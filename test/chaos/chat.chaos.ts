@@ -8,11 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { freePort } from "../harness/servers.ts";
-import { account, assertClean, groupClients, progressLog, sendAll, sleep } from "../support/chaos.ts";
+import {
+  account,
+  assertClean,
+  type ChaosCluster,
+  groupClients,
+  progressLog,
+  sendAll,
+  sleep,
+  startChaosCluster,
+} from "../support/chaos.ts";
 import { type Servers, startServers } from "../support/cluster.ts";
-import { NodeProcess } from "../support/node-process.ts";
-import { waitReady } from "../support/platform.ts";
 
 const CLIENTS = 50;
 const GROUP_SIZE = 5;
@@ -20,59 +26,32 @@ const GROUP_SIZE = 5;
 const PER_CLIENT = Number(process.env.CHAOS_MESSAGES_PER_CLIENT ?? 100);
 
 let servers: Servers;
-const nodes: NodeProcess[] = [];
-const gatewayUrls: string[] = [];
+let cluster: ChaosCluster | undefined;
 
 before(async () => {
   servers = await startServers();
-  const env = {
+  cluster = await startChaosCluster({
     NAMESPACE: `chaos${process.pid}`,
     TRANSPORTER: servers.nats.url,
     MONGO_URL: `${servers.mongo.url}/chaos${process.pid}`,
     REDIS_URL: servers.redis.url,
-    METRICS_ENABLED: "false",
-    RATE_LIMIT_REGISTER_IP: "100000/60",
-    RATE_LIMIT_LOGIN_IP: "100000/60",
-    WS_RATE_LIMIT: "1000/1",
-    // Ten sends a second per client, and their resends, are a script's rate: not what is tested here.
-    RATE_LIMIT_SEND_USER: "1000000/60",
-    // The clients of the killed gateway miss more than this per chat while it is down, so their
-    // resume replays part and names the rest, which the client library pages from the history.
-    WS_RESUME_MAX_MESSAGES: "5",
-    REQUEST_TIMEOUT_MS: "5000",
-  };
-  const start = async (id: string, services: string[], extra: Record<string, string> = {}) => {
-    const node = new NodeProcess(id, services, { ...env, ...extra });
-    await node.start();
-    nodes.push(node);
-    return node;
-  };
-  await start("auth-1", ["auth"]);
-  await start("profile-1", ["profile"]);
-  await start("chat-1", ["chat"]);
-  await start("chat-2", ["chat"]);
-  for (const id of ["gw-1", "gw-2"]) {
-    const port = await freePort();
-    await start(id, ["gateway"], { PORT: String(port), HOST: "127.0.0.1" });
-    gatewayUrls.push(`http://127.0.0.1:${port}`);
-  }
-  await Promise.all(gatewayUrls.map((u) => waitReady(u, 60_000)));
+  });
   progress("cluster ready");
 });
 
 after(async () => {
-  await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+  await cluster?.kill();
   await servers?.stop();
 });
 
 const progress = progressLog();
 
 test("no acknowledged message is lost through gateway, chat node and NATS failures", async () => {
+  const { gatewayUrls, node } = cluster as ChaosCluster;
   const clients = await groupClients(gatewayUrls, CLIENTS, GROUP_SIZE);
   progress(`${CLIENTS} users registered, ${CLIENTS / GROUP_SIZE} groups made, sockets connected; sending`);
   const { sent, done: sending, acked: ackedSoFar } = sendAll(clients, PER_CLIENT, 100);
 
-  const node = (id: string) => nodes.find((n) => n.nodeId === id) as NodeProcess;
   const total = CLIENTS * PER_CLIENT;
   /** Each fault strikes once this share of the sends is acknowledged, so it lands mid-traffic at any speed. */
   const atShare = async (share: number) => {

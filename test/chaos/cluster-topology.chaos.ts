@@ -29,18 +29,19 @@ import {
   startNatsCluster,
   startRedisCluster,
 } from "../harness/clusters.ts";
-import { type FerretHandle, freePort, startFerret } from "../harness/servers.ts";
+import { type FerretHandle, startFerret } from "../harness/servers.ts";
 import {
   account,
   assertClean,
   type ChaosClient,
+  type ChaosCluster,
   groupClients,
   progressLog,
   sendAll,
   sleep,
+  startChaosCluster,
 } from "../support/chaos.ts";
-import { NodeProcess } from "../support/node-process.ts";
-import { newUser, waitReady } from "../support/platform.ts";
+import { newUser } from "../support/platform.ts";
 import { RawSocket } from "../support/ws.ts";
 
 const CLIENTS = 50;
@@ -57,48 +58,28 @@ const NAMESPACE = `topo${process.pid}`;
 let nats: NatsClusterHandle;
 let redis: RedisClusterHandle;
 let mongo: FerretHandle;
-const nodes: NodeProcess[] = [];
-const gatewayUrls: string[] = [];
+let cluster: ChaosCluster | undefined;
+/** The gateways' URLs, once the cluster is up. */
+let gatewayUrls: string[] = [];
 const progress = progressLog();
 
 before(async () => {
   [nats, redis, mongo] = await Promise.all([startNatsCluster(3), startRedisCluster(), startFerret()]);
   progress(`NATS cluster ${nats.url}; Redis Cluster ${redis.nodes}`);
-  const env = {
+  cluster = await startChaosCluster({
     NAMESPACE,
     TRANSPORTER: nats.url,
     MONGO_URL: `${mongo.url}/${NAMESPACE}`,
     REDIS_CLUSTER_NODES: redis.nodes,
-    METRICS_ENABLED: "false",
-    RATE_LIMIT_REGISTER_IP: "100000/60",
-    RATE_LIMIT_LOGIN_IP: "100000/60",
-    WS_RATE_LIMIT: "1000/1",
-    RATE_LIMIT_SEND_USER: "1000000/60",
     RATE_LIMIT_CHAT_CREATE_USER: `${CHAT_CREATE_LIMIT}/3600`,
     WS_MAX_CONNECTIONS_PER_USER: String(WS_CAP),
-    WS_RESUME_MAX_MESSAGES: "5",
-    REQUEST_TIMEOUT_MS: "5000",
-  };
-  const start = async (id: string, services: string[], extra: Record<string, string> = {}) => {
-    const node = new NodeProcess(id, services, { ...env, ...extra });
-    await node.start();
-    nodes.push(node);
-  };
-  await start("auth-1", ["auth"]);
-  await start("profile-1", ["profile"]);
-  await start("chat-1", ["chat"]);
-  await start("chat-2", ["chat"]);
-  for (const id of ["gw-1", "gw-2"]) {
-    const port = await freePort();
-    await start(id, ["gateway"], { PORT: String(port), HOST: "127.0.0.1" });
-    gatewayUrls.push(`http://127.0.0.1:${port}`);
-  }
-  await Promise.all(gatewayUrls.map((u) => waitReady(u, 60_000)));
+  });
+  gatewayUrls = cluster.gatewayUrls;
   progress(`cluster ready; clients per NATS server: ${(await nats.connections()).join(", ")}`);
 });
 
 after(async () => {
-  await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+  await cluster?.kill();
   await Promise.all([nats?.stop(), redis?.stop(), mongo?.stop()]);
 });
 

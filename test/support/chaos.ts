@@ -1,6 +1,7 @@
 /**
- * What the chaos runs share: clients in groups that send over ChatSocket, and the Jepsen-style
- * accounting of what every member received against what was acknowledged. Every acknowledged
+ * What the chaos runs share: the cluster they strike (auth, profile, two chat nodes and two
+ * gateways, each a process of its own), clients in groups that send over ChatSocket, and the
+ * Jepsen-style accounting of what every member received against what was acknowledged. Every acknowledged
  * message must reach every member of its chat; nothing may arrive that was never sent; each
  * member's seqs run 1, 2, 3... with no gap and no duplicate.
  */
@@ -8,7 +9,9 @@ import assert from "node:assert/strict";
 import { type Ack, ChatSocket } from "../../client/chat-socket.ts";
 import { ApiClient } from "../../client/rest-client.ts";
 import type { ChatView, MessageView } from "../../lib/contracts.ts";
-import { newUser } from "./platform.ts";
+import { freePort } from "../harness/servers.ts";
+import { NodeProcess } from "./node-process.ts";
+import { newUser, waitReady } from "./platform.ts";
 
 export interface ChaosClient {
   api: ApiClient;
@@ -20,6 +23,69 @@ export interface ChaosClient {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Settings of every node in a chaos run, under the run's own (servers, namespace, its limits):
+ * the clients send at a script's rate, which the per-user limits are not there to stop, and a
+ * resume replays at most 5 messages per chat, so the clients of a killed gateway miss more than
+ * that per chat while it is down and page the rest from the history.
+ */
+const CHAOS_ENV: Record<string, string> = {
+  METRICS_ENABLED: "false",
+  RATE_LIMIT_REGISTER_IP: "100000/60",
+  RATE_LIMIT_LOGIN_IP: "100000/60",
+  WS_RATE_LIMIT: "1000/1",
+  RATE_LIMIT_SEND_USER: "1000000/60",
+  WS_RESUME_MAX_MESSAGES: "5",
+  REQUEST_TIMEOUT_MS: "5000",
+};
+
+export interface ChaosCluster {
+  /** auth-1, profile-1, chat-1, chat-2, gw-1, gw-2, in that order. */
+  nodes: NodeProcess[];
+  gatewayUrls: string[];
+  node(id: string): NodeProcess;
+  /** Kills every node with SIGKILL. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts the nodes of a chaos run, each a process with `env` over CHAOS_ENV, and waits until both
+ * gateways are ready. On a failure the nodes already started are killed.
+ */
+export async function startChaosCluster(env: Record<string, string>): Promise<ChaosCluster> {
+  const nodes: NodeProcess[] = [];
+  const gatewayUrls: string[] = [];
+  const kill = async () => {
+    await Promise.all(nodes.map((n) => n.kill("SIGKILL")));
+  };
+  const start = async (id: string, services: string[], extra: Record<string, string> = {}) => {
+    const node = new NodeProcess(id, services, { ...CHAOS_ENV, ...env, ...extra });
+    nodes.push(node);
+    await node.start();
+  };
+  try {
+    await start("auth-1", ["auth"]);
+    await start("profile-1", ["profile"]);
+    await start("chat-1", ["chat"]);
+    await start("chat-2", ["chat"]);
+    for (const id of ["gw-1", "gw-2"]) {
+      const port = await freePort();
+      await start(id, ["gateway"], { PORT: String(port), HOST: "127.0.0.1" });
+      gatewayUrls.push(`http://127.0.0.1:${port}`);
+    }
+    await Promise.all(gatewayUrls.map((u) => waitReady(u, 60_000)));
+  } catch (err) {
+    await kill();
+    throw err;
+  }
+  const node = (id: string) => {
+    const found = nodes.find((n) => n.nodeId === id);
+    if (!found) throw new Error(`no chaos node ${id}`);
+    return found;
+  };
+  return { nodes, gatewayUrls, node, kill };
+}
 
 /** Progress lines with the time since `began`, so a slow phase shows in CI logs. */
 export function progressLog(began = Date.now()): (line: string) => void {

@@ -111,6 +111,50 @@ describe("OwnReadMarks", () => {
     assert.equal(s.stored.get("c1:u1"), 5);
   });
 
+  test("a failed write holds back its own mark only: the others are written meanwhile", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 1);
+    marks.record("c1", "u1", 5);
+    marks.record("c2", "u2", 7);
+    marks.record("c3", "u3", 9);
+    s.writes[0]?.fail();
+    await settle();
+    // At once, not after the failed mark's retry time: the next mark's write.
+    assert.equal(s.writes.length, 2);
+    assert.deepEqual([s.writes[1]?.chatId, s.writes[1]?.seq], ["c2", 7]);
+    s.writes[1]?.ok();
+    await settle();
+    assert.deepEqual([s.writes[2]?.chatId, s.writes[2]?.seq], ["c3", 9]);
+    s.writes[2]?.ok();
+    await settle();
+    assert.equal(s.writes.length, 3, "the failed mark waits for its retry time");
+    assert.equal(marks.pendingOf("c1", "u1"), 5);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    assert.deepEqual([s.writes[3]?.chatId, s.writes[3]?.seq], ["c1", 5]);
+    s.writes[3]?.ok();
+    await marks.flushed();
+    assert.deepEqual([...s.stored].sort(), [
+      ["c1:u1", 5],
+      ["c2:u2", 7],
+      ["c3:u3", 9],
+    ]);
+    assert.equal(marks.backlog, 0);
+  });
+
+  test("a mark recorded while its older one failed goes at its turn, newest first", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 1);
+    marks.record("c1", "u1", 5);
+    marks.record("c1", "u1", 6);
+    s.writes[0]?.fail();
+    await settle();
+    assert.deepEqual([s.writes[1]?.chatId, s.writes[1]?.seq], ["c1", 6], "the newer mark, without waiting");
+    s.writes[1]?.ok();
+    await marks.flushed();
+    assert.equal(s.stored.get("c1:u1"), 6);
+    assert.equal(marks.backlog, 0);
+  });
+
   test("a mark at or below one already written or waiting is dropped", async () => {
     const s = store();
     const marks = new OwnReadMarks(s, () => undefined, 1);
