@@ -574,7 +574,7 @@ describe("docker/Dockerfile", () => {
   test("starts moleculer-runner with the config and the .ts service mask, SERVICES defaulting to all", () => {
     assert.match(
       dockerfile,
-      /^ENTRYPOINT \["node", "node_modules\/moleculer\/bin\/moleculer-runner\.js", "--config", "broker\.config\.ts", "--mask", "\*\*\/\*\.service\.ts"\]$/m,
+      /^ENTRYPOINT \["node", "--max-semi-space-size=32", "node_modules\/moleculer\/bin\/moleculer-runner\.js", "--config", "broker\.config\.ts", "--mask", "\*\*\/\*\.service\.ts"\]$/m,
     );
     const services = /SERVICES=(\S+)/.exec(dockerfile)?.[1] ?? assert.fail("no default SERVICES");
     assert.deepEqual(servicesOf(services), allServiceFiles());
