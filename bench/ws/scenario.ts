@@ -209,15 +209,7 @@ async function confirmSaturation(s: Settings, d: Deployed, clients: Client[], la
 
 async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Target): Promise<TargetResult> {
   const label = `ws ${LABEL[target]}`;
-  const d = await deploy(
-    target,
-    o.connections,
-    infra,
-    s.platformEnv,
-    s.log,
-    s.cpuProfDir,
-    s.platformNodeFlags,
-  );
+  const d = await deploy(target, o.connections, infra, s);
   let clients: Client[] = [];
   let stopped = false;
   const stop = async () => {
@@ -331,15 +323,7 @@ async function onFreshDeployment<T>(
   label: string,
   use: (d: Deployed, clients: Client[]) => Promise<T>,
 ): Promise<T> {
-  const d = await deploy(
-    target,
-    o.connections,
-    infra,
-    s.platformEnv,
-    s.log,
-    s.cpuProfDir,
-    s.platformNodeFlags,
-  );
+  const d = await deploy(target, o.connections, infra, s);
   let clients: Client[] = [];
   try {
     await settle(s, d, label);

@@ -17,7 +17,7 @@ import { loadConfig } from "../../lib/config.ts";
 import { startNatsCluster, startRedisCluster } from "../../test/harness/clusters.ts";
 import { type ServiceName, tempDir } from "../../test/support/platform.ts";
 import { type BenchChild, startChild } from "../processes.ts";
-import type { Infra } from "../scenarios.ts";
+import type { Infra, Settings } from "../scenarios.ts";
 import { connectionToken, startCentrifugo } from "../servers/centrifugo.ts";
 import type { BenchUser, Protocol } from "./clients.ts";
 import { GROUP_SIZE, seed } from "./seed.ts";
@@ -64,11 +64,9 @@ export async function deploy(
   target: Target,
   connections: number,
   infra: Infra,
-  extraEnv: Record<string, string>,
-  log: (m: string) => void,
-  cpuProfDir: string | undefined,
-  platformFlags: readonly string[],
+  s: Pick<Settings, "platformEnv" | "log" | "cpuProfDir" | "platformNodeFlags">,
 ): Promise<Deployed> {
+  const { platformEnv: extraEnv, log, cpuProfDir, platformNodeFlags: platformFlags } = s;
   /**
    * Node flags of one child: --expose-gc, a platform node's own (PLATFORM_NODE_FLAGS unless the
    * run says otherwise), and a CPU profile named after it when asked.
