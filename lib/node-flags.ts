@@ -1,8 +1,9 @@
 /**
  * The Node (V8) flags every platform node starts with: package.json's `start`, docker/Dockerfile's
- * entry point, `npm run cluster`'s runners (scripts/runner-process.ts) and the benchmark's platform
- * children use these, and test/unit/lib/node-flags.test.ts checks that they agree. A node started
- * by hand takes them in NODE_OPTIONS (README, "Running a cluster").
+ * entry point, `npm run cluster`'s runners (scripts/runner-process.ts), the test harness's node
+ * processes (test/support/node-process.ts) and the benchmark's platform children use these, and
+ * test/unit/lib/node-flags.test.ts checks that they agree. A node started by hand takes them in
+ * NODE_OPTIONS (README, "Running a cluster").
  *
  * `--max-semi-space-size=32` (MB): left to itself, V8 sizes the young generation (the semi-spaces
  * new objects are made in) by the heap limit, grows it under any burst of allocation (a connection

@@ -1,10 +1,12 @@
 /**
  * A platform node in a process of its own, started by moleculer-runner exactly as operators start
- * one, so chaos tests can kill it with SIGKILL and start it again.
+ * one (with lib/node-flags.ts's Node flags), so chaos tests can kill it with SIGKILL and start it
+ * again.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { PLATFORM_NODE_FLAGS } from "../../lib/node-flags.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const RUNNER = path.join(ROOT, "node_modules/moleculer/bin/moleculer-runner.js");
@@ -49,7 +51,7 @@ export class NodeProcess {
   /** Starts the node and resolves once its broker says every service started. */
   start(timeoutMs = 60_000): Promise<void> {
     const files = this.services.map((s) => SERVICE_FILES[s] as string);
-    const child = spawn(process.execPath, [RUNNER, "--config", "broker.config.ts", ...files], {
+    const child = spawn(process.execPath, [...PLATFORM_NODE_FLAGS, RUNNER, "--config", "broker.config.ts", ...files], {
       cwd: ROOT,
       env: { ...process.env, ...this.env, NODE_ID: this.nodeId, LOG_LEVEL: "info" },
       stdio: ["ignore", "pipe", "pipe"],

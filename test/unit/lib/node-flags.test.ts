@@ -32,3 +32,7 @@ test("the image's entry point has them", () => {
 test("npm run cluster's runners get them (scripts/runner-process.ts)", () => {
   assert.match(read("scripts/runner-process.ts"), /\[\.\.\.PLATFORM_NODE_FLAGS, RUNNER,/);
 });
+
+test("the test harness's node processes get them (test/support/node-process.ts)", () => {
+  assert.match(read("test/support/node-process.ts"), /\[\.\.\.PLATFORM_NODE_FLAGS, RUNNER,/);
+});
