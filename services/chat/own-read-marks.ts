@@ -10,14 +10,17 @@
  * Why: the mark was awaited before the answer, one conditional update per message outside the
  * appender's batches. On FerretDB such updates run one after the other, and the cluster's sends
  * queued behind them: at 300 messages/s to groups of 10 the delivery p50 was 1.3 s with the mark
- * awaited, 18 ms without (docs/benchmarks.md). A failed write is retried after RETRY_MS (that mark
- * alone waits; the others go on) while the mark is still the user's newest; stopping waits for the
- * marks waiting, up to a bound.
+ * awaited, 18 ms without (docs/benchmarks.md). A failed write is retried while the mark is still
+ * the user's newest: that mark alone waits, the others go on, first RETRY_MS and then twice as long
+ * after each failure in a row, up to MAX_RETRY_MS, so a store that stays down is not asked again
+ * for every waiting mark each second. Stopping waits for the marks waiting, up to a bound.
  */
 import type { Receipt, ReceiptsRepository } from "./receipts.repo.ts";
 
 export const MAX_IN_FLIGHT = 4;
-const RETRY_MS = 1_000;
+/** The wait before a failed mark's first retry, and the longest wait between its retries. */
+export const RETRY_MS = 1_000;
+export const MAX_RETRY_MS = 30_000;
 
 type Marks = Pick<ReceiptsRepository, "markRead">;
 
@@ -27,6 +30,8 @@ interface Mark {
   seq: number;
   /** A mark whose write failed is not tried again before this (performance.now()). */
   notBefore?: number;
+  /** Its writes that failed in a row. */
+  failures?: number;
 }
 
 export class OwnReadMarks {
@@ -40,11 +45,18 @@ export class OwnReadMarks {
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly retry: { firstMs: number; maxMs: number };
 
-  constructor(receipts: Marks, onError: (err: unknown) => void, maxInFlight = MAX_IN_FLIGHT) {
+  constructor(
+    receipts: Marks,
+    onError: (err: unknown) => void,
+    maxInFlight = MAX_IN_FLIGHT,
+    retry = { firstMs: RETRY_MS, maxMs: MAX_RETRY_MS },
+  ) {
     this.receipts = receipts;
     this.onError = onError;
     this.maxInFlight = maxInFlight;
+    this.retry = retry;
   }
 
   /** The user's mark in the chat is to move to `seq` (never back). */
@@ -133,7 +145,9 @@ export class OwnReadMarks {
       // at its turn: it was never tried).
       const newer = this.waiting.get(key);
       if (!newer) {
-        this.waiting.set(key, { ...mark, notBefore: performance.now() + RETRY_MS });
+        const failures = (mark.failures ?? 0) + 1;
+        const wait = Math.min(this.retry.firstMs * 2 ** (failures - 1), this.retry.maxMs);
+        this.waiting.set(key, { ...mark, failures, notBefore: performance.now() + wait });
         this.retryLater();
       }
     } finally {

@@ -141,6 +141,31 @@ describe("OwnReadMarks", () => {
     assert.equal(marks.backlog, 0);
   });
 
+  test("a mark that keeps failing waits twice as long after each failure, up to the longest wait", async () => {
+    const s = store();
+    const marks = new OwnReadMarks(s, () => undefined, 1, { firstMs: 20, maxMs: 40 });
+    const tried: number[] = [];
+    marks.record("c1", "u1", 5);
+    for (let attempt = 0; attempt < 7; attempt++) {
+      while (s.writes.length <= attempt) await new Promise((resolve) => setTimeout(resolve, 1));
+      tried.push(performance.now());
+      if (attempt < 6) s.writes[attempt]?.fail();
+    }
+    const gaps = tried.slice(1).map((t, i) => t - (tried[i] as number));
+    // 20, then 40 (the longest wait) from then on, each measured from the failure before it; a
+    // timer fires no earlier than asked (a millisecond of rounding allowed).
+    for (const [i, least] of [20, 40, 40, 40, 40, 40].entries()) {
+      assert.ok((gaps[i] as number) >= least - 1, `retry ${i + 1} after ${gaps[i]} ms, not before ${least}`);
+    }
+    // Doubling without the bound would wait 160 + 320 + 640 ms for the last three.
+    const lastThree = (gaps[3] as number) + (gaps[4] as number) + (gaps[5] as number);
+    assert.ok(lastThree < 400, `the wait stops growing at the longest: ${gaps.map(Math.round)} ms`);
+    s.writes[6]?.ok();
+    await marks.flushed();
+    assert.equal(s.stored.get("c1:u1"), 5, "written once the store answers");
+    assert.equal(marks.backlog, 0);
+  });
+
   test("a mark recorded while its older one failed goes at its turn, newest first", async () => {
     const s = store();
     const marks = new OwnReadMarks(s, () => undefined, 1);
