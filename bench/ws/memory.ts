@@ -11,6 +11,8 @@ import { getHeapSpaceStatistics } from "node:v8";
 export interface MemorySample {
   rssBytes: number;
   heapUsedBytes: number;
+  /** V8's heap pages, used or not (heapTotal): what the heap holds of the RSS. */
+  heapTotalBytes: number;
   externalBytes: number;
   /** The young generation's pages (V8's new space and new large-object space), used or not. */
   youngBytes: number;
@@ -49,6 +51,7 @@ export function sampleRss(pid: number): MemorySample {
   return {
     rssBytes: rssOf(pid),
     heapUsedBytes: Number.NaN,
+    heapTotalBytes: Number.NaN,
     externalBytes: Number.NaN,
     youngBytes: Number.NaN,
   };
@@ -62,10 +65,11 @@ export async function sampleMemory(pid: number, file: string): Promise<MemorySam
     await sleep(50);
     const text = await readFile(file, "utf8").catch(() => "");
     if (!text) continue;
-    const usage = JSON.parse(text) as { heapUsed: number; external: number; young: number };
+    const usage = JSON.parse(text) as { heapUsed: number; heapTotal: number; external: number; young: number };
     return {
       rssBytes: rssOf(pid),
       heapUsedBytes: usage.heapUsed,
+      heapTotalBytes: usage.heapTotal,
       externalBytes: usage.external,
       youngBytes: usage.young,
     };

@@ -90,6 +90,8 @@ export interface TargetResult {
     heapPerConnKB: number;
     /** The young generation's growth while connecting, per connection. */
     youngPerConnKB: number;
+    /** V8's heap pages' growth (used or not), per connection: RSS less this and external is native memory. */
+    heapTotalPerConnKB: number;
   };
   closesDuringRuns: number;
   /** The overload run before the measured ones, when asked for. */
@@ -240,10 +242,11 @@ async function measureTarget(s: Settings, infra: Infra, o: WsOptions, target: Ta
       heapPerConnKB:
         (after.heapUsedBytes + after.externalBytes - before.heapUsedBytes - before.externalBytes) / n / 1024,
       youngPerConnKB: (after.youngBytes - before.youngBytes) / n / 1024,
+      heapTotalPerConnKB: (after.heapTotalBytes - before.heapTotalBytes) / n / 1024,
     };
     const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
     s.log(
-      `${label}: ${d.memoryFile ? "gateway" : "server"} memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB${d.memoryFile ? `, heap+external ${memory.heapPerConnKB.toFixed(1)} KB, young generation ${memory.youngPerConnKB.toFixed(1)} KB (${mb(before.youngBytes)} -> ${mb(after.youngBytes)} MB)` : ""}`,
+      `${label}: ${d.memoryFile ? "gateway" : "server"} memory per idle connection: RSS ${memory.rssPerConnKB.toFixed(1)} KB${d.memoryFile ? `, heap+external ${memory.heapPerConnKB.toFixed(1)} KB, young generation ${memory.youngPerConnKB.toFixed(1)} KB (${mb(before.youngBytes)} -> ${mb(after.youngBytes)} MB), V8 heap pages ${memory.heapTotalPerConnKB.toFixed(1)} KB` : ""}`,
     );
     if (clients.length === 0) throw new Error(`${label}: no socket connected (${connected.firstError})`);
     s.log(`${label}: warm-up ${s.warmupS} s at ${o.rate}/s`);
