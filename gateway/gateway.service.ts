@@ -308,9 +308,7 @@ export default class GatewayService extends Service {
           visibility: "public",
           params: { deliveries: { type: "array", items: { type: "object", props: DELIVERY } } },
           handler: (ctx: Context<{ deliveries: { userIds: string[]; frame: ServerFrame }[] }>) => {
-            let delivered = 0;
-            for (const d of ctx.params.deliveries) delivered += this.ws.deliver(d.userIds, d.frame);
-            return { delivered };
+            return { delivered: this.ws.deliverMany(ctx.params.deliveries) };
           },
         },
         connectedUsers: {

@@ -3,6 +3,7 @@
  * rate limits, a cap on unsent bytes, and the access token's expiry enforced while it stays open.
  */
 import { randomUUID } from "node:crypto";
+import type { Duplex } from "node:stream";
 import type { WebSocket } from "ws";
 import type { AuthUser, ServerFrame } from "../lib/contracts.ts";
 import type { PlatformMetrics } from "../lib/metrics.ts";
@@ -48,6 +49,8 @@ export class WsConnection implements Pausable {
   readonly id = randomUUID();
   readonly user: AuthUser;
   private readonly socket: WebSocket;
+  /** The upgraded TCP socket under `socket`: corked while several frames are written. */
+  private readonly raw: Duplex | undefined;
   private readonly limits: ConnectionLimits;
   private readonly handler: FrameHandler;
   private readonly metrics: PlatformMetrics | undefined;
@@ -67,8 +70,10 @@ export class WsConnection implements Pausable {
     limits: ConnectionLimits,
     handler: FrameHandler,
     metrics?: PlatformMetrics,
+    raw?: Duplex,
   ) {
     this.socket = socket;
+    this.raw = raw;
     this.user = user;
     this.limits = limits;
     this.handler = handler;
@@ -126,6 +131,30 @@ export class WsConnection implements Pausable {
     }
     this.socket.send(data, { binary: false });
     this.metrics?.wsFramesSent.increment();
+    return true;
+  }
+
+  /**
+   * Writes text frames in one write to the kernel (the TCP socket corked while ws frames them, so
+   * Node hands them to one writev); all or none: false when the socket is gone or was just closed
+   * as a slow consumer.
+   */
+  sendAll(frames: readonly Buffer[]): boolean {
+    if (frames.length === 1) return this.sendRaw(frames[0] as Buffer);
+    if (this.socket.readyState !== this.socket.OPEN) return false;
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    if (this.socket.bufferedAmount + bytes > this.limits.maxBufferedBytes) {
+      this.close(CLOSE.TRY_AGAIN_LATER, "Slow consumer");
+      return false;
+    }
+    this.raw?.cork();
+    try {
+      for (const f of frames) this.socket.send(f, { binary: false });
+    } finally {
+      this.raw?.uncork();
+    }
+    this.metrics?.wsFramesSent.increment(undefined, frames.length);
     return true;
   }
 

@@ -125,20 +125,44 @@ export class WsServer implements FrameHandler {
    * as delivered once per socket written, with its latency from createdAt to the write.
    */
   deliver(userIds: string[], frame: ServerFrame): number {
-    // Encoded once for all its sockets (a string would be measured and encoded again per socket).
-    const data = Buffer.from(JSON.stringify(frame));
+    return this.deliverMany([{ userIds, frame }]);
+  }
+
+  /**
+   * Sends each frame to every connection of its users held here, in order. Each frame is encoded
+   * once for all its sockets (a string would be measured and encoded again per socket), and each
+   * socket gets its frames of the call in one write to the kernel: a new message and its sender's
+   * read mark go to the same members, and one system call per frame was the largest cost of the
+   * fan-out (docs/benchmarks.md, "Frames of one call in one write").
+   */
+  deliverMany(deliveries: readonly { userIds: string[]; frame: ServerFrame }[]): number {
+    const data = deliveries.map((d) => Buffer.from(JSON.stringify(d.frame)));
+    // Each connection's frames, as indexes into deliveries, in order.
+    const frames = new Map<WsConnection, number[]>();
     let delivered = 0;
-    let written = 0;
-    for (const userId of userIds) {
-      for (const connection of this.byUser.get(userId) ?? []) {
-        if (connection.sendRaw(data)) written += 1;
-        delivered += 1;
+    deliveries.forEach((d, index) => {
+      for (const userId of d.userIds) {
+        for (const connection of this.byUser.get(userId) ?? []) {
+          const list = frames.get(connection);
+          if (list) list.push(index);
+          else frames.set(connection, [index]);
+          delivered += 1;
+        }
       }
+    });
+    const written = new Array<number>(deliveries.length).fill(0);
+    for (const [connection, indexes] of frames) {
+      if (!connection.sendAll(indexes.map((i) => data[i] as Buffer))) continue;
+      for (const i of indexes) written[i] = (written[i] ?? 0) + 1;
     }
-    if (this.metrics && written > 0 && frame.type === "new_message") {
-      const latency = Math.max(0, Date.now() - Date.parse(frame.createdAt)) / 1000;
-      this.metrics.chatDelivered.increment(undefined, written);
-      for (let i = 0; i < written; i += 1) this.metrics.chatDeliveryLatency.observe(latency);
+    if (this.metrics) {
+      deliveries.forEach((d, i) => {
+        const n = written[i] ?? 0;
+        if (n === 0 || d.frame.type !== "new_message") return;
+        const latency = Math.max(0, Date.now() - Date.parse(d.frame.createdAt)) / 1000;
+        this.metrics?.chatDelivered.increment(undefined, n);
+        for (let k = 0; k < n; k += 1) this.metrics?.chatDeliveryLatency.observe(latency);
+      });
     }
     return delivered;
   }
@@ -323,7 +347,15 @@ export class WsServer implements FrameHandler {
         ws.close(CLOSE.TOO_MANY_CONNECTIONS, "Too many connections for this user");
         return;
       }
-      const connection = new WsConnection(ws, auth.user, auth.expiresAt, this.o.limits, this, metrics);
+      const connection = new WsConnection(
+        ws,
+        auth.user,
+        auth.expiresAt,
+        this.o.limits,
+        this,
+        metrics,
+        socket,
+      );
       this.add(connection);
       metrics?.wsConnections.increment();
       ws.on("close", () => {

@@ -65,7 +65,12 @@ export async function sampleMemory(pid: number, file: string): Promise<MemorySam
     await sleep(50);
     const text = await readFile(file, "utf8").catch(() => "");
     if (!text) continue;
-    const usage = JSON.parse(text) as { heapUsed: number; heapTotal: number; external: number; young: number };
+    const usage = JSON.parse(text) as {
+      heapUsed: number;
+      heapTotal: number;
+      external: number;
+      young: number;
+    };
     return {
       rssBytes: rssOf(pid),
       heapUsedBytes: usage.heapUsed,

@@ -329,6 +329,33 @@ describe("the client library", () => {
   });
 });
 
+describe("deliveries from chat nodes", () => {
+  test("gateway.deliverMany gives each connection its frames of the call, in the call's order", async () => {
+    const a = await signedIn("dma");
+    const b = await signedIn("dmb");
+    const a1 = await connect(a.token);
+    const a2 = await connect(a.token);
+    const b1 = await connect(b.token);
+    const typing = (chatId: string) => ({ type: "typing", chatId, userId: "someone" });
+    await platform.broker.call("gateway.deliverMany", {
+      deliveries: [
+        { userIds: [a.id, b.id], frame: typing("c1") },
+        { userIds: [b.id], frame: typing("c2") },
+        { userIds: [a.id], frame: typing("c3") },
+        { userIds: ["nobody-here", a.id, b.id], frame: typing("c4") },
+      ],
+    });
+    const chatsOf = async (socket: RawSocket, n: number) => {
+      await socket.next(() => socket.frames.filter(isType("typing")).length >= n);
+      return socket.frames.filter(isType("typing")).map((f) => f.chatId);
+    };
+    assert.deepEqual(await chatsOf(a1, 3), ["c1", "c3", "c4"]);
+    assert.deepEqual(await chatsOf(a2, 3), ["c1", "c3", "c4"], "every connection of the user");
+    assert.deepEqual(await chatsOf(b1, 3), ["c1", "c2", "c4"]);
+    for (const s of [a1, a2, b1]) s.close();
+  });
+});
+
 describe("dead and slow clients", () => {
   test("a client that stops answering pings is dropped within the heartbeat timeout", async () => {
     const quick = await startEmbedded({ WS_HEARTBEAT_MS: "200" });
