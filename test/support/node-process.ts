@@ -51,11 +51,15 @@ export class NodeProcess {
   /** Starts the node and resolves once its broker says every service started. */
   start(timeoutMs = 60_000): Promise<void> {
     const files = this.services.map((s) => SERVICE_FILES[s] as string);
-    const child = spawn(process.execPath, [...PLATFORM_NODE_FLAGS, RUNNER, "--config", "broker.config.ts", ...files], {
-      cwd: ROOT,
-      env: { ...process.env, ...this.env, NODE_ID: this.nodeId, LOG_LEVEL: "info" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(
+      process.execPath,
+      [...PLATFORM_NODE_FLAGS, RUNNER, "--config", "broker.config.ts", ...files],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...this.env, NODE_ID: this.nodeId, LOG_LEVEL: "info" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     this.child = child;
     this.tail = [];
     RUNNING.add(child);
