@@ -28,7 +28,7 @@ interface Mark {
   chatId: string;
   userId: string;
   seq: number;
-  /** A mark whose write failed is not tried again before this (performance.now()). */
+  /** A mark whose write failed is not tried again before this (on the retry clock, `now`). */
   notBefore?: number;
   /** Its writes that failed in a row. */
   failures?: number;
@@ -45,18 +45,23 @@ export class OwnReadMarks {
   private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly retry: { firstMs: number; maxMs: number };
+  /** Retry waits; `now` is the clock they are counted on (performance.now unless a test gives one). */
+  private readonly retry: { firstMs: number; maxMs: number; now: () => number };
 
   constructor(
     receipts: Marks,
     onError: (err: unknown) => void,
     maxInFlight = MAX_IN_FLIGHT,
-    retry = { firstMs: RETRY_MS, maxMs: MAX_RETRY_MS },
+    retry: { firstMs?: number; maxMs?: number; now?: () => number } = {},
   ) {
     this.receipts = receipts;
     this.onError = onError;
     this.maxInFlight = maxInFlight;
-    this.retry = retry;
+    this.retry = {
+      firstMs: retry.firstMs ?? RETRY_MS,
+      maxMs: retry.maxMs ?? MAX_RETRY_MS,
+      now: retry.now ?? (() => performance.now()),
+    };
   }
 
   /** The user's mark in the chat is to move to `seq` (never back). */
@@ -112,7 +117,7 @@ export class OwnReadMarks {
   }
 
   private pump(): void {
-    const now = performance.now();
+    const now = this.retry.now();
     while (this.inFlight < this.maxInFlight) {
       const next = this.takeNext(now);
       if (!next) break;
@@ -147,32 +152,37 @@ export class OwnReadMarks {
       if (!newer) {
         const failures = (mark.failures ?? 0) + 1;
         const wait = Math.min(this.retry.firstMs * 2 ** (failures - 1), this.retry.maxMs);
-        this.waiting.set(key, { ...mark, failures, notBefore: performance.now() + wait });
-        this.retryLater();
+        this.waiting.set(key, { ...mark, failures, notBefore: this.retry.now() + wait });
       }
     } finally {
       this.writing.delete(key);
       this.inFlight -= 1;
       this.pump();
+      this.retryLater();
     }
   }
 
   /**
-   * Pumps again once the earliest failed mark may be retried. One whose time has come already
-   * goes when a write in flight ends (pump() took every other).
+   * Pumps again once the earliest failed mark may be retried: at once when its time has already
+   * come (a timer may fire a moment early, and the mark fall due between that pump and this), unless
+   * every write slot is taken or its key is being written: a write's end pumps then.
    */
   private retryLater(): void {
     if (this.retryTimer) return;
-    const now = performance.now();
     let earliest = Number.POSITIVE_INFINITY;
-    for (const { notBefore } of this.waiting.values())
-      if (notBefore !== undefined && notBefore > now && notBefore < earliest) earliest = notBefore;
+    for (const [key, { notBefore }] of this.waiting)
+      if (notBefore !== undefined && notBefore < earliest && !this.writing.has(key)) earliest = notBefore;
     if (!Number.isFinite(earliest)) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.pump();
-      this.retryLater();
-    }, earliest - now);
+    const delay = earliest - this.retry.now();
+    if (delay <= 0 && this.inFlight >= this.maxInFlight) return;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.pump();
+        this.retryLater();
+      },
+      Math.max(0, delay),
+    );
     this.retryTimer.unref();
   }
 }

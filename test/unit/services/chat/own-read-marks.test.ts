@@ -29,6 +29,15 @@ function store() {
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
+/** Waits until the store was asked for `n` writes; fails after 5 s instead of waiting on. */
+async function writesReach(s: { writes: unknown[] }, n: number): Promise<void> {
+  const deadline = performance.now() + 5_000;
+  while (s.writes.length < n) {
+    assert.ok(performance.now() < deadline, `${s.writes.length} writes asked for, not ${n}`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 const receipt = (lastReadSeq: number): Receipt => ({
   _id: "c1:u1",
   chatId: "c1",
@@ -102,8 +111,10 @@ describe("OwnReadMarks", () => {
     assert.equal(errors.length, 1);
     assert.equal(marks.pendingOf("c1", "u1"), 5, "still owed");
     assert.equal(marks.overlay("c1", "u1", undefined)?.lastReadSeq, 5);
-    // The retry comes after RETRY_MS (1 s).
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // The retry comes after RETRY_MS (1 s), not before.
+    const failedAt = performance.now();
+    await writesReach(s, 2);
+    assert.ok(performance.now() - failedAt >= 990, "not before RETRY_MS");
     assert.equal(s.writes.length, 2);
     assert.equal(s.writes[1]?.seq, 5);
     s.writes[1]?.ok();
@@ -129,7 +140,7 @@ describe("OwnReadMarks", () => {
     await settle();
     assert.equal(s.writes.length, 3, "the failed mark waits for its retry time");
     assert.equal(marks.pendingOf("c1", "u1"), 5);
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await writesReach(s, 4);
     assert.deepEqual([s.writes[3]?.chatId, s.writes[3]?.seq], ["c1", 5]);
     s.writes[3]?.ok();
     await marks.flushed();
@@ -147,7 +158,7 @@ describe("OwnReadMarks", () => {
     const tried: number[] = [];
     marks.record("c1", "u1", 5);
     for (let attempt = 0; attempt < 7; attempt++) {
-      while (s.writes.length <= attempt) await new Promise((resolve) => setTimeout(resolve, 1));
+      await writesReach(s, attempt + 1);
       tried.push(performance.now());
       if (attempt < 6) s.writes[attempt]?.fail();
     }
@@ -164,6 +175,26 @@ describe("OwnReadMarks", () => {
     await marks.flushed();
     assert.equal(s.stored.get("c1:u1"), 5, "written once the store answers");
     assert.equal(marks.backlog, 0);
+  });
+
+  test("a retry whose time comes between the timer's pump and its next look still goes", async () => {
+    const s = store();
+    // The clock reads 0 until armed. Then the retry timer's pump reads 19.5 (the mark is due at
+    // 20: a timer may fire a moment early), and the look for the next retry time after it 20.5.
+    let armed = false;
+    let reads = 0;
+    const now = () => (armed ? (++reads === 1 ? 19.5 : 20.5) : 0);
+    const marks = new OwnReadMarks(s, () => undefined, 1, { firstMs: 20, maxMs: 40, now });
+    marks.record("c1", "u1", 5);
+    s.writes[0]?.fail();
+    await settle();
+    armed = true;
+    await writesReach(s, 2);
+    assert.equal(s.writes[1]?.seq, 5, "retried");
+    assert.ok(reads >= 3, "the timer's pump, its look for the next time, and the pump that took it");
+    s.writes[1]?.ok();
+    await marks.flushed();
+    assert.equal(s.stored.get("c1:u1"), 5);
   });
 
   test("a mark recorded while its older one failed goes at its turn, newest first", async () => {
