@@ -89,6 +89,18 @@ describe("signing in and up", () => {
   test("editing the profile saves it and shows the new name", async () => {
     const erin = await person("Erin");
     const page = erin.page;
+    // The form's own profile arrives late, after the first save was sent if typing could begin
+    // before it came (or after a second at most): what was typed must not be lost to it.
+    let saved: () => void = () => {};
+    const firstSave = new Promise<void>((resolve) => {
+      saved = resolve;
+    });
+    await page.route("**/users/me", async (route) => {
+      if (route.request().method() === "GET") {
+        await Promise.race([firstSave, new Promise((r) => setTimeout(r, 1000))]);
+      } else saved();
+      await route.fallback();
+    });
     await page.getByRole("button", { name: "Profile" }).click();
     const form = page.locator("#profile-form");
     await form.getByLabel("Display name").fill("Erin Example");

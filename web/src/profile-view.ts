@@ -1,4 +1,7 @@
-/** Editing one's own profile: display name, bio and avatar URL. */
+/**
+ * Editing one's own profile: display name, bio and avatar URL. The fields stay disabled until the
+ * profile has loaded, so nothing typed is overwritten by it, and while a save is under way.
+ */
 import type { OwnProfile } from "../../client/types.ts";
 import { field } from "./elements.ts";
 import { showError } from "./errors.ts";
@@ -11,6 +14,9 @@ export class ProfileView {
   private readonly onSaved: (profile: OwnProfile) => void;
   private readonly error: HTMLElement;
   private readonly saved: HTMLElement;
+  private readonly fields: HTMLFieldSetElement;
+  /** Counts the showings, so a profile that arrives after the view was shown again is dropped. */
+  private shown = 0;
 
   constructor(o: {
     view: HTMLElement;
@@ -24,6 +30,7 @@ export class ProfileView {
     this.onSaved = o.onSaved;
     this.error = o.form.querySelector(".error") as HTMLElement;
     this.saved = o.form.querySelector(".saved") as HTMLElement;
+    this.fields = o.form.querySelector("fieldset") as HTMLFieldSetElement;
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       void this.save();
@@ -31,15 +38,21 @@ export class ProfileView {
   }
 
   async show(): Promise<void> {
+    const run = ++this.shown;
     this.view.hidden = false;
+    this.fields.disabled = true;
     showError(this.error, "");
     this.saved.textContent = "";
     try {
-      this.fill(await this.platform.api.me());
+      const profile = await this.platform.api.me();
+      if (run !== this.shown) return;
+      this.fill(profile);
+      this.fields.disabled = false;
+      field(this.form, "displayName").focus();
     } catch (err) {
-      showError(this.error, err);
+      // Left disabled: a save now would overwrite the profile with empty fields.
+      if (run === this.shown) showError(this.error, err);
     }
-    field(this.form, "displayName").focus();
   }
 
   hide(): void {
@@ -53,6 +66,9 @@ export class ProfileView {
   }
 
   private async save(): Promise<void> {
+    if (this.fields.disabled) return;
+    const run = this.shown;
+    this.fields.disabled = true;
     showError(this.error, "");
     this.saved.textContent = "";
     const bio = field(this.form, "bio").value.trim();
@@ -69,6 +85,9 @@ export class ProfileView {
       this.onSaved(profile);
     } catch (err) {
       showError(this.error, err);
+    } finally {
+      // Unless the view was shown again meanwhile: its load enables the fields.
+      if (run === this.shown) this.fields.disabled = false;
     }
   }
 }
