@@ -1,10 +1,12 @@
 /**
- * `npm run seed -- --users N [--group-size G] [--prefix P] [--password PW] [--out FILE]`: writes N
- * ready-to-use users, and group chats of G of them (none with `--group-size 0`), into the store the
- * platform is configured with (DATA_DIR's embedded store, or MONGO_URL), and mints each user an
- * access token; `--out` writes them as JSON (`{users: [{id, username, email, token, chatId}],
- * groups: [{id, members}]}`). An operator's and a load test's tool: the benchmarks (bench/ws/,
- * bench/chat/) seed through `seedStore`, the same function.
+ * `npm run seed -- --users N [--group-size G] [--prefix P] [--password PW] [--two-factor K]
+ * [--out FILE]`: writes N ready-to-use users (their addresses verified), and group chats of G of
+ * them (none with `--group-size 0`), into the store the platform is configured with (DATA_DIR's
+ * embedded store, or MONGO_URL), and mints each user an access token; the last K users have
+ * two-factor sign-in on, each with a TOTP secret of its own. `--out` writes them as JSON
+ * (`{users: [{id, username, email, token, chatId, totpSecret?}], groups: [{id, members}]}`). An
+ * operator's and a load test's tool: the benchmarks (bench/ws/, bench/chat/, bench/accounts/) seed
+ * through `seedStore`, the same function.
  *
  * Why not POST /auth/register: every registration costs one argon2id hash (about 45 per second on
  * two cores), so 10,000 users would take minutes of hashing. Here every account gets one hash
@@ -29,6 +31,7 @@ import { PasswordHasher } from "../services/auth/passwords.ts";
 import { SessionsRepository } from "../services/auth/sessions.repo.ts";
 import { SigningKeysRepository } from "../services/auth/signing-keys.repo.ts";
 import { SigningKeys } from "../services/auth/signing-keys.ts";
+import { newTotpSecret } from "../services/auth/two-factor.ts";
 import { ChatsRepository } from "../services/chat/chats.repo.ts";
 import { ProfilesRepository } from "../services/profile/profiles.repo.ts";
 
@@ -45,6 +48,8 @@ export interface SeedOptions {
   password?: string;
   /** Emails are `<username>@<emailDomain>` (default seed.test). */
   emailDomain?: string;
+  /** How many of the users, the last ones, have two-factor sign-in on (default 0). */
+  twoFactor?: number;
   /** The sessions' user agent and the start of the chats' names (default "seed"). */
   label?: string;
   log?: (message: string) => void;
@@ -58,6 +63,8 @@ export interface SeededUser {
   token: string;
   /** The user's group chat; "" when no chats were made. */
   chatId: string;
+  /** The base32 TOTP secret of a user with two-factor sign-in on (as an authenticator holds it). */
+  totpSecret?: string;
 }
 
 export interface SeededGroup {
@@ -77,6 +84,10 @@ export async function seedStore(config: PlatformConfig, options: SeedOptions): P
   const domain = options.emailDomain ?? "seed.test";
   const label = options.label ?? "seed";
   const log = options.log ?? (() => undefined);
+  const twoFactor = options.twoFactor ?? 0;
+  if (!Number.isInteger(twoFactor) || twoFactor < 0 || twoFactor > count) {
+    throw new RangeError(`twoFactor must be a whole number from 0 to the users (${count})`);
+  }
   const started = Date.now();
   const store = await openStore(config);
   try {
@@ -107,7 +118,15 @@ export async function seedStore(config: PlatformConfig, options: SeedOptions): P
     const expiresAt = new Date(now.getTime() + config.jwt.refreshTtlS * 1000);
     const users: SeededUser[] = Array.from({ length: count }, (_, i) => {
       const username = `${prefix}${i}`;
-      return { id: randomUUID(), username, email: `${username}@${domain}`, token: "", chatId: "" };
+      const user: SeededUser = {
+        id: randomUUID(),
+        username,
+        email: `${username}@${domain}`,
+        token: "",
+        chatId: "",
+      };
+      if (i >= count - twoFactor) user.totpSecret = newTotpSecret();
+      return user;
     });
     const groups: SeededGroup[] = [];
     if (groupSize > 0) {
@@ -119,20 +138,22 @@ export async function seedStore(config: PlatformConfig, options: SeedOptions): P
     }
     let done = 0;
     await forEachLimit(users, WRITE_CONCURRENCY, async (user) => {
-      const { id, username, email } = user;
+      const { id, username, email, totpSecret } = user;
       const sessionId = randomUUID();
       await Promise.all([
         accountDocs.insertOne({
           _id: id,
           email,
+          emailVerified: true,
           username,
           usernameLower: username.toLowerCase(),
           passwordHash,
           state: "active",
+          ...(totpSecret ? { mfa: { secret: totpSecret, lastStep: 0, recovery: [], enabledAt: now } } : {}),
           createdAt: now,
           updatedAt: now,
         }),
-        profiles.create({ id, email, username, displayName: username }),
+        profiles.create({ id, email, username, displayName: username, emailVerified: true }),
         sessions.create({
           _id: sessionId,
           userId: id,
@@ -160,28 +181,49 @@ export async function seedStore(config: PlatformConfig, options: SeedOptions): P
   }
 }
 
-const USAGE = `usage: npm run seed -- --users N [--group-size G] [--prefix P] [--password PW] [--out FILE]
+const USAGE = `usage: npm run seed -- --users N [--group-size G] [--prefix P] [--password PW] [--two-factor K] [--out FILE]
   --users N        accounts to write, each with a profile, a session and an access token
   --group-size G   members per group chat (default 10; 0: no chats)
   --prefix P       usernames are P0, P1, ... (default s<time in base 36>x)
   --password PW    everyone's password (default: a random one no one knows)
+  --two-factor K   the last K users have two-factor sign-in on (their TOTP secrets are in --out)
   --out FILE       write the users (with their tokens) and groups there as JSON
 The store is the platform's: DATA_DIR (embedded, default ./data) or MONGO_URL, from the environment.`;
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      users: { type: "string" },
-      "group-size": { type: "string", default: "10" },
-      prefix: { type: "string" },
-      password: { type: "string" },
-      out: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const parse = () =>
+    parseArgs({
+      options: {
+        users: { type: "string" },
+        "group-size": { type: "string", default: "10" },
+        prefix: { type: "string" },
+        password: { type: "string" },
+        "two-factor": { type: "string", default: "0" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  let values: ReturnType<typeof parse>["values"];
+  try {
+    values = parse().values;
+  } catch (err) {
+    // An unknown option, or a value that looks like one (`--group-size -1`).
+    console.error(`${err instanceof Error ? err.message : err}\n${USAGE}`);
+    process.exit(2);
+  }
   const users = Number(values.users);
   const groupSize = Number(values["group-size"]);
-  if (values.help || !Number.isInteger(users) || users < 1 || !Number.isInteger(groupSize) || groupSize < 0) {
+  const twoFactor = Number(values["two-factor"]);
+  if (
+    values.help ||
+    !Number.isInteger(users) ||
+    users < 1 ||
+    !Number.isInteger(groupSize) ||
+    groupSize < 0 ||
+    !Number.isInteger(twoFactor) ||
+    twoFactor < 0 ||
+    twoFactor > users
+  ) {
     console.error(USAGE);
     process.exit(values.help ? 0 : 2);
   }
@@ -189,6 +231,7 @@ if (import.meta.main) {
     const seeded = await seedStore(loadConfig(), {
       users,
       groupSize,
+      twoFactor,
       ...(values.prefix !== undefined ? { usernamePrefix: values.prefix } : {}),
       ...(values.password !== undefined ? { password: values.password } : {}),
       log: (m) => console.error(m),

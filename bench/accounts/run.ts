@@ -23,18 +23,14 @@
  * process started is stopped by pid. Writes bench/results/accounts-latest.{json,md}.
  */
 import "../guard.ts";
-import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../lib/config.ts";
-import { openStore } from "../../lib/store/index.ts";
-import { type Account, AccountsRepository } from "../../services/auth/accounts.repo.ts";
-import { PasswordHasher } from "../../services/auth/passwords.ts";
-import { newTotpSecret, TOTP_PERIOD_S, totpCode } from "../../services/auth/two-factor.ts";
+import { seedStore } from "../../scripts/seed.ts";
+import { TOTP_PERIOD_S, totpCode } from "../../services/auth/two-factor.ts";
 import { MAX_MENTION_NAMES } from "../../services/chat/mentions.ts";
-import { ProfilesRepository } from "../../services/profile/profiles.repo.ts";
 import { type MailpitHandle, startMailpit } from "../../test/harness/mailpit.ts";
 import { tempDir } from "../../test/support/platform.ts";
 import { median } from "../figures.ts";
@@ -64,46 +60,22 @@ interface Seeded {
   lastStep?: number;
 }
 
+/** Seeds through the platform's documented entry point (scripts/seed.ts), every account verified. */
 async function seed(env: Record<string, string>, plain: number, mfa: number): Promise<Seeded[]> {
-  const config = loadConfig(env);
-  const store = await openStore(config);
-  try {
-    const accounts = new AccountsRepository(store.collection<Account>("accounts"));
-    const profiles = new ProfilesRepository(store.collection("profiles"));
-    await Promise.all([accounts.init(), profiles.init()]);
-    const passwordHash = await new PasswordHasher(config.hashing).hash(PASSWORD);
-    const now = new Date();
-    const users: Seeded[] = [];
-    const tag = Date.now().toString(36).slice(-5);
-    for (let i = 0; i < plain + mfa; i++) {
-      const username = `${i < plain ? "p" : "m"}${tag}${i}`;
-      const user: Seeded = { id: randomUUID(), email: `${username}@bench.test`, username };
-      if (i >= plain) user.secret = newTotpSecret();
-      users.push(user);
-    }
-    for (let i = 0; i < users.length; i += 32) {
-      await Promise.all(
-        users.slice(i, i + 32).map(async (u) => {
-          await store.collection<Account>("accounts").insertOne({
-            _id: u.id,
-            email: u.email,
-            emailVerified: true,
-            username: u.username,
-            usernameLower: u.username.toLowerCase(),
-            passwordHash,
-            state: "active",
-            ...(u.secret ? { mfa: { secret: u.secret, lastStep: 0, recovery: [], enabledAt: now } } : {}),
-            createdAt: now,
-            updatedAt: now,
-          });
-          await profiles.create({ id: u.id, email: u.email, username: u.username, displayName: u.username });
-        }),
-      );
-    }
-    return users;
-  } finally {
-    await store.close();
-  }
+  const { users } = await seedStore(loadConfig(env), {
+    users: plain + mfa,
+    groupSize: 0,
+    twoFactor: mfa,
+    password: PASSWORD,
+    emailDomain: "bench.test",
+    label: "accounts bench",
+  });
+  return users.map(({ id, email, username, totpSecret }) => ({
+    id,
+    email,
+    username,
+    ...(totpSecret ? { secret: totpSecret } : {}),
+  }));
 }
 
 async function post(url: string, body: unknown, token?: string): Promise<{ status: number; body: unknown }> {

@@ -35,6 +35,8 @@ export class ProfilesRepository extends BaseRepository<Profile> {
     email: string;
     username: string;
     displayName: string;
+    /** Only for an account made verified (the seeding entry point); registration leaves it out. */
+    emailVerified?: boolean;
     createdAt?: string;
   }): Promise<Profile> {
     const existing = await this.collection.findOne({ _id: input.id });
@@ -49,6 +51,7 @@ export class ProfilesRepository extends BaseRepository<Profile> {
           displayName: input.displayName,
           bio: null,
           avatarUrl: null,
+          ...(input.emailVerified === undefined ? {} : { emailVerified: input.emailVerified }),
         },
         input.createdAt === undefined ? undefined : new Date(input.createdAt),
       ) as Profile,
