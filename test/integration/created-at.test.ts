@@ -47,3 +47,24 @@ test("POST /auth/register and GET /users/me answer the same createdAt", async ()
   const me = await client.me();
   assert.equal(me.createdAt, registered.user.createdAt);
 });
+
+test("profile.create again with the same id answers the stored profile; a taken username is refused", async () => {
+  const input = {
+    id: "created-at-3",
+    email: "created-at-3@example.test",
+    username: "created_at_3",
+    displayName: "First",
+  };
+  const first = (await platform.broker.call("profile.create", input)) as { createdAt: string };
+  const again = (await platform.broker.call("profile.create", { ...input, displayName: "Second" })) as {
+    displayName: string;
+    createdAt: string;
+  };
+  assert.equal(again.displayName, "First", "the retry answers what was stored, not a new profile");
+  assert.equal(again.createdAt, first.createdAt);
+  await assert.rejects(
+    platform.broker.call("profile.create", { ...input, id: "created-at-4", username: "Created_At_3" }),
+  );
+  await assert.rejects(call(platform.broker, "profile.get", { id: "created-at-4" }), { code: 404 });
+  assert.equal((await call(platform.broker, "profile.get", { id: "created-at-3" })).displayName, "First");
+});

@@ -194,6 +194,30 @@ describe("the outbox mailer", () => {
     }
   });
 
+  test("an outbox folder removed between mails is made again, 0700, and the next mail lands in it", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
+    try {
+      const outboxDir = path.join(root, "outbox");
+      const r = recorder();
+      const mailer = createMailer({ from: "a@social.test", outboxDir, ...r });
+      mailer.send(mail("ann@example.test"));
+      await mailer.drain(5_000);
+      assert.equal((await readdir(outboxDir)).length, 1);
+      await rm(outboxDir, { recursive: true });
+      mailer.send(mail("bob@example.test"));
+      await mailer.drain(5_000);
+      assert.deepEqual(r.counts.sent, ["password-reset", "password-reset"]);
+      assert.deepEqual(r.counts.failed, []);
+      const [file, ...others] = await readdir(outboxDir);
+      assert.equal(others.length, 0);
+      assert.equal((await stat(outboxDir)).mode & 0o777, 0o700);
+      assert.match(await readFile(path.join(outboxDir, file ?? ""), "utf8"), /^To: bob@example\.test$/m);
+      await mailer.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   test("send() returns before anything is written, and never throws on garbage", async () => {
     const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
     try {
