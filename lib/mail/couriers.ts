@@ -65,34 +65,15 @@ export function outboxFileName(kind: MailKind, at = new Date()): string {
 
 export function outboxCourier(outboxDir: string, from: string, logger: Logger): Courier {
   const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" });
-  // The links in these files are secrets: the folder and the files are the node user's alone,
-  // whatever the umask or the folder's mode before. The folder is made and closed off once, and
-  // again only when a write finds it gone (two file-system calls less per mail).
-  let folder: Promise<void> | undefined;
-  const ensureFolder = () => {
-    folder ??= (async () => {
-      await mkdir(outboxDir, { recursive: true, mode: 0o700 });
-      await chmod(outboxDir, 0o700);
-    })().catch((err: unknown) => {
-      folder = undefined;
-      throw err;
-    });
-    return folder;
-  };
-  const write = (file: string, eml: Buffer) => writeFile(file, eml, { mode: 0o600, flag: "wx" });
   return {
     async deliver(mail) {
       const { message: eml } = await transport.sendMail(message(mail, from));
-      await ensureFolder();
+      // The links in these files are secrets: the folder and the files are the node user's alone,
+      // whatever the umask or the folder's mode before.
+      await mkdir(outboxDir, { recursive: true, mode: 0o700 });
+      await chmod(outboxDir, 0o700);
       const file = path.join(outboxDir, outboxFileName(mail.kind));
-      try {
-        await write(file, eml as Buffer);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-        folder = undefined;
-        await ensureFolder();
-        await write(file, eml as Buffer);
-      }
+      await writeFile(file, eml as Buffer, { mode: 0o600, flag: "wx" });
       logger.info(
         `Mail (${mail.kind}) to ${mail.to} written to ${file}${mail.link ? `; its link: ${mail.link}` : ""} (set SMTP_URL to send mails)`,
       );

@@ -1,5 +1,4 @@
 import { BaseRepository } from "../../lib/store/base-repository.ts";
-import { DuplicateKeyError } from "../../lib/store/store-errors.ts";
 import type { IndexSpec } from "../../lib/store/types.ts";
 
 export interface Profile {
@@ -28,10 +27,8 @@ export class ProfilesRepository extends BaseRepository<Profile> {
   }
 
   /**
-   * Idempotent: a retried create of the same id leaves one profile, and answers it. The insert is
-   * tried first (a registration's create is almost always new: one store call, not a read before
-   * it); only a duplicate key looks for the profile of that id. `createdAt`, when given, is the
-   * account's, so the user has one creation time in every answer.
+   * Idempotent: a retried create of the same id leaves one profile. `createdAt`, when given, is
+   * the account's, so the user has one creation time in every answer.
    */
   async create(input: {
     id: string;
@@ -42,28 +39,23 @@ export class ProfilesRepository extends BaseRepository<Profile> {
     emailVerified?: boolean;
     createdAt?: string;
   }): Promise<Profile> {
-    const doc = this.stampNew(
-      {
-        _id: input.id,
-        email: input.email,
-        username: input.username,
-        usernameLower: input.username.toLowerCase(),
-        displayName: input.displayName,
-        bio: null,
-        avatarUrl: null,
-        ...(input.emailVerified === undefined ? {} : { emailVerified: input.emailVerified }),
-      },
-      input.createdAt === undefined ? undefined : new Date(input.createdAt),
-    ) as Profile;
-    try {
-      return await this.collection.insertOne(doc);
-    } catch (err) {
-      if (!(err instanceof DuplicateKeyError)) throw err;
-      // The same id again (a retry) answers the profile; another's username is the error it was.
-      const existing = await this.collection.findOne({ _id: input.id });
-      if (existing) return existing;
-      throw err;
-    }
+    const existing = await this.collection.findOne({ _id: input.id });
+    if (existing) return existing;
+    return this.collection.insertOne(
+      this.stampNew(
+        {
+          _id: input.id,
+          email: input.email,
+          username: input.username,
+          usernameLower: input.username.toLowerCase(),
+          displayName: input.displayName,
+          bio: null,
+          avatarUrl: null,
+          ...(input.emailVerified === undefined ? {} : { emailVerified: input.emailVerified }),
+        },
+        input.createdAt === undefined ? undefined : new Date(input.createdAt),
+      ) as Profile,
+    );
   }
 
   remove(id: string): Promise<number> {
