@@ -3,10 +3,10 @@
  * [--out FILE]`: writes N ready-to-use users (their addresses verified), and group chats of G of
  * them (none with `--group-size 0`), into the store the platform is configured with (DATA_DIR's
  * embedded store, or MONGO_URL), and mints each user an access token; the last K users have
- * two-factor sign-in on, each with a TOTP secret of its own. `--out` writes them as JSON
- * (`{users: [{id, username, email, token, chatId, totpSecret?}], groups: [{id, members}]}`). An
- * operator's and a load test's tool: the benchmarks (bench/ws/, bench/chat/, bench/accounts/) seed
- * through `seedStore`, the same function.
+ * two-factor sign-in on, each with a TOTP secret of its own (no recovery codes). `--out` writes
+ * them as JSON (`{users: [{id, username, email, token, chatId, totpSecret?}], groups: [{id,
+ * members}]}`). An operator's and a load test's tool: the benchmarks (bench/ws/, bench/chat/,
+ * bench/accounts/) seed through `seedStore`, the same function.
  *
  * Why not POST /auth/register: every registration costs one argon2id hash (about 45 per second on
  * two cores), so 10,000 users would take minutes of hashing. Here every account gets one hash
