@@ -28,7 +28,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../lib/config.ts";
-import { seedStore } from "../../scripts/seed.ts";
+import { type SeededUser, seedStore } from "../../scripts/seed.ts";
 import { TOTP_PERIOD_S, totpCode } from "../../services/auth/two-factor.ts";
 import { MAX_MENTION_NAMES } from "../../services/chat/mentions.ts";
 import { type MailpitHandle, startMailpit } from "../../test/harness/mailpit.ts";
@@ -51,14 +51,8 @@ const RESULTS = path.resolve(import.meta.dirname, "..", "results");
 const PASSWORD = "bench-accounts-password-1";
 const BURST = 1_000;
 
-interface Seeded {
-  id: string;
-  email: string;
-  username: string;
-  secret?: string;
-  /** The last TOTP step this client used for the account (the server refuses a step twice). */
-  lastStep?: number;
-}
+/** A seeded user, and the last TOTP step this client used for it (the server refuses a step twice). */
+type Seeded = SeededUser & { lastStep?: number };
 
 /** Seeds through the platform's documented entry point (scripts/seed.ts), every account verified. */
 async function seed(env: Record<string, string>, plain: number, mfa: number): Promise<Seeded[]> {
@@ -70,12 +64,7 @@ async function seed(env: Record<string, string>, plain: number, mfa: number): Pr
     emailDomain: "bench.test",
     label: "accounts bench",
   });
-  return users.map(({ id, email, username, totpSecret }) => ({
-    id,
-    email,
-    username,
-    ...(totpSecret ? { secret: totpSecret } : {}),
-  }));
+  return users;
 }
 
 async function post(url: string, body: unknown, token?: string): Promise<{ status: number; body: unknown }> {
@@ -177,8 +166,8 @@ export async function runAccountsBench(argv: string[], command: string): Promise
     const plainCount = 100;
     log(`seeding ${plainCount} plain and ${mfaCount} two-factor accounts`);
     const users = await seed(env, plainCount, mfaCount);
-    const plain = users.filter((u) => !u.secret);
-    const mfa = users.filter((u) => u.secret);
+    const plain = users.filter((u) => !u.totpSecret);
+    const mfa = users.filter((u) => u.totpSecret);
     const child = await startChild(
       "accounts-embedded",
       "./files/node.ts",
@@ -222,11 +211,11 @@ export async function runAccountsBench(argv: string[], command: string): Promise
         c.lastStep = use;
         u = c;
       }
-      if (!u?.secret) throw new Error("every two-factor account used its steps; give more --mfa-users");
+      if (!u?.totpSecret) throw new Error("every two-factor account used its steps; give more --mfa-users");
       const login = await post(`${url}/auth/login`, { email: u.email, password: PASSWORD });
       const mfaToken = (login.body as { mfaToken?: string }).mfaToken;
       if (login.status !== 200 || !mfaToken) return false;
-      const code = totpCode(u.secret, use * TOTP_PERIOD_S * 1000 + 1000);
+      const code = totpCode(u.totpSecret, use * TOTP_PERIOD_S * 1000 + 1000);
       return (await post(`${url}/auth/2fa/verify`, { mfaToken, code })).status === 200;
     };
     const plainRates: number[] = [];

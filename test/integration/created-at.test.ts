@@ -64,6 +64,7 @@ test("profile.create again with the same id answers the stored profile; a taken 
   assert.equal(again.createdAt, first.createdAt);
   await assert.rejects(
     platform.broker.call("profile.create", { ...input, id: "created-at-4", username: "Created_At_3" }),
+    { name: "DuplicateKeyError", message: /username_unique/ },
   );
   await assert.rejects(call(platform.broker, "profile.get", { id: "created-at-4" }), { code: 404 });
   assert.equal((await call(platform.broker, "profile.get", { id: "created-at-3" })).displayName, "First");
