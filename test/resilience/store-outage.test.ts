@@ -38,6 +38,11 @@ before(async () => {
     CIRCUIT_BREAKER_HALF_OPEN_MS: String(HALF_OPEN_MS),
     CIRCUIT_BREAKER_MIN_REQUESTS: "5",
     CIRCUIT_BREAKER_WINDOW_S: "3",
+    // The senders below keep about 6 frames/s per socket in flight, right at the default frame
+    // budget (60/10) and, over a slow heal, past the default send budget (120/60): a RATE_LIMITED
+    // frame then is the limiter doing its job, not the outage. Rate limits have tests of their own.
+    WS_RATE_LIMIT: "1000/1",
+    RATE_LIMIT_SEND_USER: "1000000/60",
   });
   await cluster.add("auth-1", ["auth"]);
   await cluster.add("profile-1", ["profile"]);
