@@ -27,6 +27,8 @@ export class PersonView {
   private readonly onClose: () => void;
   private user: PublicProfile | undefined;
   private busy = false;
+  /** Counts the showings, so a profile that arrives after the view was shown again is dropped. */
+  private shown = 0;
 
   constructor(o: {
     elements: PersonElements;
@@ -63,8 +65,10 @@ export class PersonView {
     this.e.username.textContent = "";
     this.e.bio.textContent = "";
     this.user = undefined;
+    const run = ++this.shown;
     try {
       const user = await this.platform.profile(userId);
+      if (run !== this.shown) return;
       this.user = user;
       this.e.name.textContent = user.displayName;
       this.e.username.textContent = `@${user.username}`;
@@ -72,6 +76,7 @@ export class PersonView {
       this.e.bio.hidden = !user.bio;
       this.showBlock();
     } catch (err) {
+      if (run !== this.shown) return;
       showError(this.e.error, err);
     }
     this.e.name.focus();
