@@ -191,6 +191,11 @@ export class ChatsRepository extends BaseRepository<Chat> {
    * whose key was written by `at`, in key order, and the few rewritten since, each placed where
    * its log says it stood at `at`. A chat made after `at` and by `madeBy` (the first page's time)
    * is placed above them by its creation, on whichever page that falls; one made later is left out.
+   *
+   * The two reads go one after the other, settled first, and a chat both answer is listed once:
+   * neither read sees the other's moment, so a chat rewritten between them is in both (and was
+   * listed twice), and had the rewritten ones been read first, a chat rewritten between the two
+   * reads would be in neither (and skipped).
    */
   async listPage(
     userId: string,
@@ -198,18 +203,18 @@ export class ChatsRepository extends BaseRepository<Chat> {
   ): Promise<{ chats: Chat[]; hasMore: boolean }> {
     const at = new Date(options.at);
     const keyFilter = options.below !== undefined ? { activityKey: { $lt: options.below } } : {};
-    const [settled, moved] = await Promise.all([
-      this.collection.find(
-        { members: userId, activityWrittenAt: { $lte: at }, ...keyFilter },
-        { sort: { activityKey: -1 }, limit: options.limit + 1 },
-      ),
-      this.collection.find(
-        { members: userId, activityWrittenAt: { $gt: at } },
-        { sort: { activityWrittenAt: -1 } },
-      ),
-    ]);
+    const settled = await this.collection.find(
+      { members: userId, activityWrittenAt: { $lte: at }, ...keyFilter },
+      { sort: { activityKey: -1 }, limit: options.limit + 1 },
+    );
+    const moved = await this.collection.find(
+      { members: userId, activityWrittenAt: { $gt: at } },
+      { sort: { activityWrittenAt: -1 } },
+    );
     const placed = settled.map((chat) => ({ chat, key: chat.activityKey }));
+    const listed = new Set(settled.map((chat) => chat._id));
     for (const chat of moved) {
+      if (listed.has(chat._id)) continue;
       // A chat made after the snapshot time but by the first page's own time is above the others,
       // by its creation; one made later is not in this listing.
       const first = chat.activityLog?.[0];
