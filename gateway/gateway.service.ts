@@ -38,6 +38,7 @@ import { toHttpError } from "./error-mapping.ts";
 import { FileRoutes } from "./files/file-routes.ts";
 import { MethodTable } from "./method-table.ts";
 import { buildOpenApi } from "./openapi.ts";
+import { PublicProfiles } from "./public-profiles.ts";
 import { Readiness } from "./readiness.ts";
 import { assertNoNulls, bodyAndQueryChecks, jsonBodyParser, nonNullableFields } from "./request-body.ts";
 import { locationOf, ROUTES, type RouteDef } from "./routes.ts";
@@ -83,6 +84,7 @@ const moleculerWebHandler = (
 export default class GatewayService extends Service {
   private verifier!: AccessTokenVerifier;
   private readiness!: Readiness;
+  private readonly profiles: PublicProfiles;
   private ws!: WsServer;
   /** Uploads and downloads (files/file-routes.ts), once the blob store is open. */
   private files: FileRoutes | undefined;
@@ -99,6 +101,11 @@ export default class GatewayService extends Service {
     super(broker);
     const config = platformConfig(broker);
     const clientIp = clientIpResolver(config.trustedProxies);
+    const metrics = platformMetrics(broker);
+    this.profiles = new PublicProfiles({
+      ttlMs: config.profileLocalCacheTtlS * 1000,
+      onLookup: metrics && ((hit) => metrics.gatewayProfileLookup(hit)),
+    });
     const byAction = new Map<string, RouteDef>(ROUTES.map((r) => [r.action, r]));
     const nonNullable = new Map(
       ROUTES.map((r) => [
@@ -324,11 +331,15 @@ export default class GatewayService extends Service {
           },
         },
         "auth.keys.rotated": { handler: () => this.syncKeys() },
+        "profile.cache.clean": {
+          handler: (ctx: Context<{ ids: string[] }>) => this.profiles.drop(ctx.params.ids),
+        },
       },
       created: () => {
         // The drain starts with the broker's stop, before Moleculer waits for the requests in
         // flight: otherwise open keep-alive connections and sockets keep bringing new work.
         this.broker.middlewares.add({ name: "GatewayDrain", stopping: () => this.drain() });
+        this.broker.middlewares.add(this.profiles.middleware());
         this.verifier = new AccessTokenVerifier({
           issuer: config.jwt.issuer,
           audience: config.jwt.audience,

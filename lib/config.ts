@@ -44,7 +44,7 @@
  *   CORS_ORIGINS                  origins allowed by CORS                 none
  *   BODY_LIMIT_BYTES              largest JSON body                       65536
  *   PROFILE_CACHE_TTL_S           profile read cache lifetime             300
- *   PROFILE_LOCAL_CACHE_TTL_S     in-process profile cache lifetime (0 off) 5
+ *   PROFILE_LOCAL_CACHE_TTL_S     profile copy kept in memory (0 off)     5
  *   CHAT_MAX_GROUP_MEMBERS        members of a group chat at most         100
  *   CHAT_MAX_MESSAGE_LENGTH       characters of a message at most         4000
  *   CHAT_MEMBER_CACHE_TTL_S       chat members reused for sends (0 off)   5

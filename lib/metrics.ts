@@ -35,6 +35,7 @@ export const METRIC = {
   STORE_ERRORS: "social_store_errors_total",
   RATE_LIMIT_REJECTIONS: "social_rate_limit_rejections_total",
   PROFILE_LOCAL_CACHE: "social_profile_local_cache_lookups_total",
+  GATEWAY_PROFILE_CACHE: "social_gateway_profile_cache_lookups_total",
   FILE_BYTES: "social_file_bytes_total",
   MAIL_SENT: "social_mail_sent_total",
   MAIL_FAILED: "social_mail_failed_total",
@@ -98,6 +99,7 @@ export class PlatformMetrics {
   readonly storeErrors: Counter;
   readonly rateLimitRejections: Counter;
   private readonly profileLocalCache: Counter;
+  private readonly gatewayProfileCache: Counter;
   private readonly fileBytes: Counter;
   private readonly uploaded = labels({ direction: "upload" });
   private readonly downloaded = labels({ direction: "download" });
@@ -213,6 +215,11 @@ export class PlatformMetrics {
       "Profile records looked up in the node's in-process cache (misses go on to the shared cacher)",
       ["result"],
     );
+    this.gatewayProfileCache = counter(
+      METRIC.GATEWAY_PROFILE_CACHE,
+      "Public profiles (GET /users/:id) looked up in the gateway's copy (misses go on to a profile node)",
+      ["result"],
+    );
   }
 
   /** Bytes of files a gateway stored (an upload that succeeded) or sent (a download answer). */
@@ -223,6 +230,11 @@ export class PlatformMetrics {
   /** A lookup in a profile node's in-process cache. */
   profileLocalLookup(hit: boolean): void {
     this.profileLocalCache.increment(hit ? this.localCacheHit : this.localCacheMiss);
+  }
+
+  /** A lookup in a gateway's copy of the public profiles it read. */
+  gatewayProfileLookup(hit: boolean): void {
+    this.gatewayProfileCache.increment(hit ? this.localCacheHit : this.localCacheMiss);
   }
 
   mailSentOne(kind: MailKindLabel): void {

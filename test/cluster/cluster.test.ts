@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ApiClient, expectSession } from "../../client/rest-client.ts";
+import { METRIC } from "../../lib/metrics.ts";
 import { type Servers, startServers, TestCluster } from "../support/cluster.ts";
 import { newUser, waitReady } from "../support/platform.ts";
+import { scrape } from "../support/prometheus.ts";
+import { waitFor } from "../support/traffic.ts";
 
 let servers: Servers;
 let cluster: TestCluster;
@@ -22,8 +25,11 @@ before(async () => {
   await cluster.add("profile-1", ["profile"], { REDIS_URL: undefined });
   await cluster.add("profile-2", ["profile"], { REDIS_URL: undefined });
   await cluster.add("chat-1", ["chat"]);
-  gw1 = (await cluster.add("gateway-1", ["gateway"])).url;
-  gw2 = (await cluster.add("gateway-2", ["gateway"])).url;
+  // The gateways keep the profiles they read for a minute: a change must reach them on the bus.
+  gw1 = (
+    await cluster.add("gateway-1", ["gateway"], { PROFILE_LOCAL_CACHE_TTL_S: "60", METRICS_ENABLED: "true" })
+  ).url;
+  gw2 = (await cluster.add("gateway-2", ["gateway"], { PROFILE_LOCAL_CACHE_TTL_S: "60" })).url;
   await Promise.all([waitReady(gw1), waitReady(gw2)]);
 });
 
@@ -65,6 +71,41 @@ describe("cluster over NATS, Redis and FerretDB", () => {
     await owner.updateMe({ displayName: "Renamed" });
     assert.equal(await readOn("profile-1"), "Renamed");
     assert.equal(await readOn("profile-2"), "Renamed");
+  });
+
+  test("a gateway answers a profile it read again from its copy, and a change through the other gateway drops it", async () => {
+    const owner = new ApiClient(gw2);
+    const { user } = await owner.register(newUser());
+    const { user: other } = await new ApiClient(gw2).register(newUser());
+    const reader = new ApiClient(gw1);
+    await reader.register(newUser());
+    const gateway = cluster.node("gateway-1").broker;
+    const lookups = async () => {
+      const metrics = await scrape(gateway);
+      return {
+        hit: metrics.sum(METRIC.GATEWAY_PROFILE_CACHE, { result: "hit" }),
+        miss: metrics.sum(METRIC.GATEWAY_PROFILE_CACHE, { result: "miss" }),
+      };
+    };
+    const before = await lookups();
+    assert.equal((await reader.user(user.id)).displayName, user.displayName);
+    assert.equal((await reader.user(user.id)).displayName, user.displayName);
+    const after = await lookups();
+    assert.deepEqual({ hit: after.hit - before.hit, miss: after.miss - before.miss }, { hit: 1, miss: 1 });
+
+    await owner.updateMe({ displayName: "Renamed at the edge" });
+    await waitFor(
+      "gateway-1 answers the new name (its copy would keep the old one for 60 s)",
+      async () => (await reader.user(user.id)).displayName === "Renamed at the edge",
+      3_000,
+    );
+
+    // What the profile node refuses is still refused for a profile the gateway holds.
+    const refused = await reader.raw("GET", `/users/${other.id}?extra=1`);
+    assert.ok(refused.status >= 400 && refused.status < 500, `refused with ${refused.status}`);
+    const held = await reader.raw("GET", `/users/${user.id}?extra=1`);
+    assert.equal(held.status, refused.status);
+    assert.equal((await reader.raw("GET", `/users/${user.id}x`)).status, 404);
   });
 
   test("logout on one gateway makes the token fail at once on the other", async () => {

@@ -342,10 +342,15 @@ describe("metrics of a cluster over NATS, Redis and FerretDB", () => {
       const id = (await client.register(newUser("mc"))).user.id;
       assert.equal((await client.raw("GET", `/users/${id}`)).status, 200);
       assert.equal((await client.raw("GET", `/users/${id}`)).status, 200);
+      // The own profile is not the gateway's to keep: the profile node answers it from its copy.
+      assert.equal((await client.raw("GET", "/users/me")).status, 200);
       const [g1, s1] = await Promise.all([scrape(gateway.broker), scrape(services.broker)]);
 
       const get = { route: "/users/:id", method: "GET", status: "2xx", node: "gateway-1" };
       assert.equal(delta(g0, g1, "social_http_request_duration_seconds_count", get), 2);
+      // The second read of the profile is answered from the gateway's copy.
+      assert.equal(delta(g0, g1, "social_gateway_profile_cache_lookups_total", { result: "miss" }), 1);
+      assert.equal(delta(g0, g1, "social_gateway_profile_cache_lookups_total", { result: "hit" }), 1);
       assert.equal(g1.find("social_store_operation_duration_seconds_count").length, 0);
       assert.equal(
         delta(s0, s1, "moleculer_request_total", { action: "auth.register", node: "services-1" }),
