@@ -35,6 +35,12 @@ export interface LoadResult {
   maxMs?: number;
   /** The generator's own CPU, in cores, when it ran in a process of its own (openLoopInChild). */
   generatorCores?: number;
+  /**
+   * Paced runs: how late the generator sent its requests after they were due (its own timers and
+   * pauses), p99 and max in ms. Latency counts from the due time, so this part of it is the
+   * generator's, not the server's.
+   */
+  sendLate?: { p99: number; max: number };
 }
 
 export interface ClosedLoop {
@@ -187,6 +193,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
     });
 
   const interval = 1000 / options.rate;
+  const late: number[] = [];
   const start = performance.now();
   const end = start + options.durationS * 1000;
   for (let i = 0; ; i++) {
@@ -195,6 +202,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     requests += 1;
+    late.push(Math.max(0, performance.now() - due));
     if (inFlight.size >= options.maxInFlight) {
       count("dropped");
       continue;
@@ -213,6 +221,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
   agent.destroy();
   const sorted = samples.sort((a, b) => a - b);
   const shedSorted = shedSamples.sort((a, b) => a - b);
+  const lateSorted = late.sort((a, b) => a - b);
   const elapsedS = Math.max(options.durationS, (lastAnswer - start) / 1000);
   return {
     rps: samples.length / elapsedS,
@@ -230,6 +239,7 @@ export async function openLoop(options: OpenLoop): Promise<LoadResult> {
       p99: percentile(shedSorted, 99),
       max: shedSorted.at(-1) ?? Number.NaN,
     },
+    sendLate: { p99: percentile(lateSorted, 99), max: lateSorted.at(-1) ?? Number.NaN },
     maxMs:
       statusCodes.timeout || statusCodes.unanswered || statusCodes.error ? Number.POSITIVE_INFINITY : maxMs,
   };
@@ -246,9 +256,22 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
 }
 
-/** openLoop in a child process (bench/open-loop-child.ts): bodiless requests, with the generator's CPU. */
+/** Seconds a generator process sends at its rate, unmeasured, before its measured run. */
+const CHILD_WARMUP_S = 2;
+
+/**
+ * openLoop in a child process (bench/open-loop-child.ts): bodiless requests, with the generator's
+ * CPU; the child warms up at the same rate first (CHILD_WARMUP_S), so its cold start is not
+ * counted as the server's latency.
+ */
 export async function openLoopInChild(options: Omit<OpenLoop, "body">): Promise<LoadResult> {
-  const timeoutMs = (options.durationS + REQUEST_TIMEOUT_S) * 1000 + OVERRUN_MS + 30_000;
-  const data = await runChild("open-loop", "./open-loop-child.ts", options, timeoutMs);
+  const timeoutMs =
+    (CHILD_WARMUP_S + options.durationS + 2 * REQUEST_TIMEOUT_S) * 1000 + 2 * OVERRUN_MS + 30_000;
+  const data = await runChild(
+    "open-loop",
+    "./open-loop-child.ts",
+    { ...options, warmupS: CHILD_WARMUP_S },
+    timeoutMs,
+  );
   return { ...(data.result as LoadResult), generatorCores: data.cores as number };
 }

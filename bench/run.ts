@@ -312,7 +312,7 @@ async function main(): Promise<void> {
     topology: {
       loadGenerator: {
         pid: process.pid,
-        role: "this runner: autocannon (closed loop) and the paced open-loop generator of the auth routes, one event loop; the paced profile reads come from a generator process of their own (its CPU is a figure)",
+        role: "this runner: autocannon (closed loop) and the paced open-loop generator of the auth routes, one event loop; the paced reads (B and the profile reads) come from a generator process of their own, warmed up at their rate first (its CPU and lateness are figures)",
       },
       servers: {
         "nats-server": { pid: servers.nats.pid, url: infra.nats },

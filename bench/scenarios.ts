@@ -197,7 +197,10 @@ const describeHttp = (r: LoadResult) =>
   `${Math.round(r.rps)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, ${r.failures} failed`;
 /** Describes a run whose p95 was measured (auth flows and paced runs). */
 const describeLatency = (r: LoadResult) =>
-  `${r.rps.toFixed(1)} req/s, p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95?.toFixed(1)} ms, ${r.failures} failed`;
+  `${r.rps.toFixed(1)} req/s, p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95?.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, ${r.failures} failed` +
+  (r.sendLate
+    ? `; sent late by p99 ${r.sendLate.p99.toFixed(1)} ms, max ${r.sendLate.max.toFixed(1)} ms`
+    : "");
 
 /** Request counts and CPU use of a set of runs, as figure inputs. */
 const totals = (results: Run[]) => ({
@@ -307,8 +310,9 @@ export async function echoCall(
       s,
       `B at ${rate}/s`,
       servers,
+      // From a generator process of its own, as the platform's reads at this pace are.
       (durationS) =>
-        openLoop({
+        openLoopInChild({
           url: servers.url,
           method: "GET",
           path: "/echo",
@@ -327,6 +331,13 @@ export async function echoCall(
           label: `B. p99 offered ${rate.toLocaleString("en-US")}/s (${READ_SHARE_OF_B * 100} % of B)`,
           unit: "ms",
           runs: atShare.map((r) => r.p99),
+          ...totals(atShare),
+        }),
+        figure({
+          id: "echo.target.late",
+          label: `B. at ${rate.toLocaleString("en-US")}/s: the generator's sends late, p99 (own process)`,
+          unit: "ms",
+          runs: atShare.map((r) => r.sendLate?.p99 ?? Number.NaN),
           ...totals(atShare),
         }),
       ],
@@ -578,6 +589,13 @@ export async function profileReads(
             label: `GET /users/:id at ${targetRate.toLocaleString("en-US")}/s: the generator's CPU (own process)`,
             unit: "cores",
             runs: atTarget.map((r) => r.generatorCores ?? Number.NaN),
+            ...totals(atTarget),
+          }),
+          figure({
+            id: "profile.target.late",
+            label: `GET /users/:id at ${targetRate.toLocaleString("en-US")}/s: the generator's sends late, p99`,
+            unit: "ms",
+            runs: atTarget.map((r) => r.sendLate?.p99 ?? Number.NaN),
             ...totals(atTarget),
           }),
           figure({
