@@ -102,6 +102,7 @@ export default class GatewayService extends Service {
     const config = platformConfig(broker);
     const clientIp = clientIpResolver(config.trustedProxies);
     const metrics = platformMetrics(broker);
+    const debugLogs = config.logLevel === "debug" || config.logLevel === "trace";
     this.profiles = new PublicProfiles({
       ttlMs: config.profileLocalCacheTtlS * 1000,
       onLookup: metrics && ((hit) => metrics.gatewayProfileLookup(hit)),
@@ -149,6 +150,10 @@ export default class GatewayService extends Service {
       path: "/",
       mappingPolicy: "restrict",
       autoAliases: false,
+      // moleculer-web's own lines for each request (this gateway logs one per answer itself): at
+      // debug only, and not even built otherwise, as their colouring was about a tenth of a
+      // request's garbage (docs/benchmarks.md, "GET /users/:id answered at the gateway").
+      logging: debugLogs,
       authentication: auth,
       mergeParams: true,
       bodyParsers: false,
@@ -242,6 +247,7 @@ export default class GatewayService extends Service {
           {
             name: "health",
             path: "/",
+            logging: debugLogs,
             mappingPolicy: "restrict",
             autoAliases: false,
             bodyParsers: false,
