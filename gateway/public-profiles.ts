@@ -6,9 +6,10 @@
  * not kept. A Moleculer middleware on the remote action: a `profile.get` served by this node's own
  * profile service (the embedded default) is left to that service's cache.
  *
- * Only a call whose params are exactly `{ id }`, addressed to no node in particular, is answered here, and only with what such a call
- * answered before: the profile node's validator has seen those params, so anything it would refuse
- * (another field, an id of the wrong shape) still goes to it and gets its error.
+ * Only a call whose params are exactly `{ id }`, addressed to no node in particular, is answered
+ * here, and only with what such a call answered before: the profile node's validator has seen those
+ * params, so anything it would refuse (another field, an id of the wrong shape) still goes to it and
+ * gets its error.
  */
 import type { Context, Middleware } from "moleculer";
 import type { PublicProfile } from "../lib/contracts.ts";
