@@ -169,11 +169,19 @@ describe("outboxFileName", () => {
   });
 });
 
+/** Runs `run` with an outbox path (not made yet) in a temporary folder, removed afterwards. */
+async function inTempOutbox(run: (outboxDir: string) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
+  try {
+    await run(path.join(root, "outbox"));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
 describe("the outbox mailer", () => {
   test("writes 0600 files and makes an existing outbox folder 0700", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
-    try {
-      const outboxDir = path.join(root, "outbox");
+    await inTempOutbox(async (outboxDir) => {
       await mkdir(outboxDir, { mode: 0o755 });
       await chmod(outboxDir, 0o755);
       const r = recorder();
@@ -189,15 +197,11 @@ describe("the outbox mailer", () => {
       assert.match(await readFile(eml, "utf8"), /^To: ann@example\.test$/m);
       assert.deepEqual(r.counts.sent, ["password-reset"]);
       await mailer.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   test("an outbox folder removed between mails is made again, 0700, and the next mail lands in it", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
-    try {
-      const outboxDir = path.join(root, "outbox");
+    await inTempOutbox(async (outboxDir) => {
       const r = recorder();
       const mailer = createMailer({ from: "a@social.test", outboxDir, ...r });
       mailer.send(mail("ann@example.test"));
@@ -213,15 +217,11 @@ describe("the outbox mailer", () => {
       assert.equal((await stat(outboxDir)).mode & 0o777, 0o700);
       assert.match(await readFile(path.join(outboxDir, file ?? ""), "utf8"), /^To: bob@example\.test$/m);
       await mailer.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   test("send() returns before anything is written, and never throws on garbage", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
-    try {
-      const outboxDir = path.join(root, "outbox");
+    await inTempOutbox(async (outboxDir) => {
       const r = recorder();
       const mailer = createMailer({ from: "a@social.test", outboxDir, ...r });
       mailer.send(mail("ann@example.test"));
@@ -236,15 +236,11 @@ describe("the outbox mailer", () => {
       assert.equal((await readdir(outboxDir)).length, 1);
       assert.ok(r.logs.some((l) => l.level === "error" && /not a mail address/.test(l.message)));
       await mailer.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a full queue refuses the mail: logged at error and counted failed, the others still go", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
-    try {
-      const outboxDir = path.join(root, "outbox");
+    await inTempOutbox(async (outboxDir) => {
       const r = recorder();
       const mailer = createMailer({ from: "a@social.test", outboxDir, ...r, maxQueue: 2 });
       mailer.send(mail("one@example.test"));
@@ -259,16 +255,12 @@ describe("the outbox mailer", () => {
       assert.equal((await readdir(outboxDir)).length, 2);
       assert.equal(r.counts.queue.at(-1), 0, "the gauge is back to 0");
       await mailer.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 
   test("an outbox that cannot be written is retried with backoff, then given up", async () => {
-    const root = await mkdtemp(path.join(os.tmpdir(), "mail-unit-"));
-    try {
+    await inTempOutbox(async (outboxDir) => {
       // A file where the folder should be: every write fails.
-      const outboxDir = path.join(root, "outbox");
       await writeFile(outboxDir, "");
       const r = recorder();
       const mailer = createMailer({
@@ -286,8 +278,6 @@ describe("the outbox mailer", () => {
       assert.equal(r.logs.filter((l) => l.level === "warn").length, 2);
       assert.match(r.logs.find((l) => l.level === "error")?.message ?? "", /given up after 3 tries/);
       await mailer.close();
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
+    });
   });
 });
